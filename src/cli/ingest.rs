@@ -1,0 +1,45 @@
+//! `phm ingest --landing DIR --store DIR`
+
+use std::path::PathBuf;
+
+use clap::Args;
+
+use super::{exit, Failure};
+use crate::ingest::{self, IngestError};
+use crate::store::StoreError;
+
+#[derive(Debug, Args)]
+pub struct IngestArgs {
+    /// Landing zone: one folder per practice ODS code, one sub-folder per delivery.
+    #[arg(long)]
+    pub landing: PathBuf,
+    /// Canonical store to create or update.
+    #[arg(long)]
+    pub store: PathBuf,
+    /// Also write the ingest report (JSON) here; it is always written to STORE/reports/ingest.json.
+    #[arg(long)]
+    pub report: Option<PathBuf>,
+}
+
+pub fn run(args: IngestArgs) -> Result<u8, Failure> {
+    let report = ingest::run(&args.landing, &args.store).map_err(|e| match e {
+        IngestError::Store(StoreError::Locked { .. }) => Failure::new(exit::LOCKED, e),
+        IngestError::NoLanding { .. } => Failure::new(exit::USAGE, e),
+        IngestError::Store(_) => Failure::new(exit::DATA, e),
+    })?;
+    if let Some(path) = &args.report {
+        let json = serde_json::to_vec_pretty(&report).expect("report serialises");
+        std::fs::write(path, json).map_err(|e| Failure::new(exit::DATA, format!("{}: {e}", path.display())))?;
+    }
+    print!("{}", report.summary());
+    println!("report: {}", args.store.join("reports").join("ingest.json").display());
+    if !report.reconciles() {
+        return Err(Failure::new(exit::INTERNAL, "ingest counts do not reconcile (see the report); this is a bug in phm"));
+    }
+    let rejected = report.rejected().count();
+    if rejected > 0 {
+        eprintln!("error: {rejected} practice(s) rejected; the store is unchanged for them, the others were ingested");
+        return Ok(exit::DATA);
+    }
+    Ok(exit::OK)
+}

@@ -1,0 +1,85 @@
+//! The command line: argument parsing, logging set-up and exit codes.
+//!
+//! stdout carries only data and summaries; logs go to stderr (human on a
+//! terminal, `--log-format json` for schedulers). Only this module reads the
+//! wall clock or the environment.
+
+mod ingest;
+// mod synth; (enabled with the generator)
+
+use std::io::IsTerminal;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// Exit codes a scheduler can act on.
+pub mod exit {
+    /// Everything asked for was done.
+    pub const OK: u8 = 0;
+    /// An internal error: a bug in phm.
+    pub const INTERNAL: u8 = 1;
+    /// The command or a definition was wrong; nothing was read or written.
+    pub const USAGE: u8 = 2;
+    /// Some input was refused (e.g. a practice's delivery); the rest was done.
+    pub const DATA: u8 = 3;
+    /// Another phm process holds the store.
+    pub const LOCKED: u8 = 4;
+}
+
+#[derive(Debug, Parser)]
+#[command(name = "phm", version, about = "Population-health analytics for English general practice")]
+pub struct Cli {
+    /// Log format on stderr.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Human)]
+    pub log_format: LogFormat,
+    /// More log detail (-v info, -vv debug).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum LogFormat {
+    Human,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Ingest deliveries from a landing zone into the canonical store.
+    Ingest(ingest::IngestArgs),
+}
+
+/// An error with the exit code it maps to.
+#[derive(Debug)]
+pub struct Failure {
+    pub code: u8,
+    pub message: String,
+}
+
+impl Failure {
+    pub fn new(code: u8, message: impl std::fmt::Display) -> Self {
+        Failure { code, message: message.to_string() }
+    }
+}
+
+pub fn init_logging(format: LogFormat, verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("PHM_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Human => builder.with_ansi(std::io::stderr().is_terminal()).init(),
+    }
+}
+
+pub fn run(cli: Cli) -> Result<u8, Failure> {
+    match cli.command {
+        Command::Ingest(args) => ingest::run(args),
+    }
+}

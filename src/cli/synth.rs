@@ -1,0 +1,65 @@
+//! `phm synth --out DIR --practices N --patients N --seed S [...]`
+
+use std::path::PathBuf;
+
+use chrono::NaiveDate;
+use clap::Args;
+
+use super::{exit, Failure};
+use crate::synth::{self, SynthConfig};
+
+#[derive(Debug, Args)]
+pub struct SynthArgs {
+    /// Landing zone to write: DIR/<ODS>/<extract id>/.
+    #[arg(long)]
+    pub out: PathBuf,
+    #[arg(long, default_value_t = 6)]
+    pub practices: usize,
+    /// Patients across the whole network.
+    #[arg(long, default_value_t = 20_000)]
+    pub patients: usize,
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Fraction of practices on EMIS Web (the rest on TPP SystmOne).
+    #[arg(long, default_value_t = 0.5)]
+    pub emis_share: f64,
+    /// Delta deliveries after the bulk.
+    #[arg(long, default_value_t = 2)]
+    pub deltas: usize,
+    /// Extraction date of the last delivery.
+    #[arg(long, default_value = "2026-03-31")]
+    pub as_of: NaiveDate,
+}
+
+pub fn run(args: SynthArgs) -> Result<u8, Failure> {
+    if !(0.0..=1.0).contains(&args.emis_share) {
+        return Err(Failure::new(exit::USAGE, format!("--emis-share {} must be between 0 and 1", args.emis_share)));
+    }
+    if args.practices == 0 || args.patients < args.practices {
+        return Err(Failure::new(exit::USAGE, "need at least one practice and at least one patient per practice"));
+    }
+    let config = SynthConfig {
+        out: args.out.clone(),
+        practices: args.practices,
+        patients: args.patients,
+        seed: args.seed,
+        emis_share: args.emis_share,
+        deltas: args.deltas,
+        as_of: args.as_of,
+        defect_rates: SynthConfig::default_defect_rates(),
+    };
+    let truth = synth::generate(&config).map_err(|e| Failure::new(exit::DATA, e))?;
+    for p in &truth.practices {
+        println!(
+            "{} {:<4} deliveries {} patients {} events {} medications {}",
+            p.ods,
+            p.supplier.as_str(),
+            p.deliveries.len(),
+            p.expected_rows.get("patients").copied().unwrap_or(0),
+            p.expected_rows.get("events").copied().unwrap_or(0),
+            p.expected_rows.get("medications").copied().unwrap_or(0),
+        );
+    }
+    println!("defects injected: {}; ground truth: {}", truth.defects.len(), args.out.join(synth::truth::GROUND_TRUTH_FILE).display());
+    Ok(exit::OK)
+}

@@ -1,0 +1,47 @@
+//! Person linkage across practices, counted with a DataFusion query over the
+//! canonical patients table (the store as every later stage reads it).
+
+use std::path::Path;
+
+use datafusion::functions_aggregate::expr_fn::count_distinct;
+use datafusion::prelude::{col, lit, ParquetReadOptions, SessionContext};
+
+use super::report::PersonLinkage;
+use crate::store::StoreError;
+
+/// People with a verified NHS number at more than one practice, and records
+/// without a verified number (which are never linked).
+pub fn person_linkage(patients_dir: &Path) -> Result<PersonLinkage, StoreError> {
+    if !patients_dir.exists() {
+        return Ok(PersonLinkage::default());
+    }
+    let query_err = |e: datafusion::error::DataFusionError| StoreError::Parquet {
+        path: patients_dir.to_path_buf(),
+        message: e.to_string(),
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread().build().map_err(|source| StoreError::Io {
+        path: patients_dir.to_path_buf(),
+        source,
+    })?;
+    runtime.block_on(async {
+        let ctx = SessionContext::new();
+        let path = format!("{}/", patients_dir.display());
+        let patients = ctx.read_parquet(path, ParquetReadOptions::default()).await.map_err(query_err)?;
+        let linked = patients
+            .clone()
+            .filter(col("nhs_number_status").eq(lit("verified")))
+            .and_then(|df| df.aggregate(vec![col("person_key")], vec![count_distinct(col("practice")).alias("practices")]))
+            .and_then(|df| df.filter(col("practices").gt(lit(1i64))))
+            .map_err(query_err)?
+            .count()
+            .await
+            .map_err(query_err)?;
+        let unverified = patients
+            .filter(col("nhs_number_status").not_eq(lit("verified")))
+            .map_err(query_err)?
+            .count()
+            .await
+            .map_err(query_err)?;
+        Ok(PersonLinkage { linked_across_practices: linked as u64, unverified_records: unverified as u64 })
+    })
+}

@@ -1,0 +1,14 @@
+//! phm: population-health analytics for English general practice.
+//!
+//! Stages (DESIGN.md): `source` (supplier adapters: read, merge deltas, map to
+//! the canonical model) → `ingest` → `store` (canonical Parquet, partitioned by
+//! practice). `synth` generates realistic supplier extracts for tests, demos
+//! and benchmarks; `cli` is the command line.
+
+pub mod canonical;
+pub mod cli;
+pub mod ingest;
+pub mod nhs_number;
+pub mod source;
+pub mod store;
+pub mod synth;

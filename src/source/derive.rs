@@ -1,0 +1,148 @@
+//! What both adapters share when they turn a practice's source state into
+//! canonical tables: person keys, date and value flags, and the result type.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use datafusion::arrow::array::RecordBatch;
+use sha2::{Digest, Sha256};
+
+use crate::canonical::units::canonical_unit;
+use crate::canonical::CanonicalTable;
+use crate::ingest::quarantine::{QuarantineBuilder, Reason};
+use crate::nhs_number::{self, NhsNumberStatus};
+
+/// A canonical table derived from one source table, with its reconciliation.
+pub struct DerivedTable {
+    pub table: CanonicalTable,
+    pub source_table: &'static str,
+    pub batch: RecordBatch,
+    /// Rows in the source table's state: `loaded + quarantined`.
+    pub source_rows: u64,
+    pub quarantined: BTreeMap<Reason, u64>,
+}
+
+impl DerivedTable {
+    pub fn loaded(&self) -> u64 {
+        self.batch.num_rows() as u64
+    }
+    pub fn reconciles(&self) -> bool {
+        self.source_rows == self.loaded() + self.quarantined.values().sum::<u64>()
+    }
+}
+
+/// A practice's canonical data and the rows that could not be loaded.
+pub struct Derived {
+    pub tables: Vec<DerivedTable>,
+    pub quarantine: QuarantineBuilder,
+    /// Code systems present on the practice's coded rows.
+    pub code_systems: BTreeSet<&'static str>,
+}
+
+/// What events need to know about their patient.
+#[derive(Debug, Clone)]
+pub struct PatientFacts {
+    pub person_key: String,
+    pub date_of_birth: Option<i32>,
+    pub date_of_death: Option<i32>,
+}
+
+pub type PatientIndex = HashMap<String, PatientFacts>;
+
+/// Links records of one person across practices.
+///
+/// A verified NHS number gives `N` + the first 16 hex digits of its SHA-256, the
+/// same at every practice. Without one, the record stays separate:
+/// `L` + a hash of practice and source patient id. The key is internal to the
+/// store; outputs carry keyed pseudonyms instead.
+pub fn person_key(practice: &str, patient_id: &str, nhs: Option<&str>) -> (String, NhsNumberStatus) {
+    let status = NhsNumberStatus::of(nhs);
+    let material = match (status, nhs.and_then(nhs_number::normalise)) {
+        (NhsNumberStatus::Verified, Some(digits)) => format!("nhs:{digits}"),
+        _ => format!("local:{practice}:{patient_id}"),
+    };
+    let prefix = if material.starts_with("nhs:") { "N" } else { "L" };
+    let digest = Sha256::digest(material.as_bytes());
+    (format!("{prefix}{}", &hex::encode(digest)[..16]), status)
+}
+
+/// The date-quality flag of an event on `day` (`None` when the date is unknown:
+/// the caller flags that). One flag per row, most serious first.
+pub fn date_flag(day: i32, patient: &PatientFacts, extracted_day: i32) -> Option<&'static str> {
+    if day > extracted_day {
+        Some("future")
+    } else if patient.date_of_death.is_some_and(|d| day > d) {
+        Some("after_death")
+    } else if patient.date_of_birth.is_some_and(|b| day < b) {
+        Some("before_birth")
+    } else {
+        None
+    }
+}
+
+/// The value-quality flag of a numeric value with its source unit.
+pub fn value_flag(value: Option<f64>, unit: Option<&str>) -> Option<&'static str> {
+    value?;
+    match unit.map(str::trim).filter(|u| !u.is_empty()) {
+        None => Some("missing_unit"),
+        Some(u) if canonical_unit(u).is_none() => Some("unknown_unit"),
+        Some(_) => None,
+    }
+}
+
+/// Counts one quarantine reason.
+pub fn count(reasons: &mut BTreeMap<Reason, u64>, reason: Reason) {
+    *reasons.entry(reason).or_default() += 1;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn facts(dob: Option<i32>, dod: Option<i32>) -> PatientFacts {
+        PatientFacts { person_key: "k".into(), date_of_birth: dob, date_of_death: dod }
+    }
+
+    #[test]
+    fn date_flags() {
+        // (event day, birth, death, extracted day, expected)
+        let cases = [
+            (100, Some(50), None, 200, None),
+            (40, Some(50), None, 200, Some("before_birth")),
+            (150, Some(50), Some(120), 200, Some("after_death")),
+            (250, Some(50), None, 200, Some("future")),
+            (250, Some(50), Some(120), 200, Some("future")),
+            (200, Some(50), None, 200, None),
+        ];
+        for (day, dob, dod, extracted, expected) in cases {
+            assert_eq!(date_flag(day, &facts(dob, dod), extracted), expected, "{day} {dob:?} {dod:?}");
+        }
+    }
+
+    #[test]
+    fn value_flags() {
+        let cases = [
+            (None, None, None),
+            (Some(120.0), Some("mmHg"), None),
+            (Some(120.0), Some("mm Hg"), None),
+            (Some(120.0), None, Some("missing_unit")),
+            (Some(120.0), Some("  "), Some("missing_unit")),
+            (Some(120.0), Some("furlongs"), Some("unknown_unit")),
+        ];
+        for (value, unit, expected) in cases {
+            assert_eq!(value_flag(value, unit), expected, "{value:?} {unit:?}");
+        }
+    }
+
+    #[test]
+    fn person_keys_link_only_verified_numbers() {
+        let (a, sa) = person_key("A81001", "p1", Some("9434765919"));
+        let (b, _) = person_key("B82005", "p9", Some("943 476 5919"));
+        let (c, sc) = person_key("A81001", "p1", Some("9434765910"));
+        let (d, _) = person_key("B82005", "p9", Some("9434765910"));
+        assert_eq!(a, b, "same verified number links");
+        assert_eq!(sa, NhsNumberStatus::Verified);
+        assert_ne!(c, d, "invalid numbers never link");
+        assert_eq!(sc, NhsNumberStatus::Invalid);
+        assert!(a.starts_with('N') && c.starts_with('L'));
+    }
+}

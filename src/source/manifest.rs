@@ -1,0 +1,155 @@
+//! The delivery manifest (`manifest.json`), the contract between a landing zone
+//! and ingest (DESIGN.md, "Extract manifest").
+//!
+//! A manifest is validated before any data is read: every listed file must exist,
+//! hash to the stated SHA-256 and hold the stated number of rows.
+
+use std::fs::File;
+use std::io::{BufReader, Read};
+use std::path::{Path, PathBuf};
+
+use chrono::NaiveDateTime;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+pub const MANIFEST_FILE: &str = "manifest.json";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, PartialOrd, Ord, Hash)]
+#[serde(rename_all = "lowercase")]
+pub enum Supplier {
+    Emis,
+    Tpp,
+}
+
+impl Supplier {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Supplier::Emis => "emis",
+            Supplier::Tpp => "tpp",
+        }
+    }
+}
+
+impl std::fmt::Display for Supplier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ExtractKind {
+    /// A bulk: the practice's whole record. Replaces the practice's state.
+    Full,
+    /// Changed rows only, applied on top of the state.
+    Delta,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ManifestFile {
+    pub table: String,
+    /// Relative to the delivery folder.
+    pub path: String,
+    pub rows: u64,
+    pub sha256: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    pub practice: String,
+    pub supplier: Supplier,
+    pub schema_version: String,
+    pub extract_id: String,
+    pub kind: ExtractKind,
+    /// UTC, ISO 8601 without offset (`2026-03-31T02:00:00`).
+    pub extracted_at: NaiveDateTime,
+    pub files: Vec<ManifestFile>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ManifestError {
+    #[error("{path}: no manifest.json in the delivery\nhint: a delivery is only ingested with its manifest; ask the practice's supplier feed to re-send it")]
+    Missing { path: PathBuf },
+    #[error("{path}: manifest is not valid JSON for the manifest contract: {message}\nhint: fix or re-send the manifest; nothing from this delivery was read")]
+    Malformed { path: PathBuf, message: String },
+    #[error("{path}: manifest lists no files (empty delivery)\nhint: an empty delivery is refused rather than read as 'no patients'; re-send the delivery")]
+    Empty { path: PathBuf },
+    #[error("{path}: file listed in the manifest is missing\nhint: the delivery is incomplete; wait for the transfer to finish or re-send it")]
+    FileMissing { path: PathBuf },
+    #[error("{path}: SHA-256 mismatch: manifest says {expected}, file has {actual}\nhint: the file was altered or truncated in transit; re-send the delivery")]
+    HashMismatch { path: PathBuf, expected: String, actual: String },
+    #[error("{path}: row count mismatch: manifest says {expected}, file has {actual}\nhint: the file does not match its manifest; re-send the delivery")]
+    RowCountMismatch { path: PathBuf, expected: u64, actual: u64 },
+    #[error("{path}: not a readable Parquet file: {message}\nhint: the file is truncated or not Parquet; re-send the delivery")]
+    NotParquet { path: PathBuf, message: String },
+    #[error("{path}: i/o error: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+}
+
+impl Manifest {
+    pub fn read(delivery_dir: &Path) -> Result<Manifest, ManifestError> {
+        let path = delivery_dir.join(MANIFEST_FILE);
+        let bytes = match std::fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(ManifestError::Missing { path: delivery_dir.to_path_buf() });
+            }
+            Err(source) => return Err(ManifestError::Io { path, source }),
+        };
+        let manifest: Manifest = serde_json::from_slice(&bytes)
+            .map_err(|e| ManifestError::Malformed { path: path.clone(), message: e.to_string() })?;
+        if manifest.files.is_empty() {
+            return Err(ManifestError::Empty { path });
+        }
+        Ok(manifest)
+    }
+
+    pub fn write(&self, delivery_dir: &Path) -> std::io::Result<()> {
+        let json = serde_json::to_vec_pretty(self).map_err(std::io::Error::other)?;
+        std::fs::write(delivery_dir.join(MANIFEST_FILE), json)
+    }
+
+    /// Checks every file's existence, SHA-256 and row count (from the Parquet footer).
+    pub fn verify(&self, delivery_dir: &Path) -> Result<(), ManifestError> {
+        for file in &self.files {
+            let path = delivery_dir.join(&file.path);
+            if !path.is_file() {
+                return Err(ManifestError::FileMissing { path });
+            }
+            let actual = sha256_file(&path).map_err(|source| ManifestError::Io { path: path.clone(), source })?;
+            if !actual.eq_ignore_ascii_case(&file.sha256) {
+                return Err(ManifestError::HashMismatch { path, expected: file.sha256.clone(), actual });
+            }
+            let rows = parquet_row_count(&path)
+                .map_err(|message| ManifestError::NotParquet { path: path.clone(), message })?;
+            if rows != file.rows {
+                return Err(ManifestError::RowCountMismatch { path, expected: file.rows, actual: rows });
+            }
+        }
+        Ok(())
+    }
+}
+
+pub fn sha256_file(path: &Path) -> std::io::Result<String> {
+    let mut reader = BufReader::with_capacity(1 << 20, File::open(path)?);
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = reader.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    Ok(hex::encode(hasher.finalize()))
+}
+
+/// Row count from the Parquet footer, without reading data pages.
+pub fn parquet_row_count(path: &Path) -> Result<u64, String> {
+    use datafusion::parquet::file::reader::{FileReader, SerializedFileReader};
+    let file = File::open(path).map_err(|e| e.to_string())?;
+    let reader = SerializedFileReader::new(file).map_err(|e| e.to_string())?;
+    Ok(reader.metadata().file_metadata().num_rows() as u64)
+}
