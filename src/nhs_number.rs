@@ -7,7 +7,11 @@ use std::fmt;
 
 /// Check digit for the first nine digits, or `None` when the number cannot be valid.
 pub fn check_digit(first_nine: &[u8; 9]) -> Option<u8> {
-    let sum: u32 = first_nine.iter().enumerate().map(|(i, d)| u32::from(*d) * (10 - i as u32)).sum();
+    let sum: u32 = first_nine
+        .iter()
+        .enumerate()
+        .map(|(i, d)| u32::from(*d) * (10 - i as u32))
+        .sum();
     match 11 - (sum % 11) {
         11 => Some(0),
         10 => None,

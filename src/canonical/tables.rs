@@ -94,8 +94,10 @@ impl CanonicalTable {
                 ("course_days", Int64),
             ],
         };
-        let mut fields: Vec<Field> =
-            own.iter().map(|(n, t)| Field::new(*n, t.clone(), true)).collect();
+        let mut fields: Vec<Field> = own
+            .iter()
+            .map(|(n, t)| Field::new(*n, t.clone(), true))
+            .collect();
         fields.extend(provenance_fields());
         Arc::new(Schema::new(fields))
     }
@@ -119,7 +121,11 @@ fn provenance_fields() -> Vec<Field> {
         Field::new("source_table", DataType::Utf8, false),
         Field::new("source_row_id", DataType::Utf8, false),
         Field::new("extract_id", DataType::Utf8, false),
-        Field::new("extracted_at", DataType::Timestamp(TimeUnit::Microsecond, None), false),
+        Field::new(
+            "extracted_at",
+            DataType::Timestamp(TimeUnit::Microsecond, None),
+            false,
+        ),
     ]
 }
 
@@ -151,7 +157,8 @@ impl ProvenanceBuilder {
         self.source_table.append_value(p.source_table);
         self.source_row_id.append_value(p.source_row_id);
         self.extract_id.append_value(p.extract_id);
-        self.extracted_at.append_value(p.extracted_at.and_utc().timestamp_micros());
+        self.extracted_at
+            .append_value(p.extracted_at.and_utc().timestamp_micros());
     }
 
     fn finish(mut self, columns: &mut Vec<ArrayRef>) {

@@ -10,7 +10,15 @@ const UNITS: &[(&str, &[&str])] = &[
     ("mmHg", &["mmhg"]),
     ("mmol/mol", &["mmol/mol"]),
     ("%", &["%", "percent"]),
-    ("mL/min/1.73m2", &["ml/min/1.73m2", "ml/min/1.73m^2", "ml/min/1.73sqm", "ml/min"]),
+    (
+        "mL/min/1.73m2",
+        &[
+            "ml/min/1.73m2",
+            "ml/min/1.73m^2",
+            "ml/min/1.73sqm",
+            "ml/min",
+        ],
+    ),
     ("mmol/L", &["mmol/l"]),
     ("umol/L", &["umol/l", "µmol/l", "micromol/l"]),
     ("kg", &["kg", "kilogram", "kilograms"]),
@@ -20,7 +28,10 @@ const UNITS: &[(&str, &[&str])] = &[
 ];
 
 fn fold(unit: &str) -> String {
-    unit.chars().filter(|c| !c.is_whitespace()).flat_map(char::to_lowercase).collect()
+    unit.chars()
+        .filter(|c| !c.is_whitespace())
+        .flat_map(char::to_lowercase)
+        .collect()
 }
 
 /// The canonical spelling of `unit`, or `None` when phm does not know it.

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use super::{exit, Failure};
+use super::{Failure, exit};
 use crate::ingest::{self, IngestError};
 use crate::store::StoreError;
 
@@ -29,16 +29,25 @@ pub fn run(args: IngestArgs) -> Result<u8, Failure> {
     })?;
     if let Some(path) = &args.report {
         let json = serde_json::to_vec_pretty(&report).expect("report serialises");
-        std::fs::write(path, json).map_err(|e| Failure::new(exit::DATA, format!("{}: {e}", path.display())))?;
+        std::fs::write(path, json)
+            .map_err(|e| Failure::new(exit::DATA, format!("{}: {e}", path.display())))?;
     }
     print!("{}", report.summary());
-    println!("report: {}", args.store.join("reports").join("ingest.json").display());
+    println!(
+        "report: {}",
+        args.store.join("reports").join("ingest.json").display()
+    );
     if !report.reconciles() {
-        return Err(Failure::new(exit::INTERNAL, "ingest counts do not reconcile (see the report); this is a bug in phm"));
+        return Err(Failure::new(
+            exit::INTERNAL,
+            "ingest counts do not reconcile (see the report); this is a bug in phm",
+        ));
     }
     let rejected = report.rejected().count();
     if rejected > 0 {
-        eprintln!("error: {rejected} practice(s) rejected; the store is unchanged for them, the others were ingested");
+        eprintln!(
+            "error: {rejected} practice(s) rejected; the store is unchanged for them, the others were ingested"
+        );
         return Ok(exit::DATA);
     }
     Ok(exit::OK)

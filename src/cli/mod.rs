@@ -26,7 +26,11 @@ pub mod exit {
 }
 
 #[derive(Debug, Parser)]
-#[command(name = "phm", version, about = "Population-health analytics for English general practice")]
+#[command(
+    name = "phm",
+    version,
+    about = "Population-health analytics for English general practice"
+)]
 pub struct Cli {
     /// Log format on stderr.
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Human)]
@@ -59,7 +63,10 @@ pub struct Failure {
 
 impl Failure {
     pub fn new(code: u8, message: impl std::fmt::Display) -> Self {
-        Failure { code, message: message.to_string() }
+        Failure {
+            code,
+            message: message.to_string(),
+        }
     }
 }
 
@@ -71,7 +78,9 @@ pub fn init_logging(format: LogFormat, verbose: u8) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("PHM_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match format {
         LogFormat::Json => builder.json().init(),
         LogFormat::Human => builder.with_ansi(std::io::stderr().is_terminal()).init(),

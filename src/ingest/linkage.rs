@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use datafusion::functions_aggregate::expr_fn::count_distinct;
-use datafusion::prelude::{col, lit, ParquetReadOptions, SessionContext};
+use datafusion::prelude::{ParquetReadOptions, SessionContext, col, lit};
 
 use super::report::PersonLinkage;
 use crate::store::StoreError;
@@ -19,18 +19,28 @@ pub fn person_linkage(patients_dir: &Path) -> Result<PersonLinkage, StoreError> 
         path: patients_dir.to_path_buf(),
         message: e.to_string(),
     };
-    let runtime = tokio::runtime::Builder::new_current_thread().build().map_err(|source| StoreError::Io {
-        path: patients_dir.to_path_buf(),
-        source,
-    })?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .map_err(|source| StoreError::Io {
+            path: patients_dir.to_path_buf(),
+            source,
+        })?;
     runtime.block_on(async {
         let ctx = SessionContext::new();
         let path = format!("{}/", patients_dir.display());
-        let patients = ctx.read_parquet(path, ParquetReadOptions::default()).await.map_err(query_err)?;
+        let patients = ctx
+            .read_parquet(path, ParquetReadOptions::default())
+            .await
+            .map_err(query_err)?;
         let linked = patients
             .clone()
             .filter(col("nhs_number_status").eq(lit("verified")))
-            .and_then(|df| df.aggregate(vec![col("person_key")], vec![count_distinct(col("practice")).alias("practices")]))
+            .and_then(|df| {
+                df.aggregate(
+                    vec![col("person_key")],
+                    vec![count_distinct(col("practice")).alias("practices")],
+                )
+            })
             .and_then(|df| df.filter(col("practices").gt(lit(1i64))))
             .map_err(query_err)?
             .count()
@@ -42,6 +52,9 @@ pub fn person_linkage(patients_dir: &Path) -> Result<PersonLinkage, StoreError> 
             .count()
             .await
             .map_err(query_err)?;
-        Ok(PersonLinkage { linked_across_practices: linked as u64, unverified_records: unverified as u64 })
+        Ok(PersonLinkage {
+            linked_across_practices: linked as u64,
+            unverified_records: unverified as u64,
+        })
     })
 }

@@ -25,19 +25,25 @@ use crate::canonical::CanonicalTable;
 use crate::source::columns::Columns;
 use crate::source::derive::Derived;
 use crate::source::emis::{self, States};
-use crate::source::manifest::{sha256_file, ExtractKind, Manifest, ManifestError, Supplier, MANIFEST_FILE};
+use crate::source::manifest::{
+    ExtractKind, MANIFEST_FILE, Manifest, ManifestError, Supplier, sha256_file,
+};
 use crate::source::merge::{merge, remove_patients};
-use crate::source::read::{read_source_file, state_schema, Origin, ReadError};
+use crate::source::read::{Origin, ReadError, read_source_file, state_schema};
 use crate::source::table::TableSpec;
 use crate::source::tpp;
 use crate::store::state::{Capability, IngestedDelivery, PracticeState};
-use crate::store::{read_parquet, write_parquet, Store, StoreError};
+use crate::store::{Store, StoreError, read_parquet, write_parquet};
 use quarantine::{QuarantineBuilder, Reason};
-use report::{CanonicalCounts, DeliveryReport, IngestReport, PracticeReport, PracticeStatus, TableCounts};
+use report::{
+    CanonicalCounts, DeliveryReport, IngestReport, PracticeReport, PracticeStatus, TableCounts,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum IngestError {
-    #[error("{path}: landing zone not found\nhint: pass the folder that holds one sub-folder per practice ODS code")]
+    #[error(
+        "{path}: landing zone not found; hint: pass the folder that holds one sub-folder per practice ODS code"
+    )]
     NoLanding { path: PathBuf },
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -52,19 +58,53 @@ pub enum PracticeError {
     Read(#[from] ReadError),
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("{path}: manifest names practice {manifest} but sits in the folder of {folder}\nhint: move the delivery to landing/{manifest}/ or fix the manifest")]
-    PracticeMismatch { path: PathBuf, folder: String, manifest: String },
-    #[error("{path}: delivery is from {found} but practice {practice} is on {expected} in the store\nhint: a supplier change needs a new full extract into a new store")]
-    SupplierChanged { path: PathBuf, practice: String, expected: Supplier, found: Supplier },
-    #[error("{path}: delivery {extract_id} (extracted {extracted_at}) is older than {latest_id} (extracted {latest_at}) already in the store\nhint: deliveries must be ingested in order; remove this delivery from the landing zone, or rebuild the store from all deliveries")]
-    OutOfOrder { path: PathBuf, extract_id: String, extracted_at: String, latest_id: String, latest_at: String },
-    #[error("{path}: delivery {extract_id} was ingested before with a different manifest\nhint: a re-sent delivery must keep its content; give a changed delivery a new extract id")]
+    #[error(
+        "{path}: manifest names practice {manifest} but sits in the folder of {folder}; hint: move the delivery to landing/{manifest}/ or fix the manifest"
+    )]
+    PracticeMismatch {
+        path: PathBuf,
+        folder: String,
+        manifest: String,
+    },
+    #[error(
+        "{path}: delivery is from {found} but practice {practice} is on {expected} in the store; hint: a supplier change needs a new full extract into a new store"
+    )]
+    SupplierChanged {
+        path: PathBuf,
+        practice: String,
+        expected: Supplier,
+        found: Supplier,
+    },
+    #[error(
+        "{path}: delivery {extract_id} (extracted {extracted_at}) is older than {latest_id} (extracted {latest_at}) already in the store; hint: deliveries must be ingested in order; remove this delivery from the landing zone, or rebuild the store from all deliveries"
+    )]
+    OutOfOrder {
+        path: PathBuf,
+        extract_id: String,
+        extracted_at: String,
+        latest_id: String,
+        latest_at: String,
+    },
+    #[error(
+        "{path}: delivery {extract_id} was ingested before with a different manifest; hint: a re-sent delivery must keep its content; give a changed delivery a new extract id"
+    )]
     ChangedDelivery { path: PathBuf, extract_id: String },
-    #[error("{path}: the sharing agreement is disabled (Agreements_SharingOrganisation.Disabled = true); processing stopped rather than deleting the practice's data\nhint: confirm the agreement with the practice; nothing from this delivery was loaded")]
+    #[error(
+        "{path}: the sharing agreement is disabled (Agreements_SharingOrganisation.Disabled = true); processing stopped rather than deleting the practice's data; hint: confirm the agreement with the practice; nothing from this delivery was loaded"
+    )]
     SharingDisabled { path: PathBuf },
-    #[error("{path}: schema version {found} is not one phm reads for {supplier} (expected {expected})\nhint: nothing from this delivery was loaded")]
-    SchemaVersion { path: PathBuf, supplier: Supplier, found: String, expected: &'static str },
-    #[error("{path}: the practice folder holds no deliveries\nhint: a practice with no delivery is reported, never counted as zero patients")]
+    #[error(
+        "{path}: schema version {found} is not one phm reads for {supplier} (expected {expected}); hint: nothing from this delivery was loaded"
+    )]
+    SchemaVersion {
+        path: PathBuf,
+        supplier: Supplier,
+        found: String,
+        expected: &'static str,
+    },
+    #[error(
+        "{path}: the practice folder holds no deliveries; hint: a practice with no delivery is reported, never counted as zero patients"
+    )]
     NoDeliveries { path: PathBuf },
 }
 
@@ -91,11 +131,16 @@ fn schema_version(supplier: Supplier) -> &'static str {
 /// Ingests every practice folder under `landing` into the store at `store_root`.
 pub fn run(landing: &Path, store_root: &Path) -> Result<IngestReport, IngestError> {
     if !landing.is_dir() {
-        return Err(IngestError::NoLanding { path: landing.to_path_buf() });
+        return Err(IngestError::NoLanding {
+            path: landing.to_path_buf(),
+        });
     }
     let store = Store::open(store_root)?;
     let mut practices: Vec<(String, PathBuf)> = fs::read_dir(landing)
-        .map_err(|source| StoreError::Io { path: landing.to_path_buf(), source })?
+        .map_err(|source| StoreError::Io {
+            path: landing.to_path_buf(),
+            source,
+        })?
         .filter_map(Result::ok)
         .filter(|e| e.path().is_dir())
         .map(|e| (e.file_name().to_string_lossy().into_owned(), e.path()))
@@ -113,23 +158,45 @@ pub fn run(landing: &Path, store_root: &Path) -> Result<IngestReport, IngestErro
         })
         .collect();
     let persons = linkage::person_linkage(&store.canonical_dir(CanonicalTable::Patients.name()))?;
-    let report = IngestReport { landing: landing.to_path_buf(), store: store_root.to_path_buf(), practices: reports, persons };
+    let report = IngestReport {
+        landing: landing.to_path_buf(),
+        store: store_root.to_path_buf(),
+        practices: reports,
+        persons,
+    };
     let reports_dir = store_root.join("reports");
-    fs::create_dir_all(&reports_dir).map_err(|source| StoreError::Io { path: reports_dir.clone(), source })?;
+    fs::create_dir_all(&reports_dir).map_err(|source| StoreError::Io {
+        path: reports_dir.clone(),
+        source,
+    })?;
     let path = reports_dir.join("ingest.json");
-    fs::write(&path, serde_json::to_vec_pretty(&report).expect("report serialises"))
-        .map_err(|source| StoreError::Io { path, source })?;
+    fs::write(
+        &path,
+        serde_json::to_vec_pretty(&report).expect("report serialises"),
+    )
+    .map_err(|source| StoreError::Io { path, source })?;
     Ok(report)
 }
 
-fn pending_deliveries(ods: &str, dir: &Path, state: Option<&PracticeState>) -> Result<Vec<Pending>, PracticeError> {
+fn pending_deliveries(
+    ods: &str,
+    dir: &Path,
+    state: Option<&PracticeState>,
+) -> Result<Vec<Pending>, PracticeError> {
     let mut deliveries = Vec::new();
-    let entries = fs::read_dir(dir).map_err(|source| StoreError::Io { path: dir.to_path_buf(), source })?;
+    let entries = fs::read_dir(dir).map_err(|source| StoreError::Io {
+        path: dir.to_path_buf(),
+        source,
+    })?;
     for entry in entries.filter_map(Result::ok).filter(|e| e.path().is_dir()) {
         let path = entry.path();
         let manifest = Manifest::read(&path)?;
         if manifest.practice != ods {
-            return Err(PracticeError::PracticeMismatch { path, folder: ods.to_string(), manifest: manifest.practice });
+            return Err(PracticeError::PracticeMismatch {
+                path,
+                folder: ods.to_string(),
+                manifest: manifest.practice,
+            });
         }
         let expected = schema_version(manifest.supplier);
         if manifest.schema_version != expected {
@@ -141,13 +208,25 @@ fn pending_deliveries(ods: &str, dir: &Path, state: Option<&PracticeState>) -> R
             });
         }
         let manifest_path = path.join(MANIFEST_FILE);
-        let manifest_sha256 = sha256_file(&manifest_path).map_err(|source| StoreError::Io { path: manifest_path, source })?;
-        deliveries.push(Pending { dir: path, manifest, manifest_sha256 });
+        let manifest_sha256 = sha256_file(&manifest_path).map_err(|source| StoreError::Io {
+            path: manifest_path,
+            source,
+        })?;
+        deliveries.push(Pending {
+            dir: path,
+            manifest,
+            manifest_sha256,
+        });
     }
     if deliveries.is_empty() {
-        return Err(PracticeError::NoDeliveries { path: dir.to_path_buf() });
+        return Err(PracticeError::NoDeliveries {
+            path: dir.to_path_buf(),
+        });
     }
-    deliveries.sort_by(|a, b| (a.manifest.extracted_at, &a.manifest.extract_id).cmp(&(b.manifest.extracted_at, &b.manifest.extract_id)));
+    deliveries.sort_by(|a, b| {
+        (a.manifest.extracted_at, &a.manifest.extract_id)
+            .cmp(&(b.manifest.extracted_at, &b.manifest.extract_id))
+    });
 
     let mut pending = Vec::new();
     for d in deliveries {
@@ -160,13 +239,23 @@ fn pending_deliveries(ods: &str, dir: &Path, state: Option<&PracticeState>) -> R
                     found: d.manifest.supplier,
                 });
             }
-            if let Some(done) = state.deliveries.iter().find(|s| s.extract_id == d.manifest.extract_id) {
+            if let Some(done) = state
+                .deliveries
+                .iter()
+                .find(|s| s.extract_id == d.manifest.extract_id)
+            {
                 if done.manifest_sha256 != d.manifest_sha256 {
-                    return Err(PracticeError::ChangedDelivery { path: d.dir, extract_id: d.manifest.extract_id });
+                    return Err(PracticeError::ChangedDelivery {
+                        path: d.dir,
+                        extract_id: d.manifest.extract_id,
+                    });
                 }
                 continue; // already ingested: idempotent
             }
-            if let Some(latest) = state.latest().filter(|l| l.extracted_at >= d.manifest.extracted_at) {
+            if let Some(latest) = state
+                .latest()
+                .filter(|l| l.extracted_at >= d.manifest.extracted_at)
+            {
                 return Err(PracticeError::OutOfOrder {
                     path: d.dir,
                     extract_id: d.manifest.extract_id,
@@ -202,7 +291,10 @@ fn ingest_practice(store: &Store, ods: &str, dir: &Path) -> Result<PracticeRepor
     let mut states = load_states(&practice_dir, supplier)?;
     let mut rejected = load_rejected(&practice_dir)?;
     let mut deliveries = Vec::new();
-    let mut ingested = previous.as_ref().map(|s| s.deliveries.clone()).unwrap_or_default();
+    let mut ingested = previous
+        .as_ref()
+        .map(|s| s.deliveries.clone())
+        .unwrap_or_default();
     for d in &pending {
         let m = &d.manifest;
         tracing::info!(extract = %m.extract_id, kind = ?m.kind, files = m.files.len(), "applying delivery");
@@ -222,7 +314,11 @@ fn ingest_practice(store: &Store, ods: &str, dir: &Path) -> Result<PracticeRepor
         for spec in specs(supplier) {
             for file in m.files.iter().filter(|f| f.table == spec.name) {
                 let path = d.dir.join(&file.path);
-                let label = path.strip_prefix(landing_root).unwrap_or(&path).to_string_lossy().into_owned();
+                let label = path
+                    .strip_prefix(landing_root)
+                    .unwrap_or(&path)
+                    .to_string_lossy()
+                    .into_owned();
                 let origin = Origin {
                     supplier: supplier.as_str(),
                     schema_version: schema_version(supplier),
@@ -231,17 +327,30 @@ fn ingest_practice(store: &Store, ods: &str, dir: &Path) -> Result<PracticeRepor
                     file_label: &label,
                 };
                 let delta = read_source_file(&path, spec, &origin)?;
-                if spec.name == emis::tables::AGREEMENTS_SHARING_ORGANISATION.name && sharing_disabled(&delta) {
+                if spec.name == emis::tables::AGREEMENTS_SHARING_ORGANISATION.name
+                    && sharing_disabled(&delta)
+                {
                     return Err(PracticeError::SharingDisabled { path });
                 }
                 let outcome = merge(spec, states.get(spec.name), &delta);
                 let columns = Columns::new(&delta);
                 for i in &outcome.missing_key {
-                    delivery_rejects.push(spec, &columns, *i as usize, None, Reason::MissingKey, format!("a key column of {:?} is empty", spec.key));
+                    delivery_rejects.push(
+                        spec,
+                        &columns,
+                        *i as usize,
+                        None,
+                        Reason::MissingKey,
+                        format!("a key column of {:?} is empty", spec.key),
+                    );
                 }
                 removed_patients.extend(outcome.removed_patients);
                 let reconciles = outcome.counts.reconciles();
-                report.tables.push(TableCounts { table: spec.name.to_string(), counts: outcome.counts, reconciles });
+                report.tables.push(TableCounts {
+                    table: spec.name.to_string(),
+                    counts: outcome.counts,
+                    reconciles,
+                });
                 states.insert(spec.name, outcome.state);
             }
         }
@@ -254,11 +363,16 @@ fn ingest_practice(store: &Store, ods: &str, dir: &Path) -> Result<PracticeRepor
         for table in &report.unread_tables {
             tracing::warn!(table = %table, extract = %m.extract_id, "table is not read by phm; its file was verified and left unread");
         }
-        for spec in specs(supplier).iter().filter(|s| s.patient.is_some() && s.key != [s.patient.unwrap_or_default()]) {
+        for spec in specs(supplier)
+            .iter()
+            .filter(|s| s.patient.is_some() && s.key != [s.patient.unwrap_or_default()])
+        {
             if let Some(state) = states.get(spec.name) {
                 let (kept, removed) = remove_patients(spec, state, &removed_patients);
                 if removed > 0 {
-                    report.deleted_with_patient.insert(spec.name.to_string(), removed);
+                    report
+                        .deleted_with_patient
+                        .insert(spec.name.to_string(), removed);
                     states.insert(spec.name, kept);
                 }
             }
@@ -279,9 +393,18 @@ fn ingest_practice(store: &Store, ods: &str, dir: &Path) -> Result<PracticeRepor
         Supplier::Emis => emis::derive(ods, &states),
         Supplier::Tpp => tpp::derive(ods, &states),
     };
-    let latest = pending.last().expect("at least one pending delivery").manifest.extracted_at;
+    let latest = pending
+        .last()
+        .expect("at least one pending delivery")
+        .manifest
+        .extracted_at;
     let capability = capability(supplier, &states, &derived, latest);
-    let state = PracticeState { practice: ods.to_string(), supplier, deliveries: ingested, capability: capability.clone() };
+    let state = PracticeState {
+        practice: ods.to_string(),
+        supplier,
+        deliveries: ingested,
+        capability: capability.clone(),
+    };
     let report = PracticeReport {
         practice: ods.to_string(),
         supplier: Some(supplier),
@@ -305,11 +428,16 @@ fn sharing_disabled(batch: &RecordBatch) -> bool {
 fn load_states(practice_dir: &Path, supplier: Supplier) -> Result<States, StoreError> {
     let mut states = HashMap::new();
     for spec in specs(supplier) {
-        let path = practice_dir.join("source").join(format!("{}.parquet", spec.name));
+        let path = practice_dir
+            .join("source")
+            .join(format!("{}.parquet", spec.name));
         if path.exists() {
             let batch = read_parquet(&path)?;
             let batch = RecordBatch::try_new(state_schema(spec), batch.columns().to_vec())
-                .map_err(|e| StoreError::State { path: path.clone(), message: e.to_string() })?;
+                .map_err(|e| StoreError::State {
+                    path: path.clone(),
+                    message: e.to_string(),
+                })?;
             states.insert(spec.name, batch);
         }
     }
@@ -318,15 +446,32 @@ fn load_states(practice_dir: &Path, supplier: Supplier) -> Result<States, StoreE
 
 fn load_rejected(practice_dir: &Path) -> Result<Vec<RecordBatch>, StoreError> {
     let path = practice_dir.join("rejected.parquet");
-    Ok(if path.exists() { vec![read_parquet(&path)?] } else { Vec::new() })
+    Ok(if path.exists() {
+        vec![read_parquet(&path)?]
+    } else {
+        Vec::new()
+    })
 }
 
-fn capability(supplier: Supplier, states: &States, derived: &Derived, latest: chrono::NaiveDateTime) -> Capability {
+fn capability(
+    supplier: Supplier,
+    states: &States,
+    derived: &Derived,
+    latest: chrono::NaiveDateTime,
+) -> Capability {
     Capability {
         supplier,
         schema_version: schema_version(supplier).to_string(),
-        source_tables: states.iter().map(|(name, b)| (name.to_string(), b.num_rows() as u64)).collect(),
-        canonical_tables: derived.tables.iter().filter(|t| t.loaded() > 0).map(|t| t.table.name().to_string()).collect(),
+        source_tables: states
+            .iter()
+            .map(|(name, b)| (name.to_string(), b.num_rows() as u64))
+            .collect(),
+        canonical_tables: derived
+            .tables
+            .iter()
+            .filter(|t| t.loaded() > 0)
+            .map(|t| t.table.name().to_string())
+            .collect(),
         code_systems: derived.code_systems.iter().map(|s| s.to_string()).collect(),
         latest_extracted_at: latest,
     }
@@ -342,7 +487,11 @@ fn canonical_counts(derived: &Derived) -> Vec<CanonicalCounts> {
             source_rows: t.source_rows,
             loaded: t.loaded(),
             quarantined: t.quarantined.values().sum(),
-            quarantine_reasons: t.quarantined.iter().map(|(r, n)| (r.as_str().to_string(), *n)).collect(),
+            quarantine_reasons: t
+                .quarantined
+                .iter()
+                .map(|(r, n)| (r.as_str().to_string(), *n))
+                .collect(),
             reconciles: t.reconciles(),
         })
         .collect()
@@ -366,7 +515,10 @@ fn flags(derived: &Derived) -> BTreeMap<String, BTreeMap<String, u64>> {
                 for v in s.iter().flatten() {
                     *counts.entry(v.to_string()).or_default() += 1;
                 }
-            } else if let Some(b) = col.as_any().downcast_ref::<datafusion::arrow::array::BooleanArray>() {
+            } else if let Some(b) = col
+                .as_any()
+                .downcast_ref::<datafusion::arrow::array::BooleanArray>()
+            {
                 for v in b.iter().flatten() {
                     *counts.entry(v.to_string()).or_default() += 1;
                 }
@@ -395,19 +547,32 @@ fn write_practice(
         quarantine.push(derived.quarantine.finish());
     }
     let dir = staging.dir_for(Path::new("quarantine").join(&partition))?;
-    let all = concat_batches(&quarantine::schema(), &quarantine)
-        .map_err(|e| StoreError::Parquet { path: dir.clone(), message: e.to_string() })?;
-    write_parquet(&dir.join("data.parquet"), &all, &["source_table", "source_file", "source_row"])?;
+    let all =
+        concat_batches(&quarantine::schema(), &quarantine).map_err(|e| StoreError::Parquet {
+            path: dir.clone(),
+            message: e.to_string(),
+        })?;
+    write_parquet(
+        &dir.join("data.parquet"),
+        &all,
+        &["source_table", "source_file", "source_row"],
+    )?;
 
     let practice = staging.dir_for(Path::new("practices").join(ods))?;
     let source = practice.join("source");
-    fs::create_dir_all(&source).map_err(|e| StoreError::Io { path: source.clone(), source: e })?;
+    fs::create_dir_all(&source).map_err(|e| StoreError::Io {
+        path: source.clone(),
+        source: e,
+    })?;
     for (name, batch) in states {
         write_parquet(&source.join(format!("{name}.parquet")), batch, &[])?;
     }
     if !rejected.is_empty() {
-        let merged = concat_batches(&quarantine::schema(), &rejected)
-            .map_err(|e| StoreError::Parquet { path: practice.clone(), message: e.to_string() })?;
+        let merged =
+            concat_batches(&quarantine::schema(), &rejected).map_err(|e| StoreError::Parquet {
+                path: practice.clone(),
+                message: e.to_string(),
+            })?;
         write_parquet(&practice.join("rejected.parquet"), &merged, &[])?;
     }
     state.write(&practice)?;

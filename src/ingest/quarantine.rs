@@ -6,7 +6,7 @@ use std::sync::Arc;
 use datafusion::arrow::array::{ArrayRef, Int64Builder, RecordBatch, StringBuilder};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 
-use crate::source::columns::{row_json, Columns};
+use crate::source::columns::{Columns, row_json};
 use crate::source::table::TableSpec;
 
 /// Why a row was not loaded.
@@ -81,9 +81,27 @@ impl QuarantineBuilder {
     }
 
     /// Quarantines row `i` of a state batch of table `spec`.
-    pub fn push(&mut self, spec: &TableSpec, state: &Columns<'_>, i: usize, row_id: Option<&str>, reason: Reason, detail: String) {
+    pub fn push(
+        &mut self,
+        spec: &TableSpec,
+        state: &Columns<'_>,
+        i: usize,
+        row_id: Option<&str>,
+        reason: Reason,
+        detail: String,
+    ) {
         let origin = state.origin();
-        let [practice, supplier, table, file, row_id_col, extract, reason_col, detail_col, raw] = &mut self.cols;
+        let [
+            practice,
+            supplier,
+            table,
+            file,
+            row_id_col,
+            extract,
+            reason_col,
+            detail_col,
+            raw,
+        ] = &mut self.cols;
         practice.append_value(&self.practice);
         supplier.append_value(self.supplier);
         table.append_value(spec.name);
@@ -98,7 +116,17 @@ impl QuarantineBuilder {
     }
 
     pub fn finish(mut self) -> RecordBatch {
-        let [practice, supplier, table, file, row_id, extract, reason, detail, raw] = &mut self.cols;
+        let [
+            practice,
+            supplier,
+            table,
+            file,
+            row_id,
+            extract,
+            reason,
+            detail,
+            raw,
+        ] = &mut self.cols;
         let columns: Vec<ArrayRef> = vec![
             Arc::new(practice.finish()),
             Arc::new(supplier.finish()),

@@ -89,7 +89,9 @@ impl PracticeReport {
     }
 
     pub fn reconciles(&self) -> bool {
-        self.deliveries.iter().all(|d| d.tables.iter().all(|t| t.reconciles))
+        self.deliveries
+            .iter()
+            .all(|d| d.tables.iter().all(|t| t.reconciles))
             && self.canonical.iter().all(|c| c.reconciles)
     }
 }
@@ -112,7 +114,9 @@ pub struct IngestReport {
 
 impl IngestReport {
     pub fn rejected(&self) -> impl Iterator<Item = &PracticeReport> {
-        self.practices.iter().filter(|p| p.status == PracticeStatus::Rejected)
+        self.practices
+            .iter()
+            .filter(|p| p.status == PracticeStatus::Rejected)
     }
 
     pub fn reconciles(&self) -> bool {
@@ -125,12 +129,35 @@ impl IngestReport {
         let _ = writeln!(
             out,
             "{:<8} {:<5} {:<10} {:>9} {:>10} {:>13} {:>11} {:>11}  {}",
-            "practice", "supp", "status", "patients", "events", "medications", "quarantined", "deleted", "reconciles"
+            "practice",
+            "supp",
+            "status",
+            "patients",
+            "events",
+            "medications",
+            "quarantined",
+            "deleted",
+            "reconciles"
         );
         for p in &self.practices {
-            let loaded = |t: &str| p.canonical.iter().find(|c| c.table == t).map_or(0, |c| c.loaded);
-            let quarantined: u64 = p.canonical.iter().filter(|c| c.table != "registrations").map(|c| c.quarantined).sum();
-            let deleted: u64 = p.deliveries.iter().flat_map(|d| &d.tables).map(|t| t.counts.deleted).sum();
+            let loaded = |t: &str| {
+                p.canonical
+                    .iter()
+                    .find(|c| c.table == t)
+                    .map_or(0, |c| c.loaded)
+            };
+            let quarantined: u64 = p
+                .canonical
+                .iter()
+                .filter(|c| c.table != "registrations")
+                .map(|c| c.quarantined)
+                .sum();
+            let deleted: u64 = p
+                .deliveries
+                .iter()
+                .flat_map(|d| &d.tables)
+                .map(|t| t.counts.deleted)
+                .sum();
             let status = match p.status {
                 PracticeStatus::Ingested => "ingested",
                 PracticeStatus::UpToDate => "up-to-date",
@@ -138,7 +165,11 @@ impl IngestReport {
             };
             let supplier = p.supplier.map_or("-", Supplier::as_str);
             if p.status == PracticeStatus::Rejected {
-                let _ = writeln!(out, "{:<8} {:<5} {:<10} {:>9} {:>10} {:>13} {:>11} {:>11}  -", p.practice, supplier, status, "-", "-", "-", "-", "-");
+                let _ = writeln!(
+                    out,
+                    "{:<8} {:<5} {:<10} {:>9} {:>10} {:>13} {:>11} {:>11}  -",
+                    p.practice, supplier, status, "-", "-", "-", "-", "-"
+                );
                 continue;
             }
             let _ = writeln!(
@@ -161,7 +192,12 @@ impl IngestReport {
             self.persons.linked_across_practices, self.persons.unverified_records
         );
         for p in self.rejected() {
-            let _ = writeln!(out, "rejected {}: {}", p.practice, p.error.as_deref().unwrap_or_default());
+            let _ = writeln!(
+                out,
+                "rejected {}: {}",
+                p.practice,
+                p.error.as_deref().unwrap_or_default()
+            );
         }
         out
     }

@@ -8,7 +8,7 @@ use datafusion::arrow::array::{
 };
 use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
 
-use crate::source::read::{EXTRACTED_AT, EXTRACT_ID, SOURCE_FILE, SOURCE_ROW};
+use crate::source::read::{EXTRACT_ID, EXTRACTED_AT, SOURCE_FILE, SOURCE_ROW};
 
 const MICROS_PER_DAY: i64 = 86_400_000_000;
 
@@ -28,8 +28,13 @@ impl<'a> Columns<'a> {
     }
 
     fn column<T: 'static>(&self, name: &str) -> &'a T {
-        let col = self.batch.column_by_name(name).unwrap_or_else(|| panic!("state has column {name}"));
-        col.as_any().downcast_ref::<T>().unwrap_or_else(|| panic!("column {name} has its spec type"))
+        let col = self
+            .batch
+            .column_by_name(name)
+            .unwrap_or_else(|| panic!("state has column {name}"));
+        col.as_any()
+            .downcast_ref::<T>()
+            .unwrap_or_else(|| panic!("column {name} has its spec type"))
     }
     pub fn str(&self, name: &str) -> &'a StringArray {
         self.column(name)
@@ -69,7 +74,9 @@ pub struct OriginColumns<'a> {
 
 impl OriginColumns<'_> {
     pub fn extracted_at(&self, i: usize) -> NaiveDateTime {
-        chrono::DateTime::from_timestamp_micros(self.extracted_at.value(i)).expect("valid timestamp").naive_utc()
+        chrono::DateTime::from_timestamp_micros(self.extracted_at.value(i))
+            .expect("valid timestamp")
+            .naive_utc()
     }
     pub fn extracted_day(&self, i: usize) -> i32 {
         self.extracted_at.value(i).div_euclid(MICROS_PER_DAY) as i32
@@ -108,7 +115,8 @@ pub fn date(a: &Date32Array, i: usize) -> Option<i32> {
 
 /// A TPP date-time as a day number.
 pub fn ts_day(a: &TimestampMicrosecondArray, i: usize) -> Option<i32> {
-    a.is_valid(i).then(|| a.value(i).div_euclid(MICROS_PER_DAY) as i32)
+    a.is_valid(i)
+        .then(|| a.value(i).div_euclid(MICROS_PER_DAY) as i32)
 }
 
 /// A TPP end date: 9999-12-31 means "none / current".
@@ -129,7 +137,13 @@ pub fn date_to_day(date: NaiveDate) -> i32 {
 pub fn row_json(batch: &RecordBatch, source_columns: usize, row: usize) -> String {
     let options = FormatOptions::default().with_null("");
     let mut map = serde_json::Map::new();
-    for (field, col) in batch.schema().fields().iter().zip(batch.columns()).take(source_columns) {
+    for (field, col) in batch
+        .schema()
+        .fields()
+        .iter()
+        .zip(batch.columns())
+        .take(source_columns)
+    {
         let value = if col.is_null(row) {
             serde_json::Value::Null
         } else {
@@ -151,8 +165,14 @@ mod tests {
 
     #[test]
     fn sentinel_days() {
-        assert_eq!(day_to_date(FLOOR_DAYS), NaiveDate::from_ymd_opt(1900, 1, 1).unwrap());
-        assert_eq!(day_to_date(OPEN_END_DAYS), NaiveDate::from_ymd_opt(9999, 12, 31).unwrap());
+        assert_eq!(
+            day_to_date(FLOOR_DAYS),
+            NaiveDate::from_ymd_opt(1900, 1, 1).unwrap()
+        );
+        assert_eq!(
+            day_to_date(OPEN_END_DAYS),
+            NaiveDate::from_ymd_opt(9999, 12, 31).unwrap()
+        );
         assert_eq!(date_to_day(NaiveDate::from_ymd_opt(1970, 1, 1).unwrap()), 0);
         assert_eq!(open_end(Some(OPEN_END_DAYS)), None);
         assert_eq!(open_end(Some(0)), Some(0));

@@ -6,8 +6,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use datafusion::arrow::array::RecordBatch;
 use sha2::{Digest, Sha256};
 
-use crate::canonical::units::canonical_unit;
 use crate::canonical::CanonicalTable;
+use crate::canonical::units::canonical_unit;
 use crate::ingest::quarantine::{QuarantineBuilder, Reason};
 use crate::nhs_number::{self, NhsNumberStatus};
 
@@ -54,13 +54,21 @@ pub type PatientIndex = HashMap<String, PatientFacts>;
 /// same at every practice. Without one, the record stays separate:
 /// `L` + a hash of practice and source patient id. The key is internal to the
 /// store; outputs carry keyed pseudonyms instead.
-pub fn person_key(practice: &str, patient_id: &str, nhs: Option<&str>) -> (String, NhsNumberStatus) {
+pub fn person_key(
+    practice: &str,
+    patient_id: &str,
+    nhs: Option<&str>,
+) -> (String, NhsNumberStatus) {
     let status = NhsNumberStatus::of(nhs);
     let material = match (status, nhs.and_then(nhs_number::normalise)) {
         (NhsNumberStatus::Verified, Some(digits)) => format!("nhs:{digits}"),
         _ => format!("local:{practice}:{patient_id}"),
     };
-    let prefix = if material.starts_with("nhs:") { "N" } else { "L" };
+    let prefix = if material.starts_with("nhs:") {
+        "N"
+    } else {
+        "L"
+    };
     let digest = Sha256::digest(material.as_bytes());
     (format!("{prefix}{}", &hex::encode(digest)[..16]), status)
 }
@@ -99,7 +107,11 @@ mod tests {
     use super::*;
 
     fn facts(dob: Option<i32>, dod: Option<i32>) -> PatientFacts {
-        PatientFacts { person_key: "k".into(), date_of_birth: dob, date_of_death: dod }
+        PatientFacts {
+            person_key: "k".into(),
+            date_of_birth: dob,
+            date_of_death: dod,
+        }
     }
 
     #[test]
@@ -114,7 +126,11 @@ mod tests {
             (200, Some(50), None, 200, None),
         ];
         for (day, dob, dod, extracted, expected) in cases {
-            assert_eq!(date_flag(day, &facts(dob, dod), extracted), expected, "{day} {dob:?} {dod:?}");
+            assert_eq!(
+                date_flag(day, &facts(dob, dod), extracted),
+                expected,
+                "{day} {dob:?} {dod:?}"
+            );
         }
     }
 

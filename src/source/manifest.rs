@@ -70,22 +70,51 @@ pub struct Manifest {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ManifestError {
-    #[error("{path}: no manifest.json in the delivery\nhint: a delivery is only ingested with its manifest; ask the practice's supplier feed to re-send it")]
+    #[error(
+        "{path}: no manifest.json in the delivery; hint: a delivery is only ingested with its manifest; ask the practice's supplier feed to re-send it"
+    )]
     Missing { path: PathBuf },
-    #[error("{path}: manifest is not valid JSON for the manifest contract: {message}\nhint: fix or re-send the manifest; nothing from this delivery was read")]
+    #[error(
+        "{path}: manifest is not valid JSON for the manifest contract: {message}; hint: fix or re-send the manifest; nothing from this delivery was read"
+    )]
     Malformed { path: PathBuf, message: String },
-    #[error("{path}: manifest lists no files (empty delivery)\nhint: an empty delivery is refused rather than read as 'no patients'; re-send the delivery")]
+    #[error(
+        "{path}: unknown supplier {supplier:?}; phm reads \"emis\" and \"tpp\" extracts; hint: this delivery is not from a supported clinical system; remove it from the landing zone"
+    )]
+    UnknownSupplier { path: PathBuf, supplier: String },
+    #[error(
+        "{path}: manifest lists no files (empty delivery); hint: an empty delivery is refused rather than read as 'no patients'; re-send the delivery"
+    )]
     Empty { path: PathBuf },
-    #[error("{path}: file listed in the manifest is missing\nhint: the delivery is incomplete; wait for the transfer to finish or re-send it")]
+    #[error(
+        "{path}: file listed in the manifest is missing; hint: the delivery is incomplete; wait for the transfer to finish or re-send it"
+    )]
     FileMissing { path: PathBuf },
-    #[error("{path}: SHA-256 mismatch: manifest says {expected}, file has {actual}\nhint: the file was altered or truncated in transit; re-send the delivery")]
-    HashMismatch { path: PathBuf, expected: String, actual: String },
-    #[error("{path}: row count mismatch: manifest says {expected}, file has {actual}\nhint: the file does not match its manifest; re-send the delivery")]
-    RowCountMismatch { path: PathBuf, expected: u64, actual: u64 },
-    #[error("{path}: not a readable Parquet file: {message}\nhint: the file is truncated or not Parquet; re-send the delivery")]
+    #[error(
+        "{path}: SHA-256 mismatch: manifest says {expected}, file has {actual}; hint: the file was altered or truncated in transit; re-send the delivery"
+    )]
+    HashMismatch {
+        path: PathBuf,
+        expected: String,
+        actual: String,
+    },
+    #[error(
+        "{path}: row count mismatch: manifest says {expected}, file has {actual}; hint: the file does not match its manifest; re-send the delivery"
+    )]
+    RowCountMismatch {
+        path: PathBuf,
+        expected: u64,
+        actual: u64,
+    },
+    #[error(
+        "{path}: not a readable Parquet file: {message}; hint: the file is truncated or not Parquet; re-send the delivery"
+    )]
     NotParquet { path: PathBuf, message: String },
     #[error("{path}: i/o error: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 impl Manifest {
@@ -94,12 +123,30 @@ impl Manifest {
         let bytes = match std::fs::read(&path) {
             Ok(b) => b,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(ManifestError::Missing { path: delivery_dir.to_path_buf() });
+                return Err(ManifestError::Missing {
+                    path: delivery_dir.to_path_buf(),
+                });
             }
             Err(source) => return Err(ManifestError::Io { path, source }),
         };
-        let manifest: Manifest = serde_json::from_slice(&bytes)
-            .map_err(|e| ManifestError::Malformed { path: path.clone(), message: e.to_string() })?;
+        let value: serde_json::Value =
+            serde_json::from_slice(&bytes).map_err(|e| ManifestError::Malformed {
+                path: path.clone(),
+                message: e.to_string(),
+            })?;
+        if let Some(supplier) = value.get("supplier").and_then(|s| s.as_str()) {
+            if !matches!(supplier, "emis" | "tpp") {
+                return Err(ManifestError::UnknownSupplier {
+                    path,
+                    supplier: supplier.to_string(),
+                });
+            }
+        }
+        let manifest: Manifest =
+            serde_json::from_value(value).map_err(|e| ManifestError::Malformed {
+                path: path.clone(),
+                message: e.to_string(),
+            })?;
         if manifest.files.is_empty() {
             return Err(ManifestError::Empty { path });
         }
@@ -118,14 +165,27 @@ impl Manifest {
             if !path.is_file() {
                 return Err(ManifestError::FileMissing { path });
             }
-            let actual = sha256_file(&path).map_err(|source| ManifestError::Io { path: path.clone(), source })?;
+            let actual = sha256_file(&path).map_err(|source| ManifestError::Io {
+                path: path.clone(),
+                source,
+            })?;
             if !actual.eq_ignore_ascii_case(&file.sha256) {
-                return Err(ManifestError::HashMismatch { path, expected: file.sha256.clone(), actual });
+                return Err(ManifestError::HashMismatch {
+                    path,
+                    expected: file.sha256.clone(),
+                    actual,
+                });
             }
-            let rows = parquet_row_count(&path)
-                .map_err(|message| ManifestError::NotParquet { path: path.clone(), message })?;
+            let rows = parquet_row_count(&path).map_err(|message| ManifestError::NotParquet {
+                path: path.clone(),
+                message,
+            })?;
             if rows != file.rows {
-                return Err(ManifestError::RowCountMismatch { path, expected: file.rows, actual: rows });
+                return Err(ManifestError::RowCountMismatch {
+                    path,
+                    expected: file.rows,
+                    actual: rows,
+                });
             }
         }
         Ok(())

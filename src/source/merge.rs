@@ -42,7 +42,8 @@ pub struct MergeCounts {
 
 impl MergeCounts {
     pub fn reconciles(&self) -> bool {
-        self.rows_in == self.applied + self.superseded + self.duplicate + self.deleted + self.quarantined
+        self.rows_in
+            == self.applied + self.superseded + self.duplicate + self.deleted + self.quarantined
     }
 }
 
@@ -73,8 +74,11 @@ enum Slot {
 
 /// The key of each row as one string, `None` when any key column is null or empty.
 pub fn row_keys(spec: &TableSpec, batch: &RecordBatch) -> Vec<Option<String>> {
-    let columns: Vec<&ArrayRef> =
-        spec.key.iter().map(|k| batch.column(spec.column_index(k).expect("key is a column"))).collect();
+    let columns: Vec<&ArrayRef> = spec
+        .key
+        .iter()
+        .map(|k| batch.column(spec.column_index(k).expect("key is a column")))
+        .collect();
     (0..batch.num_rows())
         .map(|row| {
             let mut key = String::new();
@@ -106,35 +110,57 @@ fn is_delete(spec: &TableSpec, batch: &RecordBatch) -> Vec<bool> {
         DeleteMarker::None => vec![false; n],
         DeleteMarker::EmisDeleted => {
             let col = batch.column(spec.column_index("Deleted").expect("EMIS delete column"));
-            let b = col.as_any().downcast_ref::<BooleanArray>().expect("Deleted is boolean");
+            let b = col
+                .as_any()
+                .downcast_ref::<BooleanArray>()
+                .expect("Deleted is boolean");
             (0..n).map(|i| b.is_valid(i) && b.value(i)).collect()
         }
         DeleteMarker::TppRemovedData => {
             let col = batch.column(spec.column_index("RemovedData").expect("TPP delete column"));
-            let r = col.as_any().downcast_ref::<Int8Array>().expect("RemovedData is int8");
+            let r = col
+                .as_any()
+                .downcast_ref::<Int8Array>()
+                .expect("RemovedData is int8");
             (0..n).map(|i| r.is_valid(i) && r.value(i) == 1).collect()
         }
     }
 }
 
 fn versions(spec: &TableSpec, batch: &RecordBatch) -> Option<Vec<i64>> {
-    let col = batch.column(spec.column_index(spec.version?).expect("version is a column"));
-    let v = col.as_any().downcast_ref::<Int64Array>().expect("version column is int64");
-    Some((0..batch.num_rows()).map(|i| if v.is_valid(i) { v.value(i) } else { i64::MIN }).collect())
+    let col = batch.column(
+        spec.column_index(spec.version?)
+            .expect("version is a column"),
+    );
+    let v = col
+        .as_any()
+        .downcast_ref::<Int64Array>()
+        .expect("version column is int64");
+    Some(
+        (0..batch.num_rows())
+            .map(|i| if v.is_valid(i) { v.value(i) } else { i64::MIN })
+            .collect(),
+    )
 }
 
 /// Source columns only (not the provenance columns), row-encoded for equality tests.
 fn content_rows(spec: &TableSpec, batch: &RecordBatch) -> Rows {
     let n = spec.columns.len();
-    let fields = batch.schema().fields()[..n].iter().map(|f| SortField::new(f.data_type().clone())).collect();
+    let fields = batch.schema().fields()[..n]
+        .iter()
+        .map(|f| SortField::new(f.data_type().clone()))
+        .collect();
     let converter = RowConverter::new(fields).expect("source column types are row-encodable");
-    converter.convert_columns(&batch.columns()[..n]).expect("columns match converter")
+    converter
+        .convert_columns(&batch.columns()[..n])
+        .expect("columns match converter")
 }
 
 /// Applies `delta` (one file's rows, in the state schema) to `state`.
 pub fn merge(spec: &TableSpec, state: Option<&RecordBatch>, delta: &RecordBatch) -> MergeOutcome {
     let state_rows = state.map_or(0, RecordBatch::num_rows);
-    let mut slots: HashMap<String, (Slot, i64)> = HashMap::with_capacity(state_rows + delta.num_rows());
+    let mut slots: HashMap<String, (Slot, i64)> =
+        HashMap::with_capacity(state_rows + delta.num_rows());
     if let Some(state) = state {
         let versions = versions(spec, state);
         for (i, key) in row_keys(spec, state).into_iter().enumerate() {
@@ -153,7 +179,10 @@ pub fn merge(spec: &TableSpec, state: Option<&RecordBatch>, delta: &RecordBatch)
     }
 
     let mut outcome = vec![Outcome::Applied; delta.num_rows()];
-    let mut counts = MergeCounts { rows_in: delta.num_rows() as u64, ..Default::default() };
+    let mut counts = MergeCounts {
+        rows_in: delta.num_rows() as u64,
+        ..Default::default()
+    };
     let mut removed_keys = Vec::new();
     for j in order {
         let Some(key) = &keys[j] else {
@@ -209,13 +238,18 @@ pub fn merge(spec: &TableSpec, state: Option<&RecordBatch>, delta: &RecordBatch)
         }
     }
     keep_delta.sort_unstable();
-    let mut indices: Vec<u32> = (0..state_rows as u32).filter(|i| keep_state[*i as usize]).collect();
+    let mut indices: Vec<u32> = (0..state_rows as u32)
+        .filter(|i| keep_state[*i as usize])
+        .collect();
     indices.extend(keep_delta.iter().map(|j| j + state_rows as u32));
     let combined = match state {
-        Some(s) => concat_batches(&delta.schema(), [s, delta]).expect("state and delta share a schema"),
+        Some(s) => {
+            concat_batches(&delta.schema(), [s, delta]).expect("state and delta share a schema")
+        }
         None => delta.clone(),
     };
-    let new_state = take_record_batch(&combined, &UInt32Array::from(indices)).expect("indices in range");
+    let new_state =
+        take_record_batch(&combined, &UInt32Array::from(indices)).expect("indices in range");
 
     let patient_table = spec.patient.is_some_and(|p| spec.key == [p]);
     MergeOutcome {
@@ -227,14 +261,24 @@ pub fn merge(spec: &TableSpec, state: Option<&RecordBatch>, delta: &RecordBatch)
             .filter(|(_, o)| **o == Outcome::MissingKey)
             .map(|(i, _)| i as u32)
             .collect(),
-        removed_patients: if patient_table { removed_keys } else { Vec::new() },
+        removed_patients: if patient_table {
+            removed_keys
+        } else {
+            Vec::new()
+        },
     }
 }
 
 /// Removes the rows of `patients` from a child table's state; returns the new state
 /// and how many rows went.
-pub fn remove_patients(spec: &TableSpec, state: &RecordBatch, patients: &HashSet<String>) -> (RecordBatch, u64) {
-    let Some(column) = spec.patient else { return (state.clone(), 0) };
+pub fn remove_patients(
+    spec: &TableSpec,
+    state: &RecordBatch,
+    patients: &HashSet<String>,
+) -> (RecordBatch, u64) {
+    let Some(column) = spec.patient else {
+        return (state.clone(), 0);
+    };
     if patients.is_empty() {
         return (state.clone(), 0);
     }
@@ -256,7 +300,9 @@ pub fn patient_id(col: &ArrayRef, row: usize) -> Option<String> {
         let v = s.value(row).trim();
         return (!v.is_empty()).then(|| v.to_string());
     }
-    col.as_any().downcast_ref::<Int64Array>().map(|n| n.value(row).to_string())
+    col.as_any()
+        .downcast_ref::<Int64Array>()
+        .map(|n| n.value(row).to_string())
 }
 
 #[cfg(test)]
@@ -267,12 +313,17 @@ mod tests {
     use datafusion::arrow::array::{BooleanArray, Int8Array, Int64Array, StringArray};
 
     use super::*;
-    use crate::source::read::{with_origin, Origin};
+    use crate::source::read::{Origin, with_origin};
     use crate::source::table::Ty::*;
 
     const EMIS_LIKE: TableSpec = TableSpec {
         name: "EmisLike",
-        columns: &[("Key", Str), ("Value", Str), ("Deleted", Bool), ("ProcessingId", I64)],
+        columns: &[
+            ("Key", Str),
+            ("Value", Str),
+            ("Deleted", Bool),
+            ("ProcessingId", I64),
+        ],
         key: &["Key"],
         version: Some("ProcessingId"),
         delete: DeleteMarker::EmisDeleted,
@@ -293,7 +344,10 @@ mod tests {
             supplier: "test",
             schema_version: "0",
             extract_id: "x",
-            extracted_at: NaiveDate::from_ymd_opt(2026, 1, 1).unwrap().and_hms_opt(0, 0, 0).unwrap(),
+            extracted_at: NaiveDate::from_ymd_opt(2026, 1, 1)
+                .unwrap()
+                .and_hms_opt(0, 0, 0)
+                .unwrap(),
             file_label: "f",
         }
     }
@@ -320,7 +374,11 @@ mod tests {
             vec![
                 Arc::new(rows.iter().map(|r| Some(r.0)).collect::<Int64Array>()),
                 Arc::new(rows.iter().map(|r| r.1).collect::<StringArray>()),
-                Arc::new(rows.iter().map(|r| Some(if r.1.is_none() { 1 } else { 0 })).collect::<Int8Array>()),
+                Arc::new(
+                    rows.iter()
+                        .map(|r| Some(if r.1.is_none() { 1 } else { 0 }))
+                        .collect::<Int8Array>(),
+                ),
             ],
         )
         .unwrap();
@@ -330,35 +388,96 @@ mod tests {
     /// The state as sorted "key=value" strings.
     fn contents(spec: &TableSpec, batch: &RecordBatch) -> Vec<String> {
         let keys = row_keys(spec, batch);
-        let values = batch.column(1).as_any().downcast_ref::<StringArray>().unwrap();
-        let mut out: Vec<String> =
-            keys.iter().enumerate().map(|(i, k)| format!("{}={}", k.as_deref().unwrap(), values.value(i))).collect();
+        let values = batch
+            .column(1)
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .unwrap();
+        let mut out: Vec<String> = keys
+            .iter()
+            .enumerate()
+            .map(|(i, k)| format!("{}={}", k.as_deref().unwrap(), values.value(i)))
+            .collect();
         out.sort();
         out
     }
 
-    fn counts(rows_in: u64, applied: u64, superseded: u64, duplicate: u64, deleted: u64, quarantined: u64) -> MergeCounts {
-        MergeCounts { rows_in, applied, superseded, duplicate, deleted, quarantined, deleted_not_found: 0 }
+    fn counts(
+        rows_in: u64,
+        applied: u64,
+        superseded: u64,
+        duplicate: u64,
+        deleted: u64,
+        quarantined: u64,
+    ) -> MergeCounts {
+        MergeCounts {
+            rows_in,
+            applied,
+            superseded,
+            duplicate,
+            deleted,
+            quarantined,
+            deleted_not_found: 0,
+        }
     }
 
     #[test]
     fn emis_delta_semantics() {
-        let state = emis(&[(Some("a"), "a1", false, 10), (Some("b"), "b1", false, 10), (Some("c"), "c1", false, 10)]);
+        let state = emis(&[
+            (Some("a"), "a1", false, 10),
+            (Some("b"), "b1", false, 10),
+            (Some("c"), "c1", false, 10),
+        ]);
         // (case, delta rows, expected state, expected counts)
         let cases: Vec<(&str, RecordBatch, Vec<&str>, MergeCounts)> = vec![
-            ("higher ProcessingId replaces", emis(&[(Some("a"), "a2", false, 11)]), vec!["a=a2", "b=b1", "c=c1"], counts(1, 1, 0, 0, 0, 0)),
-            ("lower ProcessingId is stale", emis(&[(Some("a"), "a0", false, 9)]), vec!["a=a1", "b=b1", "c=c1"], counts(1, 0, 1, 0, 0, 0)),
+            (
+                "higher ProcessingId replaces",
+                emis(&[(Some("a"), "a2", false, 11)]),
+                vec!["a=a2", "b=b1", "c=c1"],
+                counts(1, 1, 0, 0, 0, 0),
+            ),
+            (
+                "lower ProcessingId is stale",
+                emis(&[(Some("a"), "a0", false, 9)]),
+                vec!["a=a1", "b=b1", "c=c1"],
+                counts(1, 0, 1, 0, 0, 0),
+            ),
             (
                 "same key twice in one file: applied in ProcessingId order, not file order",
                 emis(&[(Some("a"), "a3", false, 13), (Some("a"), "a2", false, 12)]),
                 vec!["a=a3", "b=b1", "c=c1"],
                 counts(2, 1, 1, 0, 0, 0),
             ),
-            ("Deleted removes", emis(&[(Some("b"), "", true, 11)]), vec!["a=a1", "c=c1"], counts(1, 0, 0, 0, 1, 0)),
-            ("stale delete is ignored", emis(&[(Some("b"), "", true, 9)]), vec!["a=a1", "b=b1", "c=c1"], counts(1, 0, 1, 0, 0, 0)),
-            ("exact duplicate row", emis(&[(Some("d"), "d1", false, 11), (Some("d"), "d1", false, 11)]), vec!["a=a1", "b=b1", "c=c1", "d=d1"], counts(2, 1, 0, 1, 0, 0)),
-            ("missing key is quarantined", emis(&[(None, "x", false, 11), (Some(" "), "y", false, 11)]), vec!["a=a1", "b=b1", "c=c1"], counts(2, 0, 0, 0, 0, 2)),
-            ("insert then delete in one file", emis(&[(Some("e"), "e1", false, 11), (Some("e"), "", true, 12)]), vec!["a=a1", "b=b1", "c=c1"], counts(2, 0, 1, 0, 1, 0)),
+            (
+                "Deleted removes",
+                emis(&[(Some("b"), "", true, 11)]),
+                vec!["a=a1", "c=c1"],
+                counts(1, 0, 0, 0, 1, 0),
+            ),
+            (
+                "stale delete is ignored",
+                emis(&[(Some("b"), "", true, 9)]),
+                vec!["a=a1", "b=b1", "c=c1"],
+                counts(1, 0, 1, 0, 0, 0),
+            ),
+            (
+                "exact duplicate row",
+                emis(&[(Some("d"), "d1", false, 11), (Some("d"), "d1", false, 11)]),
+                vec!["a=a1", "b=b1", "c=c1", "d=d1"],
+                counts(2, 1, 0, 1, 0, 0),
+            ),
+            (
+                "missing key is quarantined",
+                emis(&[(None, "x", false, 11), (Some(" "), "y", false, 11)]),
+                vec!["a=a1", "b=b1", "c=c1"],
+                counts(2, 0, 0, 0, 0, 2),
+            ),
+            (
+                "insert then delete in one file",
+                emis(&[(Some("e"), "e1", false, 11), (Some("e"), "", true, 12)]),
+                vec!["a=a1", "b=b1", "c=c1"],
+                counts(2, 0, 1, 0, 1, 0),
+            ),
         ];
         for (case, delta, expected, expected_counts) in cases {
             let out = merge(&EMIS_LIKE, Some(&state), &delta);
@@ -372,10 +491,30 @@ mod tests {
     fn tpp_delta_semantics() {
         let state = tpp(&[(1, Some("v1")), (2, Some("w1"))]);
         let cases: Vec<(&str, RecordBatch, Vec<&str>, MergeCounts)> = vec![
-            ("later delivery wins", tpp(&[(1, Some("v2"))]), vec!["1=v2", "2=w1"], counts(1, 1, 0, 0, 0, 0)),
-            ("later row in the file wins", tpp(&[(3, Some("x1")), (3, Some("x2"))]), vec!["1=v1", "2=w1", "3=x2"], counts(2, 1, 1, 0, 0, 0)),
-            ("sparse RemovedData=1 deletes", tpp(&[(2, None)]), vec!["1=v1"], counts(1, 0, 0, 0, 1, 0)),
-            ("re-bulk of the same rows de-duplicates on RowIdentifier", tpp(&[(1, Some("v1")), (2, Some("w1"))]), vec!["1=v1", "2=w1"], counts(2, 2, 0, 0, 0, 0)),
+            (
+                "later delivery wins",
+                tpp(&[(1, Some("v2"))]),
+                vec!["1=v2", "2=w1"],
+                counts(1, 1, 0, 0, 0, 0),
+            ),
+            (
+                "later row in the file wins",
+                tpp(&[(3, Some("x1")), (3, Some("x2"))]),
+                vec!["1=v1", "2=w1", "3=x2"],
+                counts(2, 1, 1, 0, 0, 0),
+            ),
+            (
+                "sparse RemovedData=1 deletes",
+                tpp(&[(2, None)]),
+                vec!["1=v1"],
+                counts(1, 0, 0, 0, 1, 0),
+            ),
+            (
+                "re-bulk of the same rows de-duplicates on RowIdentifier",
+                tpp(&[(1, Some("v1")), (2, Some("w1"))]),
+                vec!["1=v1", "2=w1"],
+                counts(2, 2, 0, 0, 0, 0),
+            ),
         ];
         for (case, delta, expected, expected_counts) in cases {
             let out = merge(&TPP_LIKE, Some(&state), &delta);
@@ -388,7 +527,12 @@ mod tests {
     fn merging_the_same_delivery_twice_changes_nothing() {
         let bulk = emis(&[(Some("a"), "a1", false, 10), (Some("b"), "b1", false, 10)]);
         let delta = emis(&[(Some("a"), "a2", false, 11), (Some("b"), "", true, 11)]);
-        let once = merge(&EMIS_LIKE, Some(&merge(&EMIS_LIKE, None, &bulk).state), &delta).state;
+        let once = merge(
+            &EMIS_LIKE,
+            Some(&merge(&EMIS_LIKE, None, &bulk).state),
+            &delta,
+        )
+        .state;
         let twice = merge(&EMIS_LIKE, Some(&once), &delta).state;
         assert_eq!(contents(&EMIS_LIKE, &once), contents(&EMIS_LIKE, &twice));
         assert_eq!(contents(&EMIS_LIKE, &once), vec!["a=a2"]);

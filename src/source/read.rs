@@ -10,7 +10,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use chrono::NaiveDateTime;
-use datafusion::arrow::array::{ArrayRef, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray};
+use datafusion::arrow::array::{
+    ArrayRef, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray,
+};
 use datafusion::arrow::compute::{cast, concat_batches};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
@@ -25,9 +27,13 @@ pub const SOURCE_ROW: &str = "_phm_source_row";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReadError {
-    #[error("{path}: not a readable Parquet file: {message}\nhint: the file is truncated or not Parquet; re-send the delivery")]
+    #[error(
+        "{path}: not a readable Parquet file: {message}; hint: the file is truncated or not Parquet; re-send the delivery"
+    )]
     NotParquet { path: PathBuf, message: String },
-    #[error("{path}: table {table} has no column `{column}` (expected by {supplier} schema version {version}){renamed}\nhint: the extract's schema differs from what phm reads; nothing from this delivery was loaded")]
+    #[error(
+        "{path}: table {table} has no column `{column}` (expected by {supplier} schema version {version}){renamed}; hint: the extract's schema differs from what phm reads; nothing from this delivery was loaded"
+    )]
     MissingColumn {
         path: PathBuf,
         table: &'static str,
@@ -36,7 +42,9 @@ pub enum ReadError {
         version: &'static str,
         renamed: String,
     },
-    #[error("{path}: column `{column}` of {table} has type {actual}, expected {expected} ({supplier} schema version {version})\nhint: the extract's schema differs from what phm reads; nothing from this delivery was loaded")]
+    #[error(
+        "{path}: column `{column}` of {table} has type {actual}, expected {expected} ({supplier} schema version {version}); hint: the extract's schema differs from what phm reads; nothing from this delivery was loaded"
+    )]
     WrongType {
         path: PathBuf,
         table: &'static str,
@@ -61,9 +69,18 @@ pub struct Origin<'a> {
 
 /// The spec's schema plus the provenance columns.
 pub fn state_schema(spec: &TableSpec) -> SchemaRef {
-    let mut fields: Vec<Field> = spec.schema().fields().iter().map(|f| f.as_ref().clone()).collect();
+    let mut fields: Vec<Field> = spec
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.as_ref().clone())
+        .collect();
     fields.push(Field::new(EXTRACT_ID, DataType::Utf8, false));
-    fields.push(Field::new(EXTRACTED_AT, DataType::Timestamp(TimeUnit::Microsecond, None), false));
+    fields.push(Field::new(
+        EXTRACTED_AT,
+        DataType::Timestamp(TimeUnit::Microsecond, None),
+        false,
+    ));
     fields.push(Field::new(SOURCE_FILE, DataType::Utf8, false));
     fields.push(Field::new(SOURCE_ROW, DataType::Int64, false));
     Arc::new(Schema::new(fields))
@@ -84,10 +101,18 @@ fn compatible(actual: &DataType, expected: &DataType) -> bool {
 }
 
 /// Reads `path` as table `spec`, returning one batch in the state schema.
-pub fn read_source_file(path: &Path, spec: &'static TableSpec, origin: &Origin<'_>) -> Result<RecordBatch, ReadError> {
-    let not_parquet = |message: String| ReadError::NotParquet { path: path.to_path_buf(), message };
+pub fn read_source_file(
+    path: &Path,
+    spec: &'static TableSpec,
+    origin: &Origin<'_>,
+) -> Result<RecordBatch, ReadError> {
+    let not_parquet = |message: String| ReadError::NotParquet {
+        path: path.to_path_buf(),
+        message,
+    };
     let file = File::open(path).map_err(|e| not_parquet(e.to_string()))?;
-    let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| not_parquet(e.to_string()))?;
+    let builder =
+        ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| not_parquet(e.to_string()))?;
     let file_schema = builder.schema().clone();
 
     let mut projection = Vec::with_capacity(spec.columns.len());
@@ -125,7 +150,10 @@ pub fn read_source_file(path: &Path, spec: &'static TableSpec, origin: &Origin<'
         tracing::warn!(file = %path.display(), table = spec.name, columns = ?extra, "columns phm does not read are ignored");
     }
 
-    let reader = builder.with_batch_size(64 * 1024).build().map_err(|e| not_parquet(e.to_string()))?;
+    let reader = builder
+        .with_batch_size(64 * 1024)
+        .build()
+        .map_err(|e| not_parquet(e.to_string()))?;
     let mut batches = Vec::new();
     for batch in reader {
         let batch = batch.map_err(|e| not_parquet(e.to_string()))?;
@@ -135,13 +163,21 @@ pub fn read_source_file(path: &Path, spec: &'static TableSpec, origin: &Origin<'
     Ok(with_origin(data, spec, origin))
 }
 
-fn normalise(batch: &RecordBatch, projection: &[usize], spec: &TableSpec) -> datafusion::arrow::error::Result<RecordBatch> {
+fn normalise(
+    batch: &RecordBatch,
+    projection: &[usize],
+    spec: &TableSpec,
+) -> datafusion::arrow::error::Result<RecordBatch> {
     let columns = projection
         .iter()
         .zip(spec.columns)
         .map(|(i, (_, ty))| {
             let col = batch.column(*i);
-            if col.data_type() == &ty.data_type() { Ok(col.clone()) } else { cast(col, &ty.data_type()) }
+            if col.data_type() == &ty.data_type() {
+                Ok(col.clone())
+            } else {
+                cast(col, &ty.data_type())
+            }
         })
         .collect::<datafusion::arrow::error::Result<Vec<ArrayRef>>>()?;
     RecordBatch::try_new(spec.schema(), columns)
@@ -152,10 +188,18 @@ pub fn with_origin(data: RecordBatch, spec: &TableSpec, origin: &Origin<'_>) -> 
     let n = data.num_rows();
     let mut columns = data.columns().to_vec();
     columns.push(Arc::new(StringArray::from(vec![origin.extract_id; n])));
-    columns.push(Arc::new(TimestampMicrosecondArray::from(vec![origin.extracted_at.and_utc().timestamp_micros(); n])));
+    columns.push(Arc::new(TimestampMicrosecondArray::from(vec![
+        origin
+            .extracted_at
+            .and_utc()
+            .timestamp_micros(
+            );
+        n
+    ])));
     columns.push(Arc::new(StringArray::from(vec![origin.file_label; n])));
     columns.push(Arc::new(Int64Array::from_iter_values(0..n as i64)));
-    RecordBatch::try_new(state_schema(spec), columns).expect("state schema matches spec plus origin")
+    RecordBatch::try_new(state_schema(spec), columns)
+        .expect("state schema matches spec plus origin")
 }
 
 /// " (a column `X` is present that phm does not read — renamed?)" when exactly one
@@ -167,7 +211,9 @@ fn renamed_hint(file_schema: &Schema, spec: &TableSpec, missing: &str) -> String
         .map(|f| f.name().as_str())
         .filter(|name| spec.column_index(name).is_none())
         .collect();
-    let close = unknown.iter().find(|u| u.eq_ignore_ascii_case(missing) || edit_distance(u, missing) <= 2);
+    let close = unknown
+        .iter()
+        .find(|u| u.eq_ignore_ascii_case(missing) || edit_distance(u, missing) <= 2);
     match close {
         Some(name) => format!("; found `{name}` instead — renamed or misspelt?"),
         None => String::new(),
@@ -180,7 +226,9 @@ fn edit_distance(a: &str, b: &str) -> usize {
     for (i, ca) in a.chars().enumerate() {
         let mut cur = vec![i + 1; b.len() + 1];
         for (j, cb) in b.iter().enumerate() {
-            cur[j + 1] = (prev[j] + usize::from(ca != *cb)).min(prev[j + 1] + 1).min(cur[j] + 1);
+            cur[j + 1] = (prev[j] + usize::from(ca != *cb))
+                .min(prev[j + 1] + 1)
+                .min(cur[j] + 1);
         }
         prev = cur;
     }
@@ -193,7 +241,12 @@ mod tests {
 
     #[test]
     fn edit_distance_cases() {
-        let cases = [("NhsNumber", "NhsNumber", 0), ("NhsNumbr", "NhsNumber", 1), ("CodeId", "CodeID", 1), ("a", "xyz", 3)];
+        let cases = [
+            ("NhsNumber", "NhsNumber", 0),
+            ("NhsNumbr", "NhsNumber", 1),
+            ("CodeId", "CodeID", 1),
+            ("a", "xyz", 3),
+        ];
         for (a, b, d) in cases {
             assert_eq!(edit_distance(a, b), d, "{a} {b}");
         }
@@ -208,7 +261,11 @@ mod tests {
             (Int32, Int64, true),
             (Utf8, Int64, false),
             (Float64, Int64, false),
-            (Timestamp(TimeUnit::Millisecond, None), Timestamp(TimeUnit::Microsecond, None), true),
+            (
+                Timestamp(TimeUnit::Millisecond, None),
+                Timestamp(TimeUnit::Microsecond, None),
+                true,
+            ),
             (Boolean, Utf8, false),
         ];
         for (actual, expected, ok) in cases {

@@ -20,7 +20,7 @@ use std::fs::{self, File, OpenOptions};
 use std::path::{Path, PathBuf};
 
 use datafusion::arrow::array::RecordBatch;
-use datafusion::arrow::compute::{lexsort_to_indices, take_record_batch, SortColumn};
+use datafusion::arrow::compute::{SortColumn, lexsort_to_indices, take_record_batch};
 use datafusion::parquet::arrow::ArrowWriter;
 use datafusion::parquet::basic::{Compression, ZstdLevel};
 use datafusion::parquet::file::properties::{EnabledStatistics, WriterProperties};
@@ -31,19 +31,29 @@ pub use state::PracticeState;
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("{path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{path}: cannot write Parquet: {message}")]
     Parquet { path: PathBuf, message: String },
-    #[error("{path}: the store is locked by another phm process (pid {pid})\nhint: wait for it to finish; if no phm process is running, a previous run crashed: delete the lock file and run again")]
+    #[error(
+        "{path}: the store is locked by another phm process (pid {pid}); hint: wait for it to finish; if no phm process is running, a previous run crashed: delete the lock file and run again"
+    )]
     Locked { path: PathBuf, pid: String },
-    #[error("{path}: unreadable state file: {message}\nhint: the store was written by an incompatible phm version or damaged; rebuild it from the landing zone into a new store")]
+    #[error(
+        "{path}: unreadable state file: {message}; hint: the store was written by an incompatible phm version or damaged; rebuild it from the landing zone into a new store"
+    )]
     State { path: PathBuf, message: String },
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
 pub(crate) fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
-    move |source| StoreError::Io { path: path.to_path_buf(), source }
+    move |source| StoreError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 pub struct Store {
@@ -74,18 +84,33 @@ impl Store {
     pub fn open(root: &Path) -> Result<Store> {
         fs::create_dir_all(root).map_err(io(root))?;
         let lock_path = root.join(".lock");
-        match OpenOptions::new().write(true).create_new(true).open(&lock_path) {
+        match OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&lock_path)
+        {
             Ok(mut f) => {
                 use std::io::Write;
                 let _ = write!(f, "{}", std::process::id());
             }
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
                 let pid = fs::read_to_string(&lock_path).unwrap_or_default();
-                return Err(StoreError::Locked { path: lock_path, pid: pid.trim().to_string() });
+                return Err(StoreError::Locked {
+                    path: lock_path,
+                    pid: pid.trim().to_string(),
+                });
             }
-            Err(source) => return Err(StoreError::Io { path: lock_path, source }),
+            Err(source) => {
+                return Err(StoreError::Io {
+                    path: lock_path,
+                    source,
+                });
+            }
         }
-        let store = Store { root: root.to_path_buf(), _lock: Lock { path: lock_path } };
+        let store = Store {
+            root: root.to_path_buf(),
+            _lock: Lock { path: lock_path },
+        };
         store.recover()?;
         Ok(store)
     }
@@ -126,7 +151,11 @@ impl Store {
             fs::remove_dir_all(&dir).map_err(io(&dir))?;
         }
         fs::create_dir_all(&dir).map_err(io(&dir))?;
-        Ok(Staging { ods: ods.to_string(), dir, renames: Vec::new() })
+        Ok(Staging {
+            ods: ods.to_string(),
+            dir,
+            renames: Vec::new(),
+        })
     }
 
     /// Makes a staged update visible: journal, renames, `practices/<ODS>` last.
@@ -135,8 +164,14 @@ impl Store {
         fs::create_dir_all(&journal_dir).map_err(io(&journal_dir))?;
         let journal_path = journal_dir.join(format!("{}.json", staging.ods));
         let tmp = journal_path.with_extension("json.tmp");
-        let journal = Journal { renames: staging.renames };
-        fs::write(&tmp, serde_json::to_vec(&journal).expect("journal serialises")).map_err(io(&tmp))?;
+        let journal = Journal {
+            renames: staging.renames,
+        };
+        fs::write(
+            &tmp,
+            serde_json::to_vec(&journal).expect("journal serialises"),
+        )
+        .map_err(io(&tmp))?;
         fs::rename(&tmp, &journal_path).map_err(io(&journal_path))?;
         self.apply(&journal)?;
         fs::remove_file(&journal_path).map_err(io(&journal_path))?;
@@ -175,8 +210,11 @@ impl Store {
                 let path = entry.map_err(io(&journal_dir))?.path();
                 if path.extension().is_some_and(|e| e == "json") {
                     let bytes = fs::read(&path).map_err(io(&path))?;
-                    let journal: Journal = serde_json::from_slice(&bytes)
-                        .map_err(|e| StoreError::State { path: path.clone(), message: e.to_string() })?;
+                    let journal: Journal =
+                        serde_json::from_slice(&bytes).map_err(|e| StoreError::State {
+                            path: path.clone(),
+                            message: e.to_string(),
+                        })?;
                     tracing::warn!(journal = %path.display(), "completing an ingest commit interrupted by a crash");
                     self.apply(&journal)?;
                     fs::remove_file(&path).map_err(io(&path))?;
@@ -203,7 +241,9 @@ pub struct Staging {
 impl Staging {
     /// A directory to fill that will replace `target` (relative to the store root).
     pub fn dir_for(&mut self, target: PathBuf) -> Result<PathBuf> {
-        let staged_rel = Path::new(".staging").join(&self.ods).join(format!("{}", self.renames.len()));
+        let staged_rel = Path::new(".staging")
+            .join(&self.ods)
+            .join(format!("{}", self.renames.len()));
         let staged = self.dir.join(format!("{}", self.renames.len()));
         fs::create_dir_all(&staged).map_err(io(&staged))?;
         self.renames.push((staged_rel, target));
@@ -213,24 +253,36 @@ impl Staging {
 
 /// Writes `batch` sorted by `sort` (nulls first) as one Parquet file.
 pub fn write_parquet(path: &Path, batch: &RecordBatch, sort: &[&str]) -> Result<u64> {
-    let parquet_err = |e: &dyn std::fmt::Display| StoreError::Parquet { path: path.to_path_buf(), message: e.to_string() };
+    let parquet_err = |e: &dyn std::fmt::Display| StoreError::Parquet {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    };
     let sorted = if sort.is_empty() || batch.num_rows() == 0 {
         batch.clone()
     } else {
         let columns: Vec<SortColumn> = sort
             .iter()
-            .map(|name| SortColumn { values: batch.column_by_name(name).expect("sort column exists").clone(), options: None })
+            .map(|name| SortColumn {
+                values: batch
+                    .column_by_name(name)
+                    .expect("sort column exists")
+                    .clone(),
+                options: None,
+            })
             .collect();
         let indices = lexsort_to_indices(&columns, None).map_err(|e| parquet_err(&e))?;
         take_record_batch(batch, &indices).map_err(|e| parquet_err(&e))?
     };
     let props = WriterProperties::builder()
-        .set_compression(Compression::ZSTD(ZstdLevel::try_new(1).expect("level 1 is valid")))
+        .set_compression(Compression::ZSTD(
+            ZstdLevel::try_new(1).expect("level 1 is valid"),
+        ))
         .set_max_row_group_row_count(Some(256 * 1024))
         .set_statistics_enabled(EnabledStatistics::Page)
         .build();
     let file = File::create(path).map_err(io(path))?;
-    let mut writer = ArrowWriter::try_new(file, sorted.schema(), Some(props)).map_err(|e| parquet_err(&e))?;
+    let mut writer =
+        ArrowWriter::try_new(file, sorted.schema(), Some(props)).map_err(|e| parquet_err(&e))?;
     writer.write(&sorted).map_err(|e| parquet_err(&e))?;
     writer.close().map_err(|e| parquet_err(&e))?;
     Ok(sorted.num_rows() as u64)
@@ -239,10 +291,17 @@ pub fn write_parquet(path: &Path, batch: &RecordBatch, sort: &[&str]) -> Result<
 /// Reads a whole Parquet file the store wrote.
 pub fn read_parquet(path: &Path) -> Result<RecordBatch> {
     use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-    let parquet_err = |e: &dyn std::fmt::Display| StoreError::Parquet { path: path.to_path_buf(), message: e.to_string() };
+    let parquet_err = |e: &dyn std::fmt::Display| StoreError::Parquet {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    };
     let file = File::open(path).map_err(io(path))?;
     let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| parquet_err(&e))?;
     let schema = builder.schema().clone();
-    let batches = builder.build().map_err(|e| parquet_err(&e))?.collect::<Result<Vec<_>, _>>().map_err(|e| parquet_err(&e))?;
+    let batches = builder
+        .build()
+        .map_err(|e| parquet_err(&e))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| parquet_err(&e))?;
     datafusion::arrow::compute::concat_batches(&schema, &batches).map_err(|e| parquet_err(&e))
 }

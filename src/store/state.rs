@@ -7,7 +7,7 @@ use std::path::Path;
 use chrono::NaiveDateTime;
 use serde::{Deserialize, Serialize};
 
-use super::{io, Result, StoreError};
+use super::{Result, StoreError, io};
 use crate::source::manifest::{ExtractKind, Supplier};
 
 pub const STATE_FILE: &str = "state.json";
@@ -53,7 +53,10 @@ impl PracticeState {
         let bytes = std::fs::read(&path).map_err(io(&path))?;
         serde_json::from_slice(&bytes)
             .map(Some)
-            .map_err(|e| StoreError::State { path, message: e.to_string() })
+            .map_err(|e| StoreError::State {
+                path,
+                message: e.to_string(),
+            })
     }
 
     pub fn write(&self, practice_dir: &Path) -> Result<()> {

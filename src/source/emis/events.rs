@@ -19,15 +19,23 @@ use super::tables::{CARE_RECORD_OBSERVATION, CODING_CLINICAL_CODE};
 use crate::canonical::tables::{EventRow, EventsBuilder};
 use crate::canonical::{CanonicalTable, Provenance};
 use crate::ingest::quarantine::{QuarantineBuilder, Reason};
-use crate::source::columns::{date, float, int, raw_text, text, Columns};
-use crate::source::derive::{count, date_flag, value_flag, DerivedTable, PatientIndex};
+use crate::source::columns::{Columns, date, float, int, raw_text, text};
+use crate::source::derive::{DerivedTable, PatientIndex, count, date_flag, value_flag};
 
 /// CodeId → (SNOMED concept if national, term).
 pub(super) fn clinical_codes(coding: &RecordBatch) -> HashMap<i64, (Option<i64>, Option<String>)> {
     let c = Columns::new(coding);
     let (id, snomed, term) = (c.i64("CodeId"), c.i64("SnomedCTConceptId"), c.str("Term"));
     (0..coding.num_rows())
-        .filter_map(|i| Some((int(id, i)?, (int(snomed, i).filter(|s| *s > 0), text(term, i).map(String::from)))))
+        .filter_map(|i| {
+            Some((
+                int(id, i)?,
+                (
+                    int(snomed, i).filter(|s| *s > 0),
+                    text(term, i).map(String::from),
+                ),
+            ))
+        })
         .collect()
 }
 
@@ -41,9 +49,16 @@ pub(super) fn derive(
     let codes = clinical_codes(coding);
     let c = Columns::new(observations);
     let origin = c.origin();
-    let (guid, patient, code_id) = (c.str("ObservationGuid"), c.str("PatientGuid"), c.i64("CodeId"));
-    let (effective, precision_col, parent) =
-        (c.date("EffectiveDate"), c.str("EffectiveDatePrecision"), c.str("ParentObservationGuid"));
+    let (guid, patient, code_id) = (
+        c.str("ObservationGuid"),
+        c.str("PatientGuid"),
+        c.i64("CodeId"),
+    );
+    let (effective, precision_col, parent) = (
+        c.date("EffectiveDate"),
+        c.str("EffectiveDatePrecision"),
+        c.str("ParentObservationGuid"),
+    );
     let (value, unit) = (c.f64("Value"), c.str("NumericUnit"));
 
     let mut events = EventsBuilder::default();
@@ -51,12 +66,22 @@ pub(super) fn derive(
     for i in 0..observations.num_rows() {
         let row_id = text(guid, i).unwrap_or_default();
         let mut reject = |reason: Reason, detail: String| {
-            quarantine.push(&CARE_RECORD_OBSERVATION, &c, i, Some(row_id), reason, detail);
+            quarantine.push(
+                &CARE_RECORD_OBSERVATION,
+                &c,
+                i,
+                Some(row_id),
+                reason,
+                detail,
+            );
             count(&mut quarantined, reason);
         };
         let patient_id = text(patient, i).unwrap_or_default();
         let Some(facts) = patients.get(patient_id) else {
-            reject(Reason::OrphanPatient, format!("PatientGuid {patient_id} is not in Admin_Patient"));
+            reject(
+                Reason::OrphanPatient,
+                format!("PatientGuid {patient_id} is not in Admin_Patient"),
+            );
             continue;
         };
         let Some(code) = int(code_id, i) else {
@@ -66,7 +91,10 @@ pub(super) fn derive(
         let Some((snomed, term)) = codes.get(&code) else {
             reject(
                 Reason::UnknownCodeId,
-                format!("CodeId {code} has no {} row yet; it is retried on every ingest", CODING_CLINICAL_CODE.name),
+                format!(
+                    "CodeId {code} has no {} row yet; it is retried on every ingest",
+                    CODING_CLINICAL_CODE.name
+                ),
             );
             continue;
         };
@@ -74,7 +102,10 @@ pub(super) fn derive(
         let Some(precision) = precision(raw_precision) else {
             reject(
                 Reason::InvalidDatePrecision,
-                format!("EffectiveDatePrecision {:?} is not U, Y, YM, YMD or YMDT", raw_precision.unwrap_or_default()),
+                format!(
+                    "EffectiveDatePrecision {:?} is not U, Y, YM, YMD or YMDT",
+                    raw_precision.unwrap_or_default()
+                ),
             );
             continue;
         };
@@ -97,7 +128,11 @@ pub(super) fn derive(
                 source_code: &source_code,
                 source_term: term.as_deref(),
                 snomed_concept_id: *snomed,
-                mapping_kind: if snomed.is_some() { "exact" } else { "unmapped" },
+                mapping_kind: if snomed.is_some() {
+                    "exact"
+                } else {
+                    "unmapped"
+                },
                 value,
                 comparator: None,
                 unit,

@@ -13,14 +13,22 @@ use super::tables::{CODING_DRUG_CODE, PRESCRIBING_ISSUE_RECORD};
 use crate::canonical::tables::{MedicationRow, MedicationsBuilder};
 use crate::canonical::{CanonicalTable, Provenance};
 use crate::ingest::quarantine::{QuarantineBuilder, Reason};
-use crate::source::columns::{date, float, int, raw_text, text, Columns};
-use crate::source::derive::{count, date_flag, DerivedTable, PatientIndex};
+use crate::source::columns::{Columns, date, float, int, raw_text, text};
+use crate::source::derive::{DerivedTable, PatientIndex, count, date_flag};
 
 fn drug_codes(coding: &RecordBatch) -> HashMap<i64, (Option<i64>, Option<String>)> {
     let c = Columns::new(coding);
     let (id, dmd, term) = (c.i64("CodeId"), c.i64("DmdProductCodeId"), c.str("Term"));
     (0..coding.num_rows())
-        .filter_map(|i| Some((int(id, i)?, (int(dmd, i).filter(|d| *d > 0), text(term, i).map(String::from)))))
+        .filter_map(|i| {
+            Some((
+                int(id, i)?,
+                (
+                    int(dmd, i).filter(|d| *d > 0),
+                    text(term, i).map(String::from),
+                ),
+            ))
+        })
         .collect()
 }
 
@@ -34,22 +42,40 @@ pub(super) fn derive(
     let codes = drug_codes(coding);
     let c = Columns::new(issues);
     let origin = c.origin();
-    let (guid, patient, code_id) = (c.str("IssueRecordGuid"), c.str("PatientGuid"), c.i64("CodeId"));
+    let (guid, patient, code_id) = (
+        c.str("IssueRecordGuid"),
+        c.str("PatientGuid"),
+        c.i64("CodeId"),
+    );
     let (effective, precision_col) = (c.date("EffectiveDate"), c.str("EffectiveDatePrecision"));
-    let (dosage, quantity, quantity_unit, course) =
-        (c.str("Dosage"), c.f64("Quantity"), c.str("QuantityUnit"), c.i64("CourseDurationInDays"));
+    let (dosage, quantity, quantity_unit, course) = (
+        c.str("Dosage"),
+        c.f64("Quantity"),
+        c.str("QuantityUnit"),
+        c.i64("CourseDurationInDays"),
+    );
 
     let mut medications = MedicationsBuilder::default();
     let mut quarantined = BTreeMap::new();
     for i in 0..issues.num_rows() {
         let row_id = text(guid, i).unwrap_or_default();
         let mut reject = |reason: Reason, detail: String| {
-            quarantine.push(&PRESCRIBING_ISSUE_RECORD, &c, i, Some(row_id), reason, detail);
+            quarantine.push(
+                &PRESCRIBING_ISSUE_RECORD,
+                &c,
+                i,
+                Some(row_id),
+                reason,
+                detail,
+            );
             count(&mut quarantined, reason);
         };
         let patient_id = text(patient, i).unwrap_or_default();
         let Some(facts) = patients.get(patient_id) else {
-            reject(Reason::OrphanPatient, format!("PatientGuid {patient_id} is not in Admin_Patient"));
+            reject(
+                Reason::OrphanPatient,
+                format!("PatientGuid {patient_id} is not in Admin_Patient"),
+            );
             continue;
         };
         let Some(code) = int(code_id, i) else {
@@ -59,7 +85,10 @@ pub(super) fn derive(
         let Some((dmd, term)) = codes.get(&code) else {
             reject(
                 Reason::UnknownCodeId,
-                format!("CodeId {code} has no {} row yet; it is retried on every ingest", CODING_DRUG_CODE.name),
+                format!(
+                    "CodeId {code} has no {} row yet; it is retried on every ingest",
+                    CODING_DRUG_CODE.name
+                ),
             );
             continue;
         };
@@ -67,7 +96,10 @@ pub(super) fn derive(
         let Some(precision) = precision(raw_precision) else {
             reject(
                 Reason::InvalidDatePrecision,
-                format!("EffectiveDatePrecision {:?} is not U, Y, YM, YMD or YMDT", raw_precision.unwrap_or_default()),
+                format!(
+                    "EffectiveDatePrecision {:?} is not U, Y, YM, YMD or YMDT",
+                    raw_precision.unwrap_or_default()
+                ),
             );
             continue;
         };

@@ -19,7 +19,11 @@ use crate::source::table::TableSpec;
 /// State batches of a practice, by table name; an absent table is empty.
 pub type States = HashMap<&'static str, RecordBatch>;
 
-fn state<'a>(states: &'a States, spec: &'static TableSpec, empty: &'a mut Option<RecordBatch>) -> &'a RecordBatch {
+fn state<'a>(
+    states: &'a States,
+    spec: &'static TableSpec,
+    empty: &'a mut Option<RecordBatch>,
+) -> &'a RecordBatch {
     match states.get(spec.name) {
         Some(b) => b,
         None => empty.insert(RecordBatch::new_empty(state_schema(spec))),
@@ -47,7 +51,13 @@ pub fn derive(practice: &str, states: &States) -> Derived {
     let (patients, registrations, index) = patients::derive(practice, admin, &mut quarantine);
     let clinical_codes = state(states, &tables::CODING_CLINICAL_CODE, &mut e2);
     let observations = state(states, &tables::CARE_RECORD_OBSERVATION, &mut e3);
-    let events = events::derive(practice, observations, clinical_codes, &index, &mut quarantine);
+    let events = events::derive(
+        practice,
+        observations,
+        clinical_codes,
+        &index,
+        &mut quarantine,
+    );
     let drug_codes = state(states, &tables::CODING_DRUG_CODE, &mut e4);
     let issues = state(states, &tables::PRESCRIBING_ISSUE_RECORD, &mut e5);
     let medications = medications::derive(practice, issues, drug_codes, &index, &mut quarantine);
@@ -61,5 +71,9 @@ pub fn derive(practice: &str, states: &States) -> Derived {
     if medications.loaded() > 0 {
         code_systems.insert("dmd");
     }
-    Derived { tables: vec![patients, registrations, events, medications], quarantine, code_systems }
+    Derived {
+        tables: vec![patients, registrations, events, medications],
+        quarantine,
+        code_systems,
+    }
 }

@@ -11,11 +11,13 @@ use std::collections::BTreeMap;
 use datafusion::arrow::array::RecordBatch;
 
 use super::tables::ADMIN_PATIENT;
-use crate::canonical::tables::{PatientRow, PatientsBuilder, RegistrationRow, RegistrationsBuilder};
+use crate::canonical::tables::{
+    PatientRow, PatientsBuilder, RegistrationRow, RegistrationsBuilder,
+};
 use crate::canonical::{CanonicalTable, Provenance};
 use crate::ingest::quarantine::QuarantineBuilder;
-use crate::source::columns::{date, text, Columns};
-use crate::source::derive::{person_key, DerivedTable, PatientFacts, PatientIndex};
+use crate::source::columns::{Columns, date, text};
+use crate::source::derive::{DerivedTable, PatientFacts, PatientIndex, person_key};
 
 fn registration_type(description: Option<&str>) -> &'static str {
     match description.map(str::to_ascii_lowercase).as_deref() {
@@ -29,7 +31,8 @@ fn registration_type(description: Option<&str>) -> &'static str {
 
 fn is_dummy(description: Option<&str>, dummy_type: Option<&str>) -> bool {
     description.is_some_and(|d| d.eq_ignore_ascii_case("dummy"))
-        || dummy_type.is_some_and(|t| !matches!(t.to_ascii_lowercase().as_str(), "0" | "false" | "none"))
+        || dummy_type
+            .is_some_and(|t| !matches!(t.to_ascii_lowercase().as_str(), "0" | "false" | "none"))
 }
 
 fn sex(raw: Option<&str>) -> &'static str {
@@ -48,10 +51,19 @@ pub(super) fn derive(
 ) -> (DerivedTable, DerivedTable, PatientIndex) {
     let c = Columns::new(admin);
     let origin = c.origin();
-    let (guid, nhs, sex_col, dob, dod) =
-        (c.str("PatientGuid"), c.str("NhsNumber"), c.str("Sex"), c.date("DateOfBirth"), c.date("DateOfDeath"));
-    let (desc, dummy, reg, dereg) =
-        (c.str("PatientTypeDescription"), c.str("DummyType"), c.date("DateOfRegistration"), c.date("DateOfDeactivation"));
+    let (guid, nhs, sex_col, dob, dod) = (
+        c.str("PatientGuid"),
+        c.str("NhsNumber"),
+        c.str("Sex"),
+        c.date("DateOfBirth"),
+        c.date("DateOfDeath"),
+    );
+    let (desc, dummy, reg, dereg) = (
+        c.str("PatientTypeDescription"),
+        c.str("DummyType"),
+        c.date("DateOfRegistration"),
+        c.date("DateOfDeactivation"),
+    );
 
     let mut patients = PatientsBuilder::default();
     let mut registrations = RegistrationsBuilder::default();
@@ -97,7 +109,11 @@ pub(super) fn derive(
         );
         index.insert(
             id.to_string(),
-            PatientFacts { person_key: key, date_of_birth: date(dob, i), date_of_death: date(dod, i) },
+            PatientFacts {
+                person_key: key,
+                date_of_birth: date(dob, i),
+                date_of_death: date(dod, i),
+            },
         );
     }
     let rows = admin.num_rows() as u64;
@@ -144,7 +160,11 @@ mod tests {
             (Some("Regular"), None, false),
         ];
         for (description, dummy_type, expected) in cases {
-            assert_eq!(is_dummy(description, dummy_type), expected, "{description:?} {dummy_type:?}");
+            assert_eq!(
+                is_dummy(description, dummy_type),
+                expected,
+                "{description:?} {dummy_type:?}"
+            );
         }
     }
 }

@@ -17,8 +17,8 @@ use super::tables::SR_CODE;
 use crate::canonical::tables::{EventRow, EventsBuilder};
 use crate::canonical::{CanonicalTable, Provenance};
 use crate::ingest::quarantine::{QuarantineBuilder, Reason};
-use crate::source::columns::{flag, float, int, raw_text, text, ts_day, Columns, FLOOR_DAYS};
-use crate::source::derive::{count, date_flag, value_flag, DerivedTable, PatientIndex};
+use crate::source::columns::{Columns, FLOOR_DAYS, flag, float, int, raw_text, text, ts_day};
+use crate::source::derive::{DerivedTable, PatientIndex, count, date_flag, value_flag};
 
 /// A SNOMED code as TPP sends it: empty, "-1", "0" or non-numeric mean "none".
 pub(super) fn snomed(raw: Option<&str>) -> Option<i64> {
@@ -49,10 +49,23 @@ pub(super) fn derive(
     let ctv3_to_snomed = ctv3_map(map);
     let c = Columns::new(sr_code);
     let origin = c.origin();
-    let (row_id, patient, date_event) = (c.i64("RowIdentifier"), c.i64("IDPatient"), c.ts("DateEvent"));
-    let (ctv3, ctv3_text, sct, sct_text) = (c.str("CTV3Code"), c.str("CTV3Text"), c.str("SNOMEDCode"), c.str("SNOMEDText"));
-    let (is_numeric, value_col, unit_col, comparator) =
-        (c.bool("IsNumeric"), c.f64("NumericValue"), c.str("NumericUnit"), c.str("NumericComparator"));
+    let (row_id, patient, date_event) = (
+        c.i64("RowIdentifier"),
+        c.i64("IDPatient"),
+        c.ts("DateEvent"),
+    );
+    let (ctv3, ctv3_text, sct, sct_text) = (
+        c.str("CTV3Code"),
+        c.str("CTV3Text"),
+        c.str("SNOMEDCode"),
+        c.str("SNOMEDText"),
+    );
+    let (is_numeric, value_col, unit_col, comparator) = (
+        c.bool("IsNumeric"),
+        c.f64("NumericValue"),
+        c.str("NumericUnit"),
+        c.str("NumericComparator"),
+    );
     let (done_at, org) = (c.str("IDOrganisationDoneAt"), c.str("IDOrganisation"));
 
     let mut events = EventsBuilder::default();
@@ -62,24 +75,45 @@ pub(super) fn derive(
         let id = int(row_id, i).unwrap_or_default().to_string();
         let patient_id = int(patient, i).map(|p| p.to_string()).unwrap_or_default();
         let Some(facts) = patients.get(&patient_id) else {
-            quarantine.push(&SR_CODE, &c, i, Some(&id), Reason::OrphanPatient, format!("IDPatient {patient_id} is not in SRPatient"));
+            quarantine.push(
+                &SR_CODE,
+                &c,
+                i,
+                Some(&id),
+                Reason::OrphanPatient,
+                format!("IDPatient {patient_id} is not in SRPatient"),
+            );
             count(&mut quarantined, Reason::OrphanPatient);
             continue;
         };
         let sct_code = text(sct, i);
         let ctv3_code = raw_text(ctv3, i).filter(|c| !c.trim().is_empty());
-        let (code_system, source_code, term, concept, mapping_kind) = match (snomed(sct_code), ctv3_code) {
-            (Some(concept), _) => ("snomed", sct_code.unwrap_or_default(), text(sct_text, i), Some(concept), "exact"),
-            (None, Some(ctv3)) => match ctv3_to_snomed.get(ctv3) {
-                Some(concept) => ("ctv3", ctv3, text(ctv3_text, i), Some(*concept), "ctv3_map"),
-                None => ("ctv3", ctv3, text(ctv3_text, i), None, "unmapped"),
-            },
-            (None, None) => {
-                quarantine.push(&SR_CODE, &c, i, Some(&id), Reason::MissingCode, "CTV3Code and SNOMEDCode are both empty".into());
-                count(&mut quarantined, Reason::MissingCode);
-                continue;
-            }
-        };
+        let (code_system, source_code, term, concept, mapping_kind) =
+            match (snomed(sct_code), ctv3_code) {
+                (Some(concept), _) => (
+                    "snomed",
+                    sct_code.unwrap_or_default(),
+                    text(sct_text, i),
+                    Some(concept),
+                    "exact",
+                ),
+                (None, Some(ctv3)) => match ctv3_to_snomed.get(ctv3) {
+                    Some(concept) => ("ctv3", ctv3, text(ctv3_text, i), Some(*concept), "ctv3_map"),
+                    None => ("ctv3", ctv3, text(ctv3_text, i), None, "unmapped"),
+                },
+                (None, None) => {
+                    quarantine.push(
+                        &SR_CODE,
+                        &c,
+                        i,
+                        Some(&id),
+                        Reason::MissingCode,
+                        "CTV3Code and SNOMEDCode are both empty".into(),
+                    );
+                    count(&mut quarantined, Reason::MissingCode);
+                    continue;
+                }
+            };
         code_systems.insert(code_system);
         let (event_date, date_flag) = match ts_day(date_event, i) {
             None => (None, Some("unknown_date")),
@@ -107,7 +141,11 @@ pub(super) fn derive(
                 value,
                 comparator: text(comparator, i).filter(|_| value.is_some()),
                 unit,
-                value_flag: if placeholder { Some("placeholder_value") } else { value_flag(value, unit) },
+                value_flag: if placeholder {
+                    Some("placeholder_value")
+                } else {
+                    value_flag(value, unit)
+                },
                 parent_event_id: None,
             },
             &Provenance {
@@ -136,7 +174,13 @@ mod tests {
 
     #[test]
     fn snomed_codes_as_sent() {
-        let cases = [(Some("44054006"), Some(44054006)), (Some("-1"), None), (Some("0"), None), (Some("X"), None), (None, None)];
+        let cases = [
+            (Some("44054006"), Some(44054006)),
+            (Some("-1"), None),
+            (Some("0"), None),
+            (Some("X"), None),
+            (None, None),
+        ];
         for (raw, expected) in cases {
             assert_eq!(snomed(raw), expected, "{raw:?}");
         }
@@ -144,7 +188,13 @@ mod tests {
 
     #[test]
     fn placeholders() {
-        let cases = [(0.0, true), (-1.0, true), (0.5, false), (140.0, false), (-2.0, false)];
+        let cases = [
+            (0.0, true),
+            (-1.0, true),
+            (0.5, false),
+            (140.0, false),
+            (-2.0, false),
+        ];
         for (value, expected) in cases {
             assert_eq!(is_placeholder(value), expected, "{value}");
         }

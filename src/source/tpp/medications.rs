@@ -13,12 +13,14 @@ use super::tables::SR_PRIMARY_CARE_MEDICATION;
 use crate::canonical::tables::{MedicationRow, MedicationsBuilder};
 use crate::canonical::{CanonicalTable, Provenance};
 use crate::ingest::quarantine::{QuarantineBuilder, Reason};
-use crate::source::columns::{int, raw_text, text, ts_day, Columns, FLOOR_DAYS};
-use crate::source::derive::{count, date_flag, DerivedTable, PatientIndex};
+use crate::source::columns::{Columns, FLOOR_DAYS, int, raw_text, text, ts_day};
+use crate::source::derive::{DerivedTable, PatientIndex, count, date_flag};
 
 /// "28 tablet" → (28.0, "tablet"); "tablet" → (None, "tablet").
 fn split_quantity(raw: Option<&str>) -> (Option<f64>, Option<&str>) {
-    let Some(raw) = raw.map(str::trim).filter(|r| !r.is_empty()) else { return (None, None) };
+    let Some(raw) = raw.map(str::trim).filter(|r| !r.is_empty()) else {
+        return (None, None);
+    };
     match raw.split_once(char::is_whitespace) {
         Some((number, unit)) => match number.parse::<f64>() {
             Ok(n) => (Some(n), Some(unit.trim()).filter(|u| !u.is_empty())),
@@ -39,8 +41,16 @@ pub(super) fn derive(
 ) -> DerivedTable {
     let c = Columns::new(sr_medication);
     let origin = c.origin();
-    let (row_id, patient, date_event) = (c.i64("RowIdentifier"), c.i64("IDPatient"), c.ts("DateEvent"));
-    let (dmd, product, name) = (c.i64("IDMultiLexDMD"), c.i64("IDMultiLexProduct"), c.str("NameOfMedication"));
+    let (row_id, patient, date_event) = (
+        c.i64("RowIdentifier"),
+        c.i64("IDPatient"),
+        c.ts("DateEvent"),
+    );
+    let (dmd, product, name) = (
+        c.i64("IDMultiLexDMD"),
+        c.i64("IDMultiLexProduct"),
+        c.str("NameOfMedication"),
+    );
     let (dosage, quantity) = (c.str("MedicationDosage"), c.str("MedicationQuantity"));
 
     let mut medications = MedicationsBuilder::default();
@@ -94,7 +104,11 @@ pub(super) fn derive(
                 source_code: &source_code,
                 source_term: text(name, i),
                 dmd_code,
-                mapping_kind: if dmd_code.is_some() { "exact" } else { "unmapped" },
+                mapping_kind: if dmd_code.is_some() {
+                    "exact"
+                } else {
+                    "unmapped"
+                },
                 dosage: raw_text(dosage, i),
                 quantity: qty,
                 quantity_unit: qty_unit,

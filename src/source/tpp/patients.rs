@@ -13,11 +13,13 @@ use std::collections::BTreeMap;
 use datafusion::arrow::array::RecordBatch;
 
 use super::tables::{SR_PATIENT, SR_PATIENT_REGISTRATION};
-use crate::canonical::tables::{PatientRow, PatientsBuilder, RegistrationRow, RegistrationsBuilder};
+use crate::canonical::tables::{
+    PatientRow, PatientsBuilder, RegistrationRow, RegistrationsBuilder,
+};
 use crate::canonical::{CanonicalTable, Provenance};
 use crate::ingest::quarantine::{QuarantineBuilder, Reason};
-use crate::source::columns::{flag, int, open_end, text, ts_day, Columns, FLOOR_DAYS};
-use crate::source::derive::{count, person_key, DerivedTable, PatientFacts, PatientIndex};
+use crate::source::columns::{Columns, FLOOR_DAYS, flag, int, open_end, text, ts_day};
+use crate::source::derive::{DerivedTable, PatientFacts, PatientIndex, count, person_key};
 
 fn gender(raw: Option<&str>) -> &'static str {
     match raw.map(str::to_ascii_lowercase).as_deref() {
@@ -31,8 +33,11 @@ fn gender(raw: Option<&str>) -> &'static str {
 /// The registration type from TPP's free-text status; temporary wins over GMS
 /// when both appear, because a temporary resident is not on the practice list.
 fn registration_type(status: Option<&str>) -> &'static str {
-    let tokens: Vec<String> =
-        status.unwrap_or_default().split(',').map(|t| t.trim().to_ascii_lowercase()).collect();
+    let tokens: Vec<String> = status
+        .unwrap_or_default()
+        .split(',')
+        .map(|t| t.trim().to_ascii_lowercase())
+        .collect();
     if tokens.iter().any(|t| t.starts_with("temporary")) {
         "temporary"
     } else if tokens.iter().any(|t| t == "gms" || t == "standard") {
@@ -48,7 +53,10 @@ fn undated_floor(day: Option<i32>) -> Option<i32> {
     day.filter(|d| *d != FLOOR_DAYS)
 }
 
-pub(super) fn derive_patients(practice: &str, sr_patient: &RecordBatch) -> (DerivedTable, PatientIndex) {
+pub(super) fn derive_patients(
+    practice: &str,
+    sr_patient: &RecordBatch,
+) -> (DerivedTable, PatientIndex) {
     let c = Columns::new(sr_patient);
     let origin = c.origin();
     let (row_id, nhs, gender_col) = (c.i64("RowIdentifier"), c.str("NHSNumber"), c.str("Gender"));
@@ -80,7 +88,14 @@ pub(super) fn derive_patients(practice: &str, sr_patient: &RecordBatch) -> (Deri
                 extracted_at: origin.extracted_at(i),
             },
         );
-        index.insert(id, PatientFacts { person_key: key, date_of_birth: dob, date_of_death: dod });
+        index.insert(
+            id,
+            PatientFacts {
+                person_key: key,
+                date_of_birth: dob,
+                date_of_death: dod,
+            },
+        );
     }
     let table = DerivedTable {
         table: CanonicalTable::Patients,
@@ -100,8 +115,16 @@ pub(super) fn derive_registrations(
 ) -> DerivedTable {
     let c = Columns::new(sr_registration);
     let origin = c.origin();
-    let (row_id, patient, org) = (c.i64("RowIdentifier"), c.i64("IDPatient"), c.str("IDOrganisation"));
-    let (start, end, status) = (c.ts("DateRegistration"), c.ts("DateDeRegistration"), c.str("RegistrationStatus"));
+    let (row_id, patient, org) = (
+        c.i64("RowIdentifier"),
+        c.i64("IDPatient"),
+        c.str("IDOrganisation"),
+    );
+    let (start, end, status) = (
+        c.ts("DateRegistration"),
+        c.ts("DateDeRegistration"),
+        c.str("RegistrationStatus"),
+    );
     let mut registrations = RegistrationsBuilder::default();
     let mut quarantined = BTreeMap::new();
     for i in 0..sr_registration.num_rows() {
@@ -173,7 +196,13 @@ mod tests {
 
     #[test]
     fn genders() {
-        let cases = [(Some("m"), "M"), (Some("F"), "F"), (Some("i"), "I"), (Some("u"), "U"), (None, "U")];
+        let cases = [
+            (Some("m"), "M"),
+            (Some("F"), "F"),
+            (Some("i"), "I"),
+            (Some("u"), "U"),
+            (None, "U"),
+        ];
         for (raw, expected) in cases {
             assert_eq!(gender(raw), expected, "{raw:?}");
         }

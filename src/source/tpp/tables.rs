@@ -10,7 +10,11 @@ use Ty::*;
 
 pub const SCHEMA_VERSION: &str = "93";
 
-const fn spec(name: &'static str, columns: &'static [(&'static str, Ty)], patient: Option<&'static str>) -> TableSpec {
+const fn spec(
+    name: &'static str,
+    columns: &'static [(&'static str, Ty)],
+    patient: Option<&'static str>,
+) -> TableSpec {
     TableSpec {
         name,
         columns,
@@ -186,7 +190,11 @@ pub const SR_CTV3_TO_SNOMED: TableSpec = spec(
 /// Reference table: id → text for coded columns such as `AppointmentStatus`.
 pub const SR_MAPPING: TableSpec = TableSpec {
     name: "SRMapping",
-    columns: &[("RowIdentifier", I64), ("IdMappingGroup", I64), ("Mapping", Str)],
+    columns: &[
+        ("RowIdentifier", I64),
+        ("IdMappingGroup", I64),
+        ("Mapping", Str),
+    ],
     key: &["RowIdentifier"],
     version: None,
     delete: DeleteMarker::None,

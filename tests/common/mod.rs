@@ -1,0 +1,177 @@
+//! Shared by the integration tests: a small synthetic network, the real binary,
+//! and tools to damage a delivery the way real deliveries get damaged.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use chrono::NaiveDate;
+use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::datatypes::Schema;
+use datafusion::parquet::arrow::ArrowWriter;
+use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use phm::source::manifest::{Manifest, sha256_file};
+use phm::synth::truth::GroundTruth;
+use phm::synth::{SynthConfig, generate};
+
+/// A small mixed network: 3 practices (EMIS and TPP), 2 deltas.
+pub fn small_network(dir: &Path, seed: u64) -> GroundTruth {
+    let config = SynthConfig {
+        out: dir.to_path_buf(),
+        practices: 3,
+        patients: 900,
+        seed,
+        emis_share: 0.5,
+        deltas: 2,
+        as_of: NaiveDate::from_ymd_opt(2026, 3, 31).unwrap(),
+        defect_rates: SynthConfig::default_defect_rates(),
+    };
+    generate(&config).expect("synthetic network generates")
+}
+
+pub fn phm(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_phm"))
+        .args(args)
+        .env_remove("PHM_LOG")
+        .output()
+        .expect("phm runs")
+}
+
+pub fn ingest(landing: &Path, store: &Path) -> Output {
+    phm(&[
+        "ingest",
+        "--landing",
+        landing.to_str().unwrap(),
+        "--store",
+        store.to_str().unwrap(),
+    ])
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// SHA-256 of every file under `dir` (relative path → hash), for "nothing changed" checks.
+pub fn tree_hashes(dir: &Path) -> BTreeMap<PathBuf, String> {
+    let mut out = BTreeMap::new();
+    if !dir.exists() {
+        return out;
+    }
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in fs::read_dir(&d).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                out.insert(
+                    path.strip_prefix(dir).unwrap().to_path_buf(),
+                    sha256_file(&path).unwrap(),
+                );
+            }
+        }
+    }
+    out
+}
+
+/// Delivery folders of a practice, in extraction order.
+pub fn deliveries(landing: &Path, ods: &str) -> Vec<PathBuf> {
+    let mut out: Vec<(chrono::NaiveDateTime, PathBuf)> = fs::read_dir(landing.join(ods))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_dir())
+        .map(|p| (Manifest::read(&p).unwrap().extracted_at, p))
+        .collect();
+    out.sort();
+    out.into_iter().map(|(_, p)| p).collect()
+}
+
+pub fn copy_dir(from: &Path, to: &Path) {
+    fs::create_dir_all(to).unwrap();
+    for entry in fs::read_dir(from).unwrap() {
+        let path = entry.unwrap().path();
+        let target = to.join(path.file_name().unwrap());
+        if path.is_dir() {
+            copy_dir(&path, &target);
+        } else {
+            fs::copy(&path, &target).unwrap();
+        }
+    }
+}
+
+pub fn read_batch(path: &Path) -> RecordBatch {
+    let builder = ParquetRecordBatchReaderBuilder::try_new(fs::File::open(path).unwrap()).unwrap();
+    let schema = builder.schema().clone();
+    let batches: Vec<RecordBatch> = builder.build().unwrap().map(Result::unwrap).collect();
+    datafusion::arrow::compute::concat_batches(&schema, &batches).unwrap()
+}
+
+pub fn write_batch(path: &Path, batch: &RecordBatch) {
+    let mut w =
+        ArrowWriter::try_new(fs::File::create(path).unwrap(), batch.schema(), None).unwrap();
+    w.write(batch).unwrap();
+    w.close().unwrap();
+}
+
+/// Rewrites the file of `table` in a delivery with `f` applied, and fixes the
+/// manifest's hash and row count so only the change under test is wrong.
+pub fn rewrite_table(delivery: &Path, table: &str, f: impl FnOnce(RecordBatch) -> RecordBatch) {
+    let mut manifest = Manifest::read(delivery).unwrap();
+    let file = manifest
+        .files
+        .iter_mut()
+        .find(|f| f.table == table)
+        .expect("table in delivery");
+    let path = delivery.join(&file.path);
+    let batch = f(read_batch(&path));
+    write_batch(&path, &batch);
+    file.rows = batch.num_rows() as u64;
+    file.sha256 = sha256_file(&path).unwrap();
+    manifest.write(delivery).unwrap();
+}
+
+/// `batch` with column `from` renamed to `to`.
+pub fn rename_column(batch: RecordBatch, from: &str, to: &str) -> RecordBatch {
+    let fields: Vec<_> = batch
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| {
+            if f.name() == from {
+                f.as_ref().clone().with_name(to)
+            } else {
+                f.as_ref().clone()
+            }
+        })
+        .collect();
+    RecordBatch::try_new(
+        std::sync::Arc::new(Schema::new(fields)),
+        batch.columns().to_vec(),
+    )
+    .unwrap()
+}
+
+/// The practices of the ground truth by supplier: (first EMIS ODS, first TPP ODS).
+pub fn one_of_each(truth: &GroundTruth) -> (String, String) {
+    let emis = truth
+        .practices
+        .iter()
+        .find(|p| p.supplier.as_str() == "emis")
+        .unwrap()
+        .ods
+        .clone();
+    let tpp = truth
+        .practices
+        .iter()
+        .find(|p| p.supplier.as_str() == "tpp")
+        .unwrap()
+        .ods
+        .clone();
+    (emis, tpp)
+}
