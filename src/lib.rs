@@ -12,3 +12,4 @@ pub mod nhs_number;
 pub mod source;
 pub mod store;
 pub mod synth;
+pub mod terminology;

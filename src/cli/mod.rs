@@ -5,6 +5,7 @@
 //! wall clock or the environment.
 
 mod ingest;
+mod terminology;
 // mod synth; (enabled with the generator)
 
 use std::io::IsTerminal;
@@ -52,6 +53,8 @@ pub enum LogFormat {
 pub enum Command {
     /// Ingest deliveries from a landing zone into the canonical store.
     Ingest(ingest::IngestArgs),
+    /// Compile SNOMED CT / dm+d / CTV3 releases; write the fixture release.
+    Terminology(terminology::TerminologyArgs),
 }
 
 /// An error with the exit code it maps to.
@@ -90,5 +93,6 @@ pub fn init_logging(format: LogFormat, verbose: u8) {
 pub fn run(cli: Cli) -> Result<u8, Failure> {
     match cli.command {
         Command::Ingest(args) => ingest::run(args),
+        Command::Terminology(args) => terminology::run(args),
     }
 }

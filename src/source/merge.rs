@@ -17,7 +17,6 @@ use datafusion::arrow::array::{
     Array, ArrayRef, BooleanArray, Int8Array, Int64Array, RecordBatch, StringArray, UInt32Array,
 };
 use datafusion::arrow::compute::{concat_batches, filter_record_batch, take_record_batch};
-use datafusion::arrow::row::{RowConverter, Rows, SortField};
 use serde::Serialize;
 
 use crate::source::table::{DeleteMarker, TableSpec};
@@ -143,17 +142,12 @@ fn versions(spec: &TableSpec, batch: &RecordBatch) -> Option<Vec<i64>> {
     )
 }
 
-/// Source columns only (not the provenance columns), row-encoded for equality tests.
-fn content_rows(spec: &TableSpec, batch: &RecordBatch) -> Rows {
-    let n = spec.columns.len();
-    let fields = batch.schema().fields()[..n]
+/// True when rows `a` and `b` of `batch` hold the same source values (provenance
+/// columns aside). Only rows sharing a key are ever compared, so this stays rare.
+fn same_content(spec: &TableSpec, batch: &RecordBatch, a: usize, b: usize) -> bool {
+    batch.columns()[..spec.columns.len()]
         .iter()
-        .map(|f| SortField::new(f.data_type().clone()))
-        .collect();
-    let converter = RowConverter::new(fields).expect("source column types are row-encodable");
-    converter
-        .convert_columns(&batch.columns()[..n])
-        .expect("columns match converter")
+        .all(|col| col.slice(a, 1).as_ref() == col.slice(b, 1).as_ref())
 }
 
 /// Applies `delta` (one file's rows, in the state schema) to `state`.
@@ -172,7 +166,6 @@ pub fn merge(spec: &TableSpec, state: Option<&RecordBatch>, delta: &RecordBatch)
     let keys = row_keys(spec, delta);
     let deletes = is_delete(spec, delta);
     let delta_versions = versions(spec, delta);
-    let contents = content_rows(spec, delta);
     let mut order: Vec<usize> = (0..delta.num_rows()).collect();
     if let Some(v) = &delta_versions {
         order.sort_by_key(|i| v[*i]); // stable: ties keep file order
@@ -198,7 +191,7 @@ pub fn merge(spec: &TableSpec, state: Option<&RecordBatch>, delta: &RecordBatch)
             }
         }
         if let Some((Slot::Delta(k), _)) = current {
-            if !deletes[j] && contents.row(k) == contents.row(j) {
+            if !deletes[j] && same_content(spec, delta, k, j) {
                 outcome[j] = Outcome::Duplicate;
                 continue;
             }

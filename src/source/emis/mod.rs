@@ -77,3 +77,25 @@ pub fn derive(practice: &str, states: &States) -> Derived {
         code_systems,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::precision;
+
+    #[test]
+    fn date_precisions() {
+        let cases = [
+            (None, Some("YMD")),
+            (Some("U"), Some("U")),
+            (Some("Y"), Some("Y")),
+            (Some("YM"), Some("YM")),
+            (Some("YMD"), Some("YMD")),
+            (Some("YMDT"), Some("YMDT")),
+            (Some("D"), None),
+            (Some("ymd"), None),
+        ];
+        for (raw, expected) in cases {
+            assert_eq!(precision(raw), expected, "{raw:?}");
+        }
+    }
+}
