@@ -225,14 +225,14 @@ fn synth_then_ingest_matches_the_ground_truth() {
         &store,
         &truth,
         "medications",
-        &["date_flag", "value_flag", "mapping_kind"],
+        &["date_flag", "mapping_kind"],
     );
     let mut checked: BTreeMap<DefectKind, usize> = BTreeMap::new();
     for d in &truth.defects {
         let (table, columns): (_, &[&str]) = match canonical_of(&d.table) {
             "patients" => (&patients, &["nhs_number_status", "is_test_patient"]),
             "events" => (&events, &["date_flag", "value_flag", "mapping_kind"]),
-            _ => (&medications, &["date_flag", "value_flag", "mapping_kind"]),
+            _ => (&medications, &["date_flag", "mapping_kind"]),
         };
         let row = table.get(&(d.practice.clone(), d.row_id.clone()));
         let row = row.unwrap_or_else(|| {

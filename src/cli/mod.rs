@@ -5,8 +5,8 @@
 //! wall clock or the environment.
 
 mod ingest;
+mod synth;
 mod terminology;
-// mod synth; (enabled with the generator)
 
 use std::io::IsTerminal;
 
@@ -51,6 +51,8 @@ pub enum LogFormat {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Generate a synthetic PCN's EMIS and TPP deliveries (deterministic per seed).
+    Synth(synth::SynthArgs),
     /// Ingest deliveries from a landing zone into the canonical store.
     Ingest(ingest::IngestArgs),
     /// Compile SNOMED CT / dm+d / CTV3 releases; write the fixture release.
@@ -92,6 +94,7 @@ pub fn init_logging(format: LogFormat, verbose: u8) {
 
 pub fn run(cli: Cli) -> Result<u8, Failure> {
     match cli.command {
+        Command::Synth(args) => synth::run(args),
         Command::Ingest(args) => ingest::run(args),
         Command::Terminology(args) => terminology::run(args),
     }

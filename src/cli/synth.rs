@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use chrono::NaiveDate;
 use clap::Args;
 
-use super::{exit, Failure};
+use super::{Failure, exit};
 use crate::synth::{self, SynthConfig};
 
 #[derive(Debug, Args)]
@@ -33,10 +33,16 @@ pub struct SynthArgs {
 
 pub fn run(args: SynthArgs) -> Result<u8, Failure> {
     if !(0.0..=1.0).contains(&args.emis_share) {
-        return Err(Failure::new(exit::USAGE, format!("--emis-share {} must be between 0 and 1", args.emis_share)));
+        return Err(Failure::new(
+            exit::USAGE,
+            format!("--emis-share {} must be between 0 and 1", args.emis_share),
+        ));
     }
     if args.practices == 0 || args.patients < args.practices {
-        return Err(Failure::new(exit::USAGE, "need at least one practice and at least one patient per practice"));
+        return Err(Failure::new(
+            exit::USAGE,
+            "need at least one practice and at least one patient per practice",
+        ));
     }
     let config = SynthConfig {
         out: args.out.clone(),
@@ -60,6 +66,10 @@ pub fn run(args: SynthArgs) -> Result<u8, Failure> {
             p.expected_rows.get("medications").copied().unwrap_or(0),
         );
     }
-    println!("defects injected: {}; ground truth: {}", truth.defects.len(), args.out.join(synth::truth::GROUND_TRUTH_FILE).display());
+    println!(
+        "defects injected: {}; ground truth: {}",
+        truth.defects.len(),
+        args.out.join(synth::truth::GROUND_TRUTH_FILE).display()
+    );
     Ok(exit::OK)
 }
