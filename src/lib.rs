@@ -13,3 +13,4 @@ pub mod source;
 pub mod store;
 pub mod synth;
 pub mod terminology;
+pub mod valueset;

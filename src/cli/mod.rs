@@ -7,6 +7,7 @@
 mod ingest;
 mod synth;
 mod terminology;
+mod valueset;
 
 use std::io::IsTerminal;
 
@@ -57,6 +58,8 @@ pub enum Command {
     Ingest(ingest::IngestArgs),
     /// Compile SNOMED CT / dm+d / CTV3 releases; write the fixture release.
     Terminology(terminology::TerminologyArgs),
+    /// List, expand and compare versioned value sets.
+    Valueset(valueset::ValuesetArgs),
 }
 
 /// An error with the exit code it maps to.
@@ -97,5 +100,6 @@ pub fn run(cli: Cli) -> Result<u8, Failure> {
         Command::Synth(args) => synth::run(args),
         Command::Ingest(args) => ingest::run(args),
         Command::Terminology(args) => terminology::run(args),
+        Command::Valueset(args) => valueset::run(args),
     }
 }
