@@ -389,3 +389,95 @@ fn regex_free_nhs_numbers(store: &Path) -> Vec<String> {
     }
     out
 }
+
+/// VPIDPREV → VPID pairs, read straight from the fixture's dm+d XML.
+fn previous_vpids() -> HashMap<String, String> {
+    let xml = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("terminology/fixture/dmd/f_vmp2_3060526.xml"),
+    )
+    .unwrap();
+    let tag = |block: &str, name: &str| {
+        let open = format!("<{name}>");
+        let start = block.find(&open)? + open.len();
+        Some(block[start..start + block[start..].find('<')?].to_string())
+    };
+    xml.split("<VMP>")
+        .skip(1)
+        .filter_map(|block| Some((tag(block, "VPIDPREV")?, tag(block, "VPID")?)))
+        .collect()
+}
+
+#[test]
+fn a_release_maps_previous_dmd_codes_to_current_ones() {
+    let work = tempfile::tempdir().unwrap();
+    let (landing, store, release) = (
+        work.path().join("landing"),
+        work.path().join("store"),
+        work.path().join("fixture-20260506"),
+    );
+    let truth = small_network(&landing, 9);
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("terminology/fixture");
+    let imported = phm(&[
+        "terminology",
+        "import",
+        "--rf2",
+        fixture.join("rf2").to_str().unwrap(),
+        "--dmd",
+        fixture.join("dmd").to_str().unwrap(),
+        "--ctv3-map",
+        fixture.join("ctv3/SRCtv3ToSnomed.txt").to_str().unwrap(),
+        "--out",
+        release.to_str().unwrap(),
+    ]);
+    assert!(imported.status.success(), "{}", stderr(&imported));
+    let out = phm(&[
+        "ingest",
+        "--landing",
+        landing.to_str().unwrap(),
+        "--store",
+        store.to_str().unwrap(),
+        "--release",
+        release.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+
+    // TPP rows carry the dm+d code itself, so source and mapped code can be compared.
+    let previous = previous_vpids();
+    let (mut substituted, mut kept) = (0, 0);
+    for p in truth
+        .practices
+        .iter()
+        .filter(|p| p.supplier.as_str() == "tpp")
+    {
+        let b = canonical(&store, "medications", &p.ods).unwrap();
+        let (source, kind) = (strings(&b, "source_code"), strings(&b, "mapping_kind"));
+        let dmd = b
+            .column_by_name("dmd_code")
+            .unwrap()
+            .as_any()
+            .downcast_ref::<datafusion::arrow::array::Int64Array>()
+            .unwrap();
+        for i in 0..b.num_rows() {
+            match previous.get(source.value(i)) {
+                Some(current) => {
+                    assert_eq!(kind.value(i), "history_substituted", "{}", source.value(i));
+                    assert_eq!(&dmd.value(i).to_string(), current);
+                    substituted += 1;
+                }
+                None if dmd.is_valid(i) => {
+                    assert_ne!(kind.value(i), "history_substituted");
+                    assert_eq!(dmd.value(i).to_string(), source.value(i));
+                    kept += 1;
+                }
+                None => {}
+            }
+        }
+    }
+    assert!(
+        substituted > 0 && kept > 0,
+        "both kinds occur ({substituted}, {kept})"
+    );
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(store.join("reports/ingest.json")).unwrap()).unwrap();
+    assert_eq!(report["terminology_release"], "fixture-20260506");
+}

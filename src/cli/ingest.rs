@@ -16,17 +16,31 @@ pub struct IngestArgs {
     /// Canonical store to create or update.
     #[arg(long)]
     pub store: PathBuf,
+    /// A compiled terminology release: inactive SNOMED CT concepts and previous dm+d
+    /// codes are mapped to their active successors (`history_substituted`).
+    #[arg(long)]
+    pub release: Option<PathBuf>,
     /// Also write the ingest report (JSON) here; it is always written to STORE/reports/ingest.json.
     #[arg(long)]
     pub report: Option<PathBuf>,
 }
 
 pub fn run(args: IngestArgs) -> Result<u8, Failure> {
-    let report = ingest::run(&args.landing, &args.store).map_err(|e| match e {
-        IngestError::Store(StoreError::Locked { .. }) => Failure::new(exit::LOCKED, e),
-        IngestError::NoLanding { .. } => Failure::new(exit::USAGE, e),
-        IngestError::Store(_) => Failure::new(exit::DATA, e),
-    })?;
+    let release = match &args.release {
+        Some(dir) => {
+            Some(crate::terminology::Release::open(dir).map_err(|e| Failure::new(exit::USAGE, e))?)
+        }
+        None => None,
+    };
+    let substitutions = release
+        .as_ref()
+        .map(ingest::history::Substitutions::from_release);
+    let report =
+        ingest::run(&args.landing, &args.store, substitutions.as_ref()).map_err(|e| match e {
+            IngestError::Store(StoreError::Locked { .. }) => Failure::new(exit::LOCKED, e),
+            IngestError::NoLanding { .. } => Failure::new(exit::USAGE, e),
+            IngestError::Store(_) => Failure::new(exit::DATA, e),
+        })?;
     if let Some(path) = &args.report {
         let json = serde_json::to_vec_pretty(&report).expect("report serialises");
         std::fs::write(path, json)

@@ -9,6 +9,7 @@
 //!    coding row arrives later is resolved then), quarantining rows that cannot load;
 //! 5. write everything aside and commit it in one step (see [`crate::store`]).
 
+pub mod history;
 pub mod linkage;
 pub mod quarantine;
 pub mod report;
@@ -128,8 +129,13 @@ fn schema_version(supplier: Supplier) -> &'static str {
     }
 }
 
-/// Ingests every practice folder under `landing` into the store at `store_root`.
-pub fn run(landing: &Path, store_root: &Path) -> Result<IngestReport, IngestError> {
+/// Ingests every practice folder under `landing` into the store at `store_root`;
+/// with `substitutions`, inactive codes are mapped to their active successors.
+pub fn run(
+    landing: &Path,
+    store_root: &Path,
+    substitutions: Option<&history::Substitutions>,
+) -> Result<IngestReport, IngestError> {
     if !landing.is_dir() {
         return Err(IngestError::NoLanding {
             path: landing.to_path_buf(),
@@ -151,7 +157,7 @@ pub fn run(landing: &Path, store_root: &Path) -> Result<IngestReport, IngestErro
         .par_iter()
         .map(|(ods, dir)| {
             let _span = tracing::info_span!("ingest", practice = %ods).entered();
-            ingest_practice(&store, ods, dir).unwrap_or_else(|e| {
+            ingest_practice(&store, ods, dir, substitutions).unwrap_or_else(|e| {
                 tracing::error!(practice = %ods, error = %e, "practice rejected");
                 PracticeReport::rejected(ods, e.to_string())
             })
@@ -161,6 +167,7 @@ pub fn run(landing: &Path, store_root: &Path) -> Result<IngestReport, IngestErro
     let report = IngestReport {
         landing: landing.to_path_buf(),
         store: store_root.to_path_buf(),
+        terminology_release: substitutions.map(|s| s.release_id.clone()),
         practices: reports,
         persons,
     };
@@ -270,7 +277,12 @@ fn pending_deliveries(
     Ok(pending)
 }
 
-fn ingest_practice(store: &Store, ods: &str, dir: &Path) -> Result<PracticeReport, PracticeError> {
+fn ingest_practice(
+    store: &Store,
+    ods: &str,
+    dir: &Path,
+    substitutions: Option<&history::Substitutions>,
+) -> Result<PracticeReport, PracticeError> {
     let practice_dir = store.practice_dir(ods);
     let previous = PracticeState::read(&practice_dir)?;
     let pending = pending_deliveries(ods, dir, previous.as_ref())?;
@@ -389,10 +401,21 @@ fn ingest_practice(store: &Store, ods: &str, dir: &Path) -> Result<PracticeRepor
         deliveries.push(report);
     }
 
-    let derived = match supplier {
+    let mut derived = match supplier {
         Supplier::Emis => emis::derive(ods, &states),
         Supplier::Tpp => tpp::derive(ods, &states),
     };
+    if let Some(subs) = substitutions {
+        for t in &mut derived.tables {
+            let (batch, n) = match t.table {
+                CanonicalTable::Events => subs.apply_to_events(&t.batch),
+                CanonicalTable::Medications => subs.apply_to_medications(&t.batch),
+                _ => continue,
+            };
+            tracing::info!(table = t.table.name(), substituted = n, release = %subs.release_id, "inactive codes mapped to active successors");
+            t.batch = batch;
+        }
+    }
     let latest = pending
         .last()
         .expect("at least one pending delivery")

@@ -108,6 +108,8 @@ pub struct PersonLinkage {
 pub struct IngestReport {
     pub landing: PathBuf,
     pub store: PathBuf,
+    /// The release whose history mapped inactive codes, when one was given.
+    pub terminology_release: Option<String>,
     pub practices: Vec<PracticeReport>,
     pub persons: PersonLinkage,
 }
