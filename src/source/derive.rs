@@ -4,6 +4,9 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use datafusion::arrow::array::RecordBatch;
+
+use crate::source::read::state_schema;
+use crate::source::table::TableSpec;
 use sha2::{Digest, Sha256};
 
 use crate::canonical::CanonicalTable;
@@ -95,6 +98,17 @@ pub fn value_flag(value: Option<f64>, unit: Option<&str>) -> Option<&'static str
         Some(u) if canonical_unit(u).is_none() => Some("unknown_unit"),
         Some(_) => None,
     }
+}
+
+/// State batches of a practice, by table name; an absent table is empty.
+pub type States = std::collections::HashMap<&'static str, RecordBatch>;
+
+/// The state of `spec`, or an empty batch of its schema when the practice has none.
+pub fn state_of(states: &States, spec: &'static TableSpec) -> RecordBatch {
+    states
+        .get(spec.name)
+        .cloned()
+        .unwrap_or_else(|| RecordBatch::new_empty(state_schema(spec)))
 }
 
 /// Counts one quarantine reason.

@@ -14,13 +14,13 @@ use std::collections::{BTreeMap, HashMap};
 
 use datafusion::arrow::array::RecordBatch;
 
-use super::precision;
+use super::effective_date;
 use super::tables::{CARE_RECORD_OBSERVATION, CODING_CLINICAL_CODE};
 use crate::canonical::tables::{EventRow, EventsBuilder};
 use crate::canonical::{CanonicalTable, Provenance};
 use crate::ingest::quarantine::{QuarantineBuilder, Reason};
 use crate::source::columns::{Columns, date, float, int, raw_text, text};
-use crate::source::derive::{DerivedTable, PatientIndex, count, date_flag, value_flag};
+use crate::source::derive::{DerivedTable, PatientIndex, count, value_flag};
 
 /// CodeId → (SNOMED concept if national, term).
 pub(super) fn clinical_codes(coding: &RecordBatch) -> HashMap<i64, (Option<i64>, Option<String>)> {
@@ -98,20 +98,17 @@ pub(super) fn derive(
             );
             continue;
         };
-        let raw_precision = text(precision_col, i);
-        let Some(precision) = precision(raw_precision) else {
-            reject(
-                Reason::InvalidDatePrecision,
-                format!(
-                    "EffectiveDatePrecision {:?} is not U, Y, YM, YMD or YMDT",
-                    raw_precision.unwrap_or_default()
-                ),
-            );
-            continue;
-        };
-        let (event_date, flag) = match (precision, date(effective, i)) {
-            ("U", _) | (_, None) => (None, Some("unknown_date")),
-            (_, Some(day)) => (Some(day), date_flag(day, facts, origin.extracted_day(i))),
+        let (event_date, date_precision, flag) = match effective_date(
+            text(precision_col, i),
+            date(effective, i),
+            facts,
+            origin.extracted_day(i),
+        ) {
+            Ok(d) => d,
+            Err(detail) => {
+                reject(Reason::InvalidDatePrecision, detail);
+                continue;
+            }
         };
         let value = float(value, i);
         let unit = raw_text(unit, i);
@@ -121,7 +118,7 @@ pub(super) fn derive(
                 person_key: &facts.person_key,
                 patient_id,
                 event_date,
-                date_precision: if event_date.is_none() { "U" } else { precision },
+                date_precision,
                 date_flag: flag,
                 recorded_at: Some(practice),
                 code_system: "emis_code_id",

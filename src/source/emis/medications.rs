@@ -8,13 +8,13 @@ use std::collections::{BTreeMap, HashMap};
 
 use datafusion::arrow::array::RecordBatch;
 
-use super::precision;
+use super::effective_date;
 use super::tables::{CODING_DRUG_CODE, PRESCRIBING_ISSUE_RECORD};
 use crate::canonical::tables::{MedicationRow, MedicationsBuilder};
 use crate::canonical::{CanonicalTable, Provenance};
 use crate::ingest::quarantine::{QuarantineBuilder, Reason};
 use crate::source::columns::{Columns, date, float, int, raw_text, text};
-use crate::source::derive::{DerivedTable, PatientIndex, count, date_flag};
+use crate::source::derive::{DerivedTable, PatientIndex, count};
 
 fn drug_codes(coding: &RecordBatch) -> HashMap<i64, (Option<i64>, Option<String>)> {
     let c = Columns::new(coding);
@@ -92,20 +92,17 @@ pub(super) fn derive(
             );
             continue;
         };
-        let raw_precision = text(precision_col, i);
-        let Some(precision) = precision(raw_precision) else {
-            reject(
-                Reason::InvalidDatePrecision,
-                format!(
-                    "EffectiveDatePrecision {:?} is not U, Y, YM, YMD or YMDT",
-                    raw_precision.unwrap_or_default()
-                ),
-            );
-            continue;
-        };
-        let (issue_date, flag) = match (precision, date(effective, i)) {
-            ("U", _) | (_, None) => (None, Some("unknown_date")),
-            (_, Some(day)) => (Some(day), date_flag(day, facts, origin.extracted_day(i))),
+        let (issue_date, date_precision, flag) = match effective_date(
+            text(precision_col, i),
+            date(effective, i),
+            facts,
+            origin.extracted_day(i),
+        ) {
+            Ok(d) => d,
+            Err(detail) => {
+                reject(Reason::InvalidDatePrecision, detail);
+                continue;
+            }
         };
         let source_code = code.to_string();
         medications.append(
@@ -113,7 +110,7 @@ pub(super) fn derive(
                 person_key: &facts.person_key,
                 patient_id,
                 issue_date,
-                date_precision: if issue_date.is_none() { "U" } else { precision },
+                date_precision,
                 date_flag: flag,
                 code_system: "emis_code_id",
                 source_code: &source_code,

@@ -7,28 +7,11 @@ mod medications;
 mod patients;
 pub mod tables;
 
-use std::collections::{BTreeSet, HashMap};
-
-use datafusion::arrow::array::RecordBatch;
+use std::collections::BTreeSet;
 
 use crate::ingest::quarantine::QuarantineBuilder;
-use crate::source::derive::Derived;
-use crate::source::read::state_schema;
-use crate::source::table::TableSpec;
-
-/// State batches of a practice, by table name; an absent table is empty.
-pub type States = HashMap<&'static str, RecordBatch>;
-
-fn state<'a>(
-    states: &'a States,
-    spec: &'static TableSpec,
-    empty: &'a mut Option<RecordBatch>,
-) -> &'a RecordBatch {
-    match states.get(spec.name) {
-        Some(b) => b,
-        None => empty.insert(RecordBatch::new_empty(state_schema(spec))),
-    }
-}
+pub use crate::source::derive::States;
+use crate::source::derive::{Derived, PatientFacts, date_flag, state_of};
 
 /// EMIS date precisions (`U` = unknown: the row has no usable date).
 pub(crate) fn precision(raw: Option<&str>) -> Option<&'static str> {
@@ -44,13 +27,33 @@ pub(crate) fn precision(raw: Option<&str>) -> Option<&'static str> {
     }
 }
 
+/// An EMIS effective date read with its precision: (day, precision, date flag).
+/// `U` or no date gives no day and `unknown_date`; an undefined precision is the
+/// quarantine detail.
+pub(crate) fn effective_date(
+    raw_precision: Option<&str>,
+    day: Option<i32>,
+    facts: &PatientFacts,
+    extracted_day: i32,
+) -> Result<(Option<i32>, &'static str, Option<&'static str>), String> {
+    let Some(precision) = precision(raw_precision) else {
+        return Err(format!(
+            "EffectiveDatePrecision {:?} is not U, Y, YM, YMD or YMDT",
+            raw_precision.unwrap_or_default()
+        ));
+    };
+    Ok(match (precision, day) {
+        ("U", _) | (_, None) => (None, "U", Some("unknown_date")),
+        (_, Some(day)) => (Some(day), precision, date_flag(day, facts, extracted_day)),
+    })
+}
+
 pub fn derive(practice: &str, states: &States) -> Derived {
     let mut quarantine = QuarantineBuilder::new(practice, "emis");
-    let (mut e1, mut e2, mut e3, mut e4, mut e5) = (None, None, None, None, None);
-    let admin = state(states, &tables::ADMIN_PATIENT, &mut e1);
+    let admin = &state_of(states, &tables::ADMIN_PATIENT);
     let (patients, registrations, index) = patients::derive(practice, admin, &mut quarantine);
-    let clinical_codes = state(states, &tables::CODING_CLINICAL_CODE, &mut e2);
-    let observations = state(states, &tables::CARE_RECORD_OBSERVATION, &mut e3);
+    let clinical_codes = &state_of(states, &tables::CODING_CLINICAL_CODE);
+    let observations = &state_of(states, &tables::CARE_RECORD_OBSERVATION);
     let events = events::derive(
         practice,
         observations,
@@ -58,8 +61,8 @@ pub fn derive(practice: &str, states: &States) -> Derived {
         &index,
         &mut quarantine,
     );
-    let drug_codes = state(states, &tables::CODING_DRUG_CODE, &mut e4);
-    let issues = state(states, &tables::PRESCRIBING_ISSUE_RECORD, &mut e5);
+    let drug_codes = &state_of(states, &tables::CODING_DRUG_CODE);
+    let issues = &state_of(states, &tables::PRESCRIBING_ISSUE_RECORD);
     let medications = medications::derive(practice, issues, drug_codes, &index, &mut quarantine);
     let mut code_systems = BTreeSet::new();
     if events.loaded() > 0 || medications.loaded() > 0 {
