@@ -481,3 +481,84 @@ fn a_release_maps_previous_dmd_codes_to_current_ones() {
         serde_json::from_slice(&std::fs::read(store.join("reports/ingest.json")).unwrap()).unwrap();
     assert_eq!(report["terminology_release"], "fixture-20260506");
 }
+
+/// The generator and the fixture release agree: every concept an ingested event
+/// maps to is a fixture concept, and every CTV3 pair a TPP delivery carries is
+/// in the fixture's CTV3 map.
+#[test]
+fn synthetic_codes_are_in_the_fixture_release() {
+    let work = tempfile::tempdir().unwrap();
+    let (landing, store) = (work.path().join("landing"), work.path().join("store"));
+    let truth = small_network(&landing, 10);
+    assert_eq!(ingest(&landing, &store).status.code(), Some(0));
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("terminology/fixture");
+
+    let mut concept_files = Vec::new();
+    let mut stack = vec![fixture.join("rf2")];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("sct2_Concept_")
+            {
+                concept_files.push(path);
+            }
+        }
+    }
+    let concepts: std::collections::HashSet<String> = concept_files
+        .iter()
+        .flat_map(|p| {
+            let text = std::fs::read_to_string(p).unwrap();
+            text.lines()
+                .skip(1)
+                .map(|l| l.split('\t').next().unwrap().to_string())
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    let map: std::collections::HashSet<(String, String)> =
+        std::fs::read_to_string(fixture.join("ctv3/SRCtv3ToSnomed.txt"))
+            .unwrap()
+            .lines()
+            .skip(1)
+            .map(|l| {
+                let f: Vec<&str> = l.split('\t').collect();
+                (f[1].to_string(), f[4].to_string())
+            })
+            .collect();
+
+    for p in &truth.practices {
+        let b = canonical(&store, "events", &p.ods).unwrap();
+        let ids = b
+            .column_by_name("snomed_concept_id")
+            .unwrap()
+            .as_any()
+            .downcast_ref::<datafusion::arrow::array::Int64Array>()
+            .unwrap();
+        for id in ids.iter().flatten() {
+            assert!(
+                concepts.contains(&id.to_string()),
+                "{}: concept {id} not in the fixture release",
+                p.ods
+            );
+        }
+        if p.supplier.as_str() == "tpp" {
+            for d in deliveries(&landing, &p.ods) {
+                let m = read_batch(&d.join("SRCtv3ToSnomed.parquet"));
+                let (ctv3, sct) = (strings(&m, "Ctv3Code"), strings(&m, "SnomedCode"));
+                for i in (0..m.num_rows()).filter(|i| ctv3.is_valid(*i) && sct.is_valid(*i)) {
+                    let pair = (ctv3.value(i).to_string(), sct.value(i).to_string());
+                    assert!(
+                        map.contains(&pair),
+                        "{}: {pair:?} not in the fixture CTV3 map",
+                        p.ods
+                    );
+                }
+            }
+        }
+    }
+}
