@@ -272,3 +272,85 @@ fn errors_have_exit_codes() {
         assert!(stderr.contains(message), "{args:?}: {stderr}");
     }
 }
+
+/// Concept id → active, from one RF2 concept file.
+fn concept_activity(path: &Path) -> BTreeMap<String, bool> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .skip(1)
+        .map(|l| {
+            let f: Vec<&str> = l.split('\t').collect();
+            (f[0].to_string(), f[2] == "1")
+        })
+        .collect()
+}
+
+#[test]
+fn one_version_diffed_across_two_releases() {
+    let tmp = tempfile::tempdir().unwrap();
+    let full = fixture_release(tmp.path());
+    let rf2 = repo("terminology/fixture/rf2");
+    let int_dir = rf2.join("SnomedCT_InternationalRF2_PRODUCTION_20250701T120000Z");
+    let int_only = tmp.path().join("int-20250701");
+    let o = phm(&[
+        "terminology",
+        "import",
+        "--rf2",
+        int_dir.to_str().unwrap(),
+        "--out",
+        int_only.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let sets = tmp.path().join("valuesets");
+    std::fs::create_dir_all(sets.join("FINDINGS")).unwrap();
+    std::fs::write(
+        sets.join("FINDINGS/1.toml"),
+        "id = \"FINDINGS\"\nversion = \"1\"\ntitle = \"Clinical findings\"\nstatus = \"draft\"\nowner = \"test\"\nprovenance = \"test\"\necl = \"<< 404684003 |Clinical finding|\"\n",
+    )
+    .unwrap();
+    let out = phm(&[
+        "valueset",
+        "diff",
+        "FINDINGS@1",
+        "--dir",
+        sets.to_str().unwrap(),
+        "--release",
+        int_only.to_str().unwrap(),
+        "--release",
+        full.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = stdout(&out);
+    let removed: BTreeSet<String> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("-\t"))
+        .map(|l| l.split('\t').next().unwrap().to_string())
+        .collect();
+    let added = text.lines().filter(|l| l.starts_with("+\t")).count();
+
+    // Removed: exactly the concepts active in the International file and made
+    // inactive by the UK edition.
+    let int = concept_activity(
+        &int_dir.join("Snapshot/Terminology/sct2_Concept_Snapshot_INT_20250701.txt"),
+    );
+    let uk = concept_activity(
+        &rf2.join("SnomedCT_UKClinicalRF2_PRODUCTION_20260506T000001Z/Snapshot/Terminology/sct2_Concept_UKCLSnapshot_GB1000000_20260506.txt"),
+    );
+    let inactivated: BTreeSet<String> = uk
+        .iter()
+        .filter(|(id, active)| !**active && int.get(*id) == Some(&true))
+        .map(|(id, _)| id.clone())
+        .collect();
+    assert!(!inactivated.is_empty());
+    assert_eq!(removed, inactivated);
+    assert!(added > 0, "the UK edition adds findings");
+    assert!(
+        text.contains("(release int-20250701 -> fixture-20260506)"),
+        "{text}"
+    );
+}

@@ -59,11 +59,12 @@ pub struct ExpandArgs {
 pub struct DiffArgs {
     /// ID@VERSION (the older).
     pub a: String,
-    /// ID@VERSION (the newer).
-    pub b: String,
-    /// Compare expansions against this release; without it, the listed codes.
+    /// ID@VERSION (the newer); leave out to compare one version against two releases.
+    pub b: Option<String>,
+    /// Compare expansions against this release (give two, and one value set, to
+    /// compare that version across releases); without it, the listed codes.
     #[arg(long)]
-    pub release: Option<PathBuf>,
+    pub release: Vec<PathBuf>,
     #[command(flatten)]
     pub dirs: Dirs,
 }
@@ -172,33 +173,53 @@ pub fn run(args: ValuesetArgs) -> Result<u8, Failure> {
         }
         ValuesetCommand::Diff(a) => {
             let catalogue = Catalogue::load(&a.dirs.dir).map_err(failure)?;
-            let (x, y) = (
-                catalogue.get(&a.a).map_err(failure)?,
-                catalogue.get(&a.b).map_err(failure)?,
-            );
-            let (against, left, right) = match &a.release {
-                Some(dir) => {
-                    let release = open(dir)?;
-                    let left = expand(&catalogue, x, &release).map_err(failure)?;
-                    let right = expand(&catalogue, y, &release).map_err(failure)?;
+            let x = catalogue.get(&a.a).map_err(failure)?;
+            let (title, against, left, right) = match (&a.b, &a.release[..]) {
+                (Some(b), releases) if releases.len() <= 1 => {
+                    let y = catalogue.get(b).map_err(failure)?;
+                    let title = format!("{} -> {}", x.key(), y.key());
+                    match releases.first() {
+                        Some(dir) => {
+                            let release = open(dir)?;
+                            let left = expand(&catalogue, x, &release).map_err(failure)?;
+                            let right = expand(&catalogue, y, &release).map_err(failure)?;
+                            (
+                                title,
+                                format!("release {}", release.id()),
+                                left.terms(),
+                                right.terms(),
+                            )
+                        }
+                        None => (
+                            title,
+                            "listed codes".to_string(),
+                            valueset::expand::listed(x).map_err(failure)?,
+                            valueset::expand::listed(y).map_err(failure)?,
+                        ),
+                    }
+                }
+                (None, [old, new]) => {
+                    let (old, new) = (open(old)?, open(new)?);
+                    let left = expand(&catalogue, x, &old).map_err(failure)?;
+                    let right = expand(&catalogue, x, &new).map_err(failure)?;
                     (
-                        format!("release {}", release.id()),
+                        x.key(),
+                        format!("release {} -> {}", old.id(), new.id()),
                         left.terms(),
                         right.terms(),
                     )
                 }
-                None => (
-                    "listed codes".to_string(),
-                    valueset::expand::listed(x).map_err(failure)?,
-                    valueset::expand::listed(y).map_err(failure)?,
-                ),
+                _ => {
+                    return Err(Failure::new(
+                        exit::USAGE,
+                        "give two versions (ID@V ID@W, with at most one --release) or one version and two --release folders",
+                    ));
+                }
             };
             let d = valueset::diff(&left, &right);
             put!(
                 out,
-                "{} -> {} ({against}): {} added, {} removed",
-                x.key(),
-                y.key(),
+                "{title} ({against}): {} added, {} removed",
                 d.added.len(),
                 d.removed.len()
             );
