@@ -24,15 +24,16 @@ echo "phm $(git rev-parse --short HEAD 2>/dev/null || echo '?'), $(nproc) cores,
 timed synth "$phm" synth --out "$work/landing" --practices "$practices" --patients "$patients" --seed 42 --deltas 2
 echo "  landing: $(du -sh "$work/landing" | cut -f1), $(find "$work/landing" -name '*.parquet' | wc -l) files"
 timed ingest "$phm" ingest --landing "$work/landing" --store "$work/store"
+cp "$work/store/reports/ingest.json" "$work/ingest-report.json"
 echo "  store: $(du -sh "$work/store" | cut -f1)"
 timed reingest "$phm" ingest --landing "$work/landing" --store "$work/store"
 cat "$work/ingest.out"
 
 if python3 -c 'import duckdb' 2>/dev/null || pip install --quiet duckdb 2>/dev/null; then
-  python3 - "$work/store" <<'PY'
+  python3 - "$work/store" "$work/ingest-report.json" <<'PY'
 import duckdb, json, sys
 store = sys.argv[1]
-report = json.load(open(f"{store}/reports/ingest.json"))
+report = json.load(open(sys.argv[2]))
 for table in ["patients", "events", "medications"]:
     rows = dict(duckdb.sql(f"select practice, count(*) from read_parquet('{store}/canonical/{table}/*/*.parquet') group by 1").fetchall())
     for p in report["practices"]:

@@ -12,19 +12,18 @@
 
 use chrono::Datelike;
 
-use crate::synth::codes::{Catalogue, List, Observable, catalogue};
-use crate::synth::conditions::{Condition, Profile, Smoking};
-use crate::synth::population::{Person, Sex};
+use crate::synth::codelists::List;
+use crate::synth::codes::{Catalogue, Observable, catalogue};
+use crate::synth::conditions::{Condition, Profile};
+use crate::synth::measurements::Panel;
+use crate::synth::people::{Person, Sex};
 use crate::synth::record::{
-    Code, Course, Encounter, Event, Issue, Mode, NONE, PatientRecord, Precision, Shape, Timeline,
-    Unit,
+    Code, Encounter, Event, Mode, NONE, PatientRecord, Precision, Shape, Timeline, Unit,
 };
-use crate::synth::sampling::{
-    Stream, between, chance, exponential, normal, normal_in, pick, unit, weighted,
-};
+use crate::synth::sampling::{Stream, between, chance, exponential, pick, unit};
 use crate::synth::schedule::{Fate, date_of, day_number};
 
-const YEAR: f64 = 365.25;
+pub(super) const YEAR: f64 = 365.25;
 
 /// Conditions reviewed once a year.
 const REVIEWED: &[Condition] = &[
@@ -43,24 +42,15 @@ const REVIEWED: &[Condition] = &[
     Condition::PeripheralArterialDisease,
 ];
 
-/// Which tests a blood sample is sent for.
-#[derive(Debug, Clone, Copy)]
-struct Panel {
-    renal: bool,
-    lipids: bool,
-    hba1c: bool,
-    glucose: bool,
-}
-
 /// The days a record covers.
 #[derive(Debug, Clone, Copy)]
-struct Window {
+pub(super) struct Window {
     /// First day events are recorded at this practice (electronic records from 2000).
-    start: i32,
+    pub(super) start: i32,
     /// Last day an event may be dated.
-    end: i32,
+    pub(super) end: i32,
     /// Last day an entry may be made.
-    entry_cap: i32,
+    pub(super) entry_cap: i32,
 }
 
 /// Fills `timeline` with `record`'s events, encounters and prescriptions. `ids` is
@@ -99,45 +89,54 @@ pub fn build(
     }
 }
 
-struct Builder<'a> {
-    cat: &'static Catalogue,
-    rng: &'a mut Stream,
+/// Builds one timeline; its methods are spread over this module (diagnoses,
+/// consultations, reviews), [`crate::synth::measurements`] and
+/// [`crate::synth::medication`].
+pub(super) struct Builder<'a> {
+    pub(super) cat: &'static Catalogue,
+    pub(super) rng: &'a mut Stream,
     ids: &'a mut u64,
-    tl: &'a mut Timeline,
-    person: &'a Person,
-    profile: &'a Profile,
+    pub(super) tl: &'a mut Timeline,
+    pub(super) person: &'a Person,
+    pub(super) profile: &'a Profile,
     clinicians: u8,
-    window: Window,
+    pub(super) window: Window,
 }
 
 impl Builder<'_> {
-    fn next_id(&mut self) -> u64 {
+    pub(super) fn next_id(&mut self) -> u64 {
         *self.ids += 1;
         *self.ids
     }
 
-    fn clinician(&mut self) -> u8 {
+    pub(super) fn clinician(&mut self) -> u8 {
         between(self.rng, 0, i32::from(self.clinicians) - 1) as u8
     }
 
-    fn minute(&mut self) -> u16 {
+    pub(super) fn minute(&mut self) -> u16 {
         between(self.rng, 8 * 60, 18 * 60 + 30) as u16
     }
 
-    fn age_on(&self, day: i32) -> f64 {
+    pub(super) fn age_on(&self, day: i32) -> f64 {
         self.person.age_on(day)
     }
 
-    fn in_window(&self, day: i32) -> bool {
+    pub(super) fn in_window(&self, day: i32) -> bool {
         day >= self.window.start && day <= self.window.end
     }
 
     /// Entered `lag` days after `day`, but never after the entry cap.
-    fn entered(&self, day: i32, lag: i32) -> i32 {
+    pub(super) fn entered(&self, day: i32, lag: i32) -> i32 {
         (day + lag).min(self.window.entry_cap).max(day)
     }
 
-    fn push_event(&mut self, day: i32, entered: i32, code: Code, encounter: u32) -> usize {
+    pub(super) fn push_event(
+        &mut self,
+        day: i32,
+        entered: i32,
+        code: Code,
+        encounter: u32,
+    ) -> usize {
         let (minute, clinician) = match self.tl.encounters.get(encounter as usize) {
             Some(e) => (e.minute, e.clinician),
             None => (self.minute(), self.clinician()),
@@ -170,11 +169,11 @@ impl Builder<'_> {
         self.tl.events.len() - 1
     }
 
-    fn coded(&mut self, day: i32, concept: u16, encounter: u32) -> usize {
+    pub(super) fn coded(&mut self, day: i32, concept: u16, encounter: u32) -> usize {
         self.push_event(day, day, Code::Concept(concept), encounter)
     }
 
-    fn measured(
+    pub(super) fn measured(
         &mut self,
         day: i32,
         entered: i32,
@@ -190,7 +189,7 @@ impl Builder<'_> {
         i
     }
 
-    fn encounter(&mut self, day: i32, mode: Mode, attended: bool) -> u32 {
+    pub(super) fn encounter(&mut self, day: i32, mode: Mode, attended: bool) -> u32 {
         let minute = self.minute();
         let clinician = self.clinician();
         let (id, slot) = (self.next_id(), self.next_id());
@@ -497,401 +496,27 @@ impl Builder<'_> {
             day += between(self.rng, 1700, 1900);
         }
     }
-
-    // Measurements -------------------------------------------------------------
-
-    /// A blood-pressure reading: a parent observation with systolic and diastolic
-    /// components (TPP writes only the components).
-    fn blood_pressure(&mut self, day: i32, enc: u32) {
-        let cat = self.cat;
-        let systolic = (self.profile.systolic + normal(self.rng, 0.0, 8.0))
-            .round()
-            .clamp(80.0, 230.0);
-        let diastolic = (self.profile.diastolic + normal(self.rng, 0.0, 6.0))
-            .round()
-            .clamp(40.0, systolic - 15.0);
-        let unit = if chance(self.rng, 0.75) {
-            Unit::named("mmHg")
-        } else {
-            Unit::named("mm Hg")
-        };
-        let systolic_code = if chance(self.rng, 0.85) {
-            cat.observable(Observable::SystolicBp)
-        } else {
-            *pick(self.rng, cat.list(List::SystolicBp))
-        };
-        let parent = self.coded(day, cat.observable(Observable::BloodPressure), enc);
-        self.tl.events[parent].shape = Shape::BpParent;
-        for (code, value) in [
-            (systolic_code, systolic),
-            (cat.observable(Observable::DiastolicBp), diastolic),
-        ] {
-            let i = self.measured(day, day, code, value, unit, enc);
-            let precision = self.tl.events[parent].precision;
-            let e = &mut self.tl.events[i];
-            e.shape = Shape::BpComponent;
-            e.parent = parent as u32;
-            e.precision = precision;
-        }
-    }
-
-    fn anthropometry(&mut self, day: i32, enc: u32) {
-        let age = self.age_on(day);
-        let (weight, height) = if age >= 16.0 {
-            (
-                self.profile.weight + normal(self.rng, 0.0, 2.0),
-                self.profile.height,
-            )
-        } else {
-            (
-                3.5 + 3.0 * age + normal(self.rng, 0.0, 1.0),
-                50.0 + 6.5 * age.min(16.0),
-            )
-        };
-        let weight = round1(weight.max(2.0));
-        let weight_code = self.cat.observable(Observable::Weight);
-        self.measured(day, day, weight_code, weight, Unit::named("kg"), enc);
-        if chance(self.rng, 0.15) {
-            let code = self.cat.observable(Observable::Height);
-            self.measured(day, day, code, height.round(), Unit::named("cm"), enc);
-        }
-        if age >= 16.0 && chance(self.rng, 0.8) {
-            let bmi = round1(weight / (height / 100.0).powi(2));
-            let code = self.cat.observable(Observable::Bmi);
-            self.measured(day, day, code, bmi, Unit::named("kg/m2"), enc);
-        }
-    }
-
-    fn vital(&mut self, day: i32, enc: u32, observable: Observable) {
-        let (value, unit) = match observable {
-            Observable::PulseRate => {
-                let unit = if chance(self.rng, 0.8) { "/min" } else { "bpm" };
-                (normal_in(self.rng, 74.0, 10.0, 40.0, 150.0).round(), unit)
-            }
-            Observable::RespiratoryRate => {
-                (normal_in(self.rng, 16.0, 2.0, 8.0, 40.0).round(), "/min")
-            }
-            _ => (normal_in(self.rng, 97.0, 1.5, 85.0, 100.0).round(), "%"),
-        };
-        let code = self.cat.observable(observable);
-        self.measured(day, day, code, value, Unit::named(unit), enc);
-    }
-
-    fn smoking(&mut self, day: i32, enc: u32) {
-        let observable = match self.profile.smoking {
-            Smoking::Never => Observable::NeverSmoked,
-            Smoking::Ex => Observable::ExSmoker,
-            Smoking::Current => Observable::Smoker,
-        };
-        self.coded(day, self.cat.observable(observable), enc);
-    }
-
-    /// Laboratory results of a sample taken on `day`, entered one to three days later.
-    fn bloods(&mut self, day: i32, panel: Panel) {
-        if !self.in_window(day) {
-            return;
-        }
-        let lag = between(self.rng, 1, 3);
-        let entered = self.entered(day, lag);
-        let mmol = if chance(self.rng, 0.75) {
-            Unit::named("mmol/L")
-        } else {
-            Unit::named("mmol/l")
-        };
-        let ckd = self.profile.active_on(Condition::Ckd, day);
-        let diabetic = self.profile.active_on(Condition::Diabetes, day);
-        let mut results: Vec<(Observable, f64, Unit)> = Vec::with_capacity(10);
-        if panel.renal {
-            let egfr = match self.profile.egfr_recovered {
-                Some(from) if day >= from => normal(self.rng, 66.0, 4.0),
-                _ => self.profile.egfr + normal(self.rng, 0.0, 4.0),
-            };
-            let egfr = egfr.clamp(5.0, 130.0).round();
-            results.push((
-                Observable::Sodium,
-                round1(normal(self.rng, 139.0, 2.5)),
-                mmol,
-            ));
-            results.push((
-                Observable::Potassium,
-                round1(normal_in(self.rng, 4.3, 0.4, 2.8, 6.5)),
-                mmol,
-            ));
-            results.push((
-                Observable::Urea,
-                round1(normal_in(
-                    self.rng,
-                    if ckd { 9.0 } else { 5.5 },
-                    1.5,
-                    1.5,
-                    30.0,
-                )),
-                mmol,
-            ));
-            results.push((
-                Observable::Creatinine,
-                (80.0 * 90.0 / egfr.max(8.0)).round(),
-                Unit::named("umol/L"),
-            ));
-            let unit = if chance(self.rng, 0.8) {
-                "mL/min/1.73m2"
-            } else {
-                "ml/min/1.73m2"
-            };
-            results.push((Observable::Egfr, egfr, Unit::named(unit)));
-            let calcium = round2(normal_in(self.rng, 2.35, 0.08, 1.9, 3.0));
-            results.push((Observable::Calcium, calcium, mmol));
-            results.push((
-                Observable::CorrectedCalcium,
-                round2(calcium + normal(self.rng, 0.0, 0.04)),
-                mmol,
-            ));
-        }
-        if panel.lipids {
-            let total = round1(self.profile.cholesterol + normal(self.rng, 0.0, 0.3));
-            results.push((Observable::Cholesterol, total.max(1.5), mmol));
-            let hdl = round1(normal_in(self.rng, 1.4, 0.3, 0.5, 3.0));
-            results.push((Observable::Hdl, hdl, mmol));
-            results.push((Observable::Ldl, round1((total * 0.6).max(0.5)), mmol));
-            results.push((Observable::NonHdl, round1((total - hdl).max(0.5)), mmol));
-            results.push((
-                Observable::Triglycerides,
-                round1(normal_in(self.rng, 1.6, 0.6, 0.4, 8.0)),
-                mmol,
-            ));
-        }
-        if panel.glucose {
-            let glucose = if diabetic {
-                normal_in(self.rng, 8.5, 2.0, 3.5, 25.0)
-            } else {
-                normal_in(self.rng, 5.2, 0.6, 3.5, 7.5)
-            };
-            results.push((Observable::Glucose, round1(glucose), mmol));
-        }
-        if panel.hba1c {
-            let mmol_mol = (self.profile.hba1c
-                + normal(self.rng, 0.0, if diabetic { 6.0 } else { 2.0 }))
-            .clamp(20.0, 150.0);
-            let legacy = diabetic
-                && day < day_number(chrono::NaiveDate::from_ymd_opt(2011, 6, 1).expect("valid"));
-            if legacy && chance(self.rng, 0.5) {
-                results.push((
-                    Observable::Hba1cDcct,
-                    round1(mmol_mol / 10.929 + 2.15),
-                    Unit::named("%"),
-                ));
-            } else {
-                results.push((
-                    Observable::Hba1cIfcc,
-                    mmol_mol.round(),
-                    Unit::named("mmol/mol"),
-                ));
-            }
-        }
-        for (observable, value, unit) in results {
-            let concept = self.test_code(observable);
-            let i = self.measured(day, entered, concept, value, unit, NONE);
-            if observable == Observable::Egfr && value > 90.0 {
-                self.tl.events[i].value = Some(90.0);
-                self.tl.events[i].comparator = Some(">");
-            }
-        }
-    }
-
-    /// The code a laboratory reports a test under: mostly the usual one, sometimes
-    /// another from the test's code list.
-    fn test_code(&mut self, observable: Observable) -> u16 {
-        let alternatives: &[i64] = match observable {
-            Observable::Egfr => &[1020291000000106, 857971000000104, 963621000000102],
-            Observable::Cholesterol => &[1017161000000104, 850981000000101],
-            Observable::Hba1cIfcc => &[1049321000000109],
-            _ => &[],
-        };
-        if !alternatives.is_empty() && chance(self.rng, 0.25) {
-            let snomed = *pick(self.rng, alternatives);
-            return self
-                .cat
-                .find(snomed)
-                .expect("alternative test codes are catalogued");
-        }
-        self.cat.observable(observable)
-    }
-
-    // Medication ---------------------------------------------------------------
-
-    fn acute_course(&mut self, day: i32, age: f64) {
-        let cat = self.cat;
-        let drug = if age < 12.0 {
-            *pick(self.rng, &cat.acute_child)
-        } else {
-            *pick(self.rng, &cat.acute_adult)
-        };
-        let days = if chance(self.rng, 0.6) { 5 } else { 7 };
-        let d = cat.drug(drug);
-        let quantity = if d.unit == "ml" {
-            100
-        } else {
-            u16::from(d.daily) * days
-        };
-        self.course(drug, day, false, days, quantity, None);
-    }
-
-    /// Repeat medicines for long-term conditions, issued every 28 (sometimes 56)
-    /// days, and a DOAC for most people with atrial fibrillation.
-    fn repeats(&mut self) {
-        let cat = self.cat;
-        let dec_2011 = day_number(chrono::NaiveDate::from_ymd_opt(2011, 12, 1).expect("valid"));
-        for d in self.profile.diagnoses.clone() {
-            let until = d
-                .resolved
-                .map_or(self.window.end, |(day, _)| day.min(self.window.end));
-            for _ in 0..d.repeats {
-                if !chance(self.rng, 0.9) {
-                    continue;
-                }
-                let drug = *pick(self.rng, &cat.long_term);
-                let start = d.onset.max(self.window.start) + between(self.rng, 0, 90);
-                self.repeat_course(drug, start, until, 0.35);
-            }
-            if d.condition == Condition::AtrialFibrillation && chance(self.rng, 0.8) {
-                let drug = cat.doacs[weighted(self.rng, &cat.doac_weights)];
-                let start = d.onset.max(self.window.start).max(dec_2011) + between(self.rng, 0, 60);
-                self.repeat_course(drug, start, until, 0.1);
-            }
-        }
-        self.other_repeats();
-    }
-
-    /// Repeat medicines not tied to a coded condition (England averages about twenty
-    /// items a person a year, most of them repeats, rising steeply with age): courses
-    /// of a few years each, started at random through the window.
-    fn other_repeats(&mut self) {
-        let age = self.age_on(self.window.end);
-        let per_year = match age {
-            a if a < 18.0 => 0.05,
-            a if a < 40.0 => 0.18,
-            a if a < 60.0 => 0.4,
-            a if a < 75.0 => 0.8,
-            _ => 1.1,
-        };
-        let mut day = self.window.start;
-        loop {
-            day += exponential(self.rng, YEAR / per_year) as i32;
-            if day > self.window.end {
-                break;
-            }
-            let drug = *pick(self.rng, &self.cat.long_term);
-            let until =
-                (day + (exponential(self.rng, 4.0).max(0.25) * YEAR) as i32).min(self.window.end);
-            self.repeat_course(drug, day, until, 0.0);
-        }
-    }
-
-    fn repeat_course(&mut self, drug: u16, start: i32, until: i32, stop_chance: f64) {
-        if start > until {
-            return;
-        }
-        let stopped = chance(self.rng, stop_chance)
-            .then(|| start + (exponential(self.rng, 5.0) * YEAR) as i32 + 28)
-            .filter(|day| *day < until);
-        let interval = if chance(self.rng, 0.8) { 28 } else { 56 };
-        let d = self.cat.drug(drug);
-        let quantity = if d.unit == "ml" {
-            500
-        } else {
-            u16::from(d.daily) * interval
-        };
-        self.course(drug, start, true, interval, quantity, stopped);
-        let course = self.tl.courses.len() - 1;
-        let last = stopped.unwrap_or(until);
-        let mut day = start + i32::from(interval) + between(self.rng, -3, 3);
-        while day <= last {
-            if !chance(self.rng, 0.04) {
-                self.issue(course, day);
-            }
-            day += i32::from(interval) + between(self.rng, -3, 3);
-        }
-    }
-
-    /// Adds a course and its first issue, on its start day.
-    fn course(
-        &mut self,
-        drug: u16,
-        start: i32,
-        repeat: bool,
-        days: u16,
-        quantity: u16,
-        stopped: Option<i32>,
-    ) {
-        let id = self.next_id();
-        let clinician = self.clinician();
-        let authorised = if repeat {
-            *pick(self.rng, &[6u16, 12, 12, 13])
-        } else {
-            1
-        };
-        self.tl.courses.push(Course {
-            id,
-            drug,
-            start,
-            stopped,
-            repeat,
-            quantity,
-            days,
-            dosage: self.cat.drug(drug).daily,
-            clinician,
-            first_issue: self.tl.issues.len() as u32,
-            issue_count: 0,
-            authorised,
-            first: 0,
-        });
-        let course = self.tl.courses.len() - 1;
-        self.issue(course, start);
-    }
-
-    fn issue(&mut self, course: usize, day: i32) {
-        let id = self.next_id();
-        let minute = self.minute();
-        let clinician = self.tl.courses[course].clinician;
-        self.tl.issues.push(Issue {
-            id,
-            course: course as u32,
-            day,
-            minute,
-            clinician,
-            fate: Fate::new(0),
-            defect: None,
-        });
-        self.tl.courses[course].issue_count += 1;
-    }
 }
 
 /// Practice contacts a year (GP, nurse, pharmacist; face to face or by telephone) by
 /// age and sex, times 1 + ¼ per long-term condition.
 fn contacts_per_year(age: f64, sex: Sex, conditions: usize) -> f64 {
-    let female = sex == Sex::Female;
-    let base = match age {
-        a if a < 5.0 => 7.0,
-        a if a < 16.0 => 3.0,
-        a if a < 30.0 => {
-            if female {
-                5.0
-            } else {
-                2.5
-            }
-        }
-        a if a < 45.0 => {
-            if female {
-                5.0
-            } else {
-                3.0
-            }
-        }
-        a if a < 65.0 => 5.5,
-        a if a < 75.0 => 8.0,
-        a if a < 85.0 => 11.0,
-        _ => 14.0,
-    };
+    // (upper age, female, male)
+    const RATES: &[(f64, f64, f64)] = &[
+        (5.0, 7.5, 7.5),
+        (16.0, 3.3, 3.3),
+        (30.0, 5.5, 2.8),
+        (45.0, 5.5, 3.3),
+        (65.0, 6.0, 6.0),
+        (75.0, 8.8, 8.8),
+        (85.0, 12.0, 12.0),
+        (f64::INFINITY, 15.0, 15.0),
+    ];
+    let (_, female, male) = RATES
+        .iter()
+        .find(|(upper, _, _)| age < *upper)
+        .expect("open-ended last band");
+    let base = if sex == Sex::Female { female } else { male };
     base * (1.0 + 0.25 * conditions as f64)
 }
 
@@ -904,14 +529,6 @@ pub fn pad(day: i32, precision: Precision) -> i32 {
         _ => Some(date),
     };
     day_number(padded.expect("the 1st exists"))
-}
-
-fn round1(x: f64) -> f64 {
-    (x * 10.0).round() / 10.0
-}
-
-fn round2(x: f64) -> f64 {
-    (x * 100.0).round() / 100.0
 }
 
 /// The code list a condition is diagnosed with.

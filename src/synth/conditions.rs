@@ -10,8 +10,9 @@
 //! A profile depends only on the person (its stream is keyed by the person number),
 //! so a person registered at two practices has the same conditions at both.
 
-use crate::synth::codes::{List, catalogue};
-use crate::synth::population::{Person, Sex};
+use crate::synth::codelists::List;
+use crate::synth::codes::catalogue;
+use crate::synth::people::{Person, Sex};
 use crate::synth::sampling::{Purpose, Stream, between, chance, normal_in, pick, stream, unit};
 use crate::synth::schedule::day_number;
 

@@ -22,13 +22,19 @@
 //! [`writer`]; [`practice`] ties these together for one practice.
 
 pub mod clinical;
+pub mod codelists;
 pub mod codes;
 pub mod conditions;
 pub mod defects;
+pub mod drugs;
 pub mod emis;
+pub mod measurements;
+pub mod medication;
+pub mod people;
 pub mod population;
 pub mod practice;
 pub mod record;
+pub mod registrations;
 pub mod sampling;
 pub mod schedule;
 pub mod tpp;
@@ -44,8 +50,9 @@ use std::path::PathBuf;
 
 use rayon::prelude::*;
 
-use crate::synth::population::{MAX_PEOPLE, MoveSide, Network};
+use crate::synth::population::{MAX_PEOPLE, Network};
 use crate::synth::practice::{MoverRecord, PracticeOutput};
+use crate::synth::registrations::MoveSide;
 use crate::synth::schedule::Schedule;
 use crate::synth::truth::{DefectKind, GROUND_TRUTH_FILE, GroundTruth, Move};
 

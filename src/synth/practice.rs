@@ -19,8 +19,10 @@ use crate::synth::defects::{
     Context, Injected, Picker, RowKind, first_late_code, inject, patient_defect,
 };
 use crate::synth::emis::EmisWriter;
-use crate::synth::population::{Leaving, MoveSide, Network, PracticePlan, RecordPlan, RegKind};
+use crate::synth::people::Sex;
+use crate::synth::population::{Network, PracticePlan};
 use crate::synth::record::{Episode, PatientRecord, Shape, Timeline};
+use crate::synth::registrations::{Leaving, MoveSide, RecordPlan, RegKind};
 use crate::synth::sampling::{Purpose, Stream, chance, index, key, stream};
 use crate::synth::schedule::{Schedule, assign_fates, day_number};
 use crate::synth::tpp::{TppWriter, registration_status};
@@ -280,7 +282,7 @@ fn extract_id(supplier: Supplier, schedule: &Schedule, k: u8) -> String {
 
 /// The record's patient-level facts; ids for the patient and its registration
 /// episodes come from `ids`.
-fn patient_record<'a>(
+pub(crate) fn patient_record<'a>(
     network: &'a Network,
     plan: &PracticePlan,
     schedule: &Schedule,
@@ -305,8 +307,16 @@ fn patient_record<'a>(
             status: "GMS",
         });
     }
+    let person = &network.persons[record.person as usize];
     let temporary = record.kind == RegKind::Temporary;
-    let status = registration_status(temporary, record.end.map(|e| e - record.start), id);
+    let child_bearing =
+        person.sex == Sex::Female && (15.0..50.0).contains(&person.age_on(record.start));
+    let status = registration_status(
+        temporary,
+        record.end.map(|e| e - record.start),
+        child_bearing,
+        id,
+    );
     episodes.push(Episode {
         id: next_id(),
         ods: plan.ods.clone(),
@@ -332,7 +342,7 @@ fn patient_record<'a>(
     PatientRecord {
         id,
         number,
-        person: &network.persons[record.person as usize],
+        person,
         plan: record,
         first: schedule.delivery_of(record.start),
         deleted_at,

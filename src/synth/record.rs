@@ -6,7 +6,8 @@
 //! row carries a practice-unique `id`, from which EMIS GUIDs and TPP `RowIdentifier`s
 //! are derived, so a changed or deleted row keeps its key across deliveries.
 
-use crate::synth::population::{Person, RecordPlan};
+use crate::synth::people::Person;
+use crate::synth::registrations::RecordPlan;
 use crate::synth::schedule::{Fate, Schedule};
 use crate::synth::truth::DefectKind;
 

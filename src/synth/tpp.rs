@@ -21,7 +21,8 @@ use crate::source::tpp::tables::{
 };
 use crate::synth::SynthError;
 use crate::synth::codes::{TPP_LOCAL_UNMAPPED, catalogue};
-use crate::synth::population::{PracticePlan, Sex};
+use crate::synth::people::Sex;
+use crate::synth::population::PracticePlan;
 use crate::synth::record::{
     Code, Encounter, Event, Issue, Mode, NONE, PatientRecord, Shape, Timeline,
 };
@@ -55,6 +56,8 @@ pub struct TppWriter<'a> {
     base: i64,
     /// The delta batch in which `SRCode` is re-bulked.
     rebulk: Option<u8>,
+    /// ODS code of the community pharmacy most patients nominate.
+    pharmacy: String,
     out: Vec<DeliveryFiles>,
 }
 
@@ -90,6 +93,11 @@ impl<'a> TppWriter<'a> {
             schedule,
             base: (plan.index as i64 + 1) * 10_000_000_000,
             rebulk,
+            pharmacy: format!(
+                "F{}{:02}",
+                &plan.ods[..1],
+                splitmix64(plan.index as u64) % 100
+            ),
             out,
         };
         writer.reference_rows();
@@ -238,7 +246,7 @@ impl<'a> TppWriter<'a> {
                 r.ts("DateRegistration", micros(episode.start, 0))
                     .ts("DateDeRegistration", end);
                 r.str("RegistrationStatus", episode.status)
-                    .str("PreferredPharmacy", "FA");
+                    .str("PreferredPharmacy", &self.pharmacy);
                 r.i64("IDPatient", patient)
                     .str("IDOrganisation", &episode.ods);
                 r.str("IDOrganisationRegisteredAt", &self.plan.ods)
@@ -496,7 +504,7 @@ impl<'a> TppWriter<'a> {
             "DatePatientSeen",
             enc.attended.then(|| micros(enc.day, enc.minute + wait)),
         );
-        r.bool("FollowUpAppointment", enc.id % 5 == 0)
+        r.bool("FollowUpAppointment", enc.id.is_multiple_of(5))
             .bool("TelephoneAppointment", enc.mode == Mode::Telephone);
         r.i64("IDClinician", staff).i64("IDProfileClinician", staff);
         r.str(
@@ -565,13 +573,19 @@ impl<'a> TppWriter<'a> {
     }
 }
 
-/// The registration status text of an episode at a member practice.
-pub fn registration_status(temporary: bool, days: Option<i32>, salt: u64) -> &'static str {
+/// The registration status text of an episode at a member practice; contraceptive
+/// services are only registered for women of child-bearing age.
+pub fn registration_status(
+    temporary: bool,
+    days: Option<i32>,
+    contraception: bool,
+    salt: u64,
+) -> &'static str {
     match (temporary, splitmix64(salt) % 20) {
         (true, _) if days.is_some_and(|d| d < 16) => "Temporary Resident < 16 days",
         (true, _) => "Temporary",
-        (false, 0 | 1) => "GMS,Contraception",
-        (false, 2) => "Standard",
+        (false, 0..=2) if contraception => "GMS,Contraception",
+        (false, 3) => "Standard",
         _ => "GMS",
     }
 }
