@@ -432,24 +432,3 @@ fn rows_per_patient_are_near_five_hundred_and_rise_with_age() {
         mean(&young)
     );
 }
-
-#[test]
-#[ignore]
-fn zz_print_samples() {
-    use datafusion::arrow::util::pretty::pretty_format_batches;
-    let out = PathBuf::from("/tmp/phm-synth-sample");
-    let _ = std::fs::remove_dir_all(&out);
-    let truth = generate_small(&SynthConfig { patients: 200, ..config(out.clone()) });
-    for practice in &truth.practices {
-        for (k, (dir, manifest)) in deliveries(&out, practice).into_iter().enumerate() {
-            for f in &manifest.files {
-                let b = read(&dir.join(&f.path));
-                let n = if k == 0 { 4 } else { 3 };
-                let start = b.num_rows() / 3;
-                let slice = b.slice(start.min(b.num_rows()), n.min(b.num_rows() - start.min(b.num_rows())));
-                println!("== {} {} {} rows={}", practice.ods, manifest.extract_id, f.path, b.num_rows());
-                println!("{}", pretty_format_batches(&[slice]).unwrap());
-            }
-        }
-    }
-}
