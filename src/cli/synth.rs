@@ -54,7 +54,10 @@ pub fn run(args: SynthArgs) -> Result<u8, Failure> {
         as_of: args.as_of,
         defect_rates: SynthConfig::default_defect_rates(),
     };
-    let truth = synth::generate(&config).map_err(|e| Failure::new(exit::DATA, e))?;
+    let truth = synth::generate(&config).map_err(|e| match e {
+        synth::SynthError::InvalidConfig(_) => Failure::new(exit::USAGE, e),
+        _ => Failure::new(exit::DATA, e),
+    })?;
     for p in &truth.practices {
         println!(
             "{} {:<4} deliveries {} patients {} events {} medications {}",

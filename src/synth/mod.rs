@@ -14,12 +14,14 @@
 //! ([`sampling`]), practices are written in parallel but independently, and nothing
 //! reads the clock.
 //!
-//! Module map: [`population`] plans practices, people and registrations;
-//! [`conditions`] gives each person long-term conditions; [`clinical`] turns them
-//! into a record at a practice ([`record`]); [`schedule`] places rows in deliveries
-//! and decides later edits and deletes; [`defects`] injects data-quality defects;
-//! [`emis`] and [`tpp`] render records in their supplier's tables through
-//! [`writer`]; [`practice`] ties these together for one practice.
+//! Module map: [`population`] plans practices, [`people`] and their
+//! [`registrations`]; [`conditions`] gives each person long-term conditions;
+//! [`clinical`], [`measurements`] and [`medication`] turn them into a record at a
+//! practice ([`record`]), coded from [`codes`] ([`codelists`], [`drugs`]);
+//! [`schedule`] places rows in deliveries and decides later edits and deletes;
+//! [`defects`] injects data-quality defects; [`emis`] and [`tpp`] render records in
+//! their supplier's tables through [`writer`]; [`practice`] ties these together for
+//! one practice; [`sampling`] keys every random stream.
 
 pub mod clinical;
 pub mod codelists;
@@ -89,9 +91,9 @@ impl SynthConfig {
             (EventBeforeBirth, 0.002),
             (EventAfterDeath, 0.005),
             (FutureDated, 0.002),
-            (MissingUnit, 0.005),
-            (UnknownUnit, 0.003),
-            (PlaceholderZero, 0.005),
+            (MissingUnit, 0.003),
+            (UnknownUnit, 0.002),
+            (PlaceholderZero, 0.003),
             (UnmappedLocalCode, 0.002),
             (LateCodingRow, 0.002),
             (DuplicateRow, 0.002),

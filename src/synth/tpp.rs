@@ -237,7 +237,7 @@ impl<'a> TppWriter<'a> {
                     .filter(|_| known(k))
                     .map_or(open_end, |d| micros(d, 0));
                 let (id, patient) = (self.row_identifier(episode.id), self.row_identifier(rec.id));
-                let staff = self.staff(rec.id as u8);
+                let staff = self.staff(0); // registrations are entered by reception
                 let r = self.out[usize::from(k)].rows(&SR_PATIENT_REGISTRATION);
                 r.i64("RowIdentifier", id)
                     .str("IDOrganisationVisibleTo", &self.plan.ods);
