@@ -255,44 +255,6 @@ fn invalid_configurations_are_refused() {
     }
 }
 
-/// Throughput check at benchmark scale (release build):
-/// `cargo test --release --lib synth::tests::scale -- --ignored --nocapture`.
-#[test]
-#[ignore]
-fn scale() {
-    let out = std::env::var_os("PHM_SYNTH_SCALE_OUT").map_or_else(
-        || std::env::temp_dir().join("phm-synth-scale"),
-        PathBuf::from,
-    );
-    let _ = std::fs::remove_dir_all(&out);
-    let cfg = SynthConfig {
-        practices: 6,
-        patients: 50_000,
-        ..config(out.clone())
-    };
-    let started = std::time::Instant::now();
-    let truth = generate(&cfg).unwrap();
-    let elapsed = started.elapsed();
-    let mut rows = 0u64;
-    for practice in &truth.practices {
-        for (_, manifest) in deliveries(&out, practice) {
-            rows += manifest.files.iter().map(|f| f.rows).sum::<u64>();
-        }
-    }
-    let expected: BTreeMap<&str, u64> = ["patients", "registrations", "events", "medications"]
-        .into_iter()
-        .map(|t| (t, truth.practices.iter().map(|p| p.expected_rows[t]).sum()))
-        .collect();
-    println!(
-        "{} practices, {} patients, {} deltas: {elapsed:.1?}",
-        cfg.practices, cfg.patients, cfg.deltas
-    );
-    println!(
-        "rows written (all files): {rows}; expected canonical rows: {expected:?}; defects: {}",
-        truth.defects.len()
-    );
-}
-
 #[test]
 fn deltas_carry_edits_twice_sent_rows_and_deletes() {
     let dir = tempfile::tempdir().unwrap();
