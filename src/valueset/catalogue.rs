@@ -125,18 +125,7 @@ fn sorted_entries(dir: &Path) -> Result<Vec<PathBuf>> {
 mod tests {
     use super::*;
 
-    const HEAD: &str = "id = \"DM_COD\"\nversion = \"1\"\ntitle = \"t\"\nstatus = \"draft\"\nowner = \"o\"\nprovenance = \"p\"\n";
-
-    /// Writes `files` (path, text) under a temporary folder.
-    fn tree(files: &[(&str, &str)]) -> tempfile::TempDir {
-        let tmp = tempfile::tempdir().unwrap();
-        for (rel, text) in files {
-            let path = tmp.path().join(rel);
-            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-            std::fs::write(path, text).unwrap();
-        }
-        tmp
-    }
+    use crate::valueset::testing::{HEAD, tree};
 
     #[test]
     fn catalogue_versions_and_duplicates() {

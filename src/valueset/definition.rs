@@ -390,18 +390,7 @@ pub fn read_csv(path: &Path) -> Result<Vec<Code>> {
 mod tests {
     use super::*;
 
-    const HEAD: &str = "id = \"DM_COD\"\nversion = \"1\"\ntitle = \"t\"\nstatus = \"draft\"\nowner = \"o\"\nprovenance = \"p\"\n";
-
-    /// Writes `files` (path, text) under a temporary folder.
-    fn tree(files: &[(&str, &str)]) -> tempfile::TempDir {
-        let tmp = tempfile::tempdir().unwrap();
-        for (rel, text) in files {
-            let path = tmp.path().join(rel);
-            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-            std::fs::write(path, text).unwrap();
-        }
-        tmp
-    }
+    use crate::valueset::testing::{HEAD, tree};
 
     #[test]
     fn definition_files() {

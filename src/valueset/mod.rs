@@ -150,3 +150,21 @@ mod tests {
         }
     }
 }
+
+/// Fixtures shared by the value-set unit tests.
+#[cfg(test)]
+pub(crate) mod testing {
+    /// The metadata lines every test value set starts with.
+    pub const HEAD: &str = "id = \"DM_COD\"\nversion = \"1\"\ntitle = \"t\"\nstatus = \"draft\"\nowner = \"o\"\nprovenance = \"p\"\n";
+
+    /// Writes `files` (path, text) under a temporary folder.
+    pub fn tree(files: &[(&str, &str)]) -> tempfile::TempDir {
+        let tmp = tempfile::tempdir().unwrap();
+        for (rel, text) in files {
+            let path = tmp.path().join(rel);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, text).unwrap();
+        }
+        tmp
+    }
+}
