@@ -392,10 +392,7 @@ fn regex_free_nhs_numbers(store: &Path) -> Vec<String> {
 
 /// VPIDPREV → VPID pairs, read straight from the fixture's dm+d XML.
 fn previous_vpids() -> HashMap<String, String> {
-    let xml = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("terminology/fixture/dmd/f_vmp2_3060526.xml"),
-    )
-    .unwrap();
+    let xml = std::fs::read_to_string(repo("terminology/fixture/dmd/f_vmp2_3060526.xml")).unwrap();
     let tag = |block: &str, name: &str| {
         let open = format!("<{name}>");
         let start = block.find(&open)? + open.len();
@@ -416,19 +413,7 @@ fn a_release_maps_previous_dmd_codes_to_current_ones() {
         work.path().join("fixture-20260506"),
     );
     let truth = small_network(&landing, 9);
-    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("terminology/fixture");
-    let imported = phm(&[
-        "terminology",
-        "import",
-        "--rf2",
-        fixture.join("rf2").to_str().unwrap(),
-        "--dmd",
-        fixture.join("dmd").to_str().unwrap(),
-        "--ctv3-map",
-        fixture.join("ctv3/SRCtv3ToSnomed.txt").to_str().unwrap(),
-        "--out",
-        release.to_str().unwrap(),
-    ]);
+    let imported = import_fixture(&release);
     assert!(imported.status.success(), "{}", stderr(&imported));
     let out = phm(&[
         "ingest",
@@ -491,7 +476,7 @@ fn synthetic_codes_are_in_the_fixture_release() {
     let (landing, store) = (work.path().join("landing"), work.path().join("store"));
     let truth = small_network(&landing, 10);
     assert_eq!(ingest(&landing, &store).status.code(), Some(0));
-    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("terminology/fixture");
+    let fixture = repo("terminology/fixture");
 
     let mut concept_files = Vec::new();
     let mut stack = vec![fixture.join("rf2")];

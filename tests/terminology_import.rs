@@ -1,37 +1,11 @@
 //! `phm terminology fixture` and `phm terminology import`, run as the real binary.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
 use phm::terminology::Release;
 
-fn phm(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_phm"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .expect("phm runs")
-}
-
-fn repo(path: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
-}
-
-fn import_fixture(out: &Path) -> Output {
-    let fixture = repo("terminology/fixture");
-    phm(&[
-        "terminology",
-        "import",
-        "--rf2",
-        fixture.join("rf2").to_str().unwrap(),
-        "--dmd",
-        fixture.join("dmd").to_str().unwrap(),
-        "--ctv3-map",
-        fixture.join("ctv3/SRCtv3ToSnomed.txt").to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-    ])
-}
+mod common;
+use common::{import_fixture, phm, repo};
 
 fn files(dir: &Path, out: &mut Vec<PathBuf>) {
     for entry in std::fs::read_dir(dir).unwrap() {

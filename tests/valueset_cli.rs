@@ -4,22 +4,13 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 use phm::terminology::{Release, import};
 use phm::valueset::{Catalogue, expand};
 
-fn repo(path: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
-}
-
-fn phm(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_phm"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .expect("phm runs")
-}
+mod common;
+use common::{phm, repo};
 
 fn stdout(o: &Output) -> String {
     assert!(

@@ -287,12 +287,7 @@ fn ingest_practice(
     let previous = PracticeState::read(&practice_dir)?;
     let pending = pending_deliveries(ods, dir, previous.as_ref())?;
     if pending.is_empty() {
-        let mut report = PracticeReport::rejected(ods, String::new());
-        report.status = PracticeStatus::UpToDate;
-        report.error = None;
-        report.supplier = previous.as_ref().map(|s| s.supplier);
-        report.capability = previous.map(|s| s.capability);
-        return Ok(report);
+        return Ok(PracticeReport::up_to_date(ods, previous));
     }
     for d in &pending {
         d.manifest.verify(&d.dir)?;

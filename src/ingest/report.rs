@@ -88,6 +88,17 @@ impl PracticeReport {
         }
     }
 
+    /// Every delivery was already in the store; `previous` is what the store holds.
+    pub fn up_to_date(practice: &str, previous: Option<crate::store::PracticeState>) -> Self {
+        PracticeReport {
+            status: PracticeStatus::UpToDate,
+            error: None,
+            supplier: previous.as_ref().map(|s| s.supplier),
+            capability: previous.map(|s| s.capability),
+            ..PracticeReport::rejected(practice, String::new())
+        }
+    }
+
     pub fn reconciles(&self) -> bool {
         self.deliveries
             .iter()

@@ -31,12 +31,36 @@ pub fn small_network(dir: &Path, seed: u64) -> GroundTruth {
     generate(&config).expect("synthetic network generates")
 }
 
+/// Runs the real binary from the repository root.
 pub fn phm(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_phm"))
         .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
         .env_remove("PHM_LOG")
         .output()
         .expect("phm runs")
+}
+
+/// A path inside the repository.
+pub fn repo(path: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
+}
+
+/// `phm terminology import` of the checked-in fixture release into `out`.
+pub fn import_fixture(out: &Path) -> Output {
+    let fixture = repo("terminology/fixture");
+    phm(&[
+        "terminology",
+        "import",
+        "--rf2",
+        fixture.join("rf2").to_str().unwrap(),
+        "--dmd",
+        fixture.join("dmd").to_str().unwrap(),
+        "--ctv3-map",
+        fixture.join("ctv3/SRCtv3ToSnomed.txt").to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ])
 }
 
 pub fn ingest(landing: &Path, store: &Path) -> Output {
