@@ -7,6 +7,7 @@
 
 pub mod canonical;
 pub mod cli;
+pub mod cohort;
 pub mod ingest;
 pub mod nhs_number;
 pub mod source;

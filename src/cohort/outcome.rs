@@ -1,0 +1,169 @@
+//! What a cohort run decides for one person, in a form both the DataFusion
+//! engine (read back from its output files) and the reference evaluator
+//! produce, so the two can be compared person by person.
+
+use std::collections::BTreeMap;
+
+/// Where a person stands against the base population, checked in this order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Status {
+    /// No usable registration of an allowed type on the index date.
+    NotRegistered,
+    /// Registered at a practice whose capability profile lacks a table the
+    /// cohort needs: not evaluated, never counted as absent.
+    Unavailable,
+    TestPatient,
+    /// Died on or before the index date.
+    Died,
+    RegistrationTooShort,
+    /// No date of birth while the cohort has age bounds.
+    AgeUnknown,
+    AgeOutOfRange,
+    InPopulation,
+}
+
+impl Status {
+    pub const ALL: [Status; 8] = [
+        Status::NotRegistered,
+        Status::Unavailable,
+        Status::TestPatient,
+        Status::Died,
+        Status::RegistrationTooShort,
+        Status::AgeUnknown,
+        Status::AgeOutOfRange,
+        Status::InPopulation,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Status::NotRegistered => "not_registered",
+            Status::Unavailable => "unavailable",
+            Status::TestPatient => "test_patient",
+            Status::Died => "died",
+            Status::RegistrationTooShort => "registration_too_short",
+            Status::AgeUnknown => "age_unknown",
+            Status::AgeOutOfRange => "age_out_of_range",
+            Status::InPopulation => "in_population",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Status> {
+        Status::ALL.into_iter().find(|st| st.name() == s)
+    }
+}
+
+/// Why a criterion came out as it did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Reason {
+    Met,
+    /// No event with a code in the value set(s) inside the window.
+    NoEvents,
+    /// Events were found but the count, spacing or value test failed.
+    NotMet,
+    /// The window is anchored on a criterion that chose no event.
+    AnchorMissing,
+    /// The deciding value's unit is missing, unknown or cannot be converted.
+    UnitRefused,
+    /// The deciding event carries no numeric value.
+    NoValue,
+}
+
+impl Reason {
+    pub const ALL: [Reason; 6] = [
+        Reason::Met,
+        Reason::NoEvents,
+        Reason::NotMet,
+        Reason::AnchorMissing,
+        Reason::UnitRefused,
+        Reason::NoValue,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Reason::Met => "met",
+            Reason::NoEvents => "no_events",
+            Reason::NotMet => "not_met",
+            Reason::AnchorMissing => "anchor_missing",
+            Reason::UnitRefused => "unit_refused",
+            Reason::NoValue => "no_value",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Reason> {
+        Reason::ALL.into_iter().find(|r| r.name() == s)
+    }
+}
+
+/// One criterion for one person.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CriterionOutcome {
+    pub verdict: bool,
+    pub reason: Reason,
+    /// The deciding event as `practice/source_table/source_row_id`.
+    pub evidence: Option<String>,
+    /// See docs/cohort-language.md "What a criterion reports".
+    pub count: u64,
+    pub value: Option<f64>,
+    /// Events in the window whose value could not be compared (unit).
+    pub refused: u64,
+}
+
+/// Everything decided for one person.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PersonOutcome {
+    pub person_key: String,
+    /// Practice of the registration on the index date (none if not registered).
+    pub practice: Option<String>,
+    pub status: Status,
+    /// `None` unless the person is in the base population.
+    pub included: Option<bool>,
+    /// The rule that decided, or `otherwise`.
+    pub deciding_rule: Option<String>,
+    /// For an excluded person: the one rule whose condition, flipped, would
+    /// include them (when exactly one such rule exists).
+    pub near_miss_rule: Option<String>,
+    /// Evaluated for persons in the base population only.
+    pub criteria: BTreeMap<String, CriterionOutcome>,
+}
+
+/// The name `deciding_rule` takes when no rule decided.
+pub const OTHERWISE: &str = "otherwise";
+
+/// Human-readable differences between two outcome lists (sorted by person key);
+/// empty when they agree. Values compare with a relative tolerance of 1e-9.
+pub fn differences(a: &[PersonOutcome], b: &[PersonOutcome]) -> Vec<String> {
+    let index = |xs: &[PersonOutcome]| -> BTreeMap<String, PersonOutcome> {
+        xs.iter()
+            .map(|p| (p.person_key.clone(), p.clone()))
+            .collect()
+    };
+    let (a, b) = (index(a), index(b));
+    let mut out = Vec::new();
+    for key in a
+        .keys()
+        .chain(b.keys())
+        .collect::<std::collections::BTreeSet<_>>()
+    {
+        match (a.get(key), b.get(key)) {
+            (Some(x), Some(y)) => {
+                let mut x2 = x.clone();
+                let mut y2 = y.clone();
+                for (c, xc) in x2.criteria.iter_mut() {
+                    if let Some(yc) = y2.criteria.get_mut(c)
+                        && let (Some(xv), Some(yv)) = (xc.value, yc.value)
+                        && (xv - yv).abs() <= 1e-9 * xv.abs().max(1.0)
+                    {
+                        yc.value = xc.value;
+                    }
+                }
+                if x2 != y2 {
+                    out.push(format!("{key}:\n  left:  {x2:?}\n  right: {y2:?}"));
+                }
+            }
+            (Some(_), None) => out.push(format!("{key}: only on the left")),
+            (None, Some(_)) => out.push(format!("{key}: only on the right")),
+            (None, None) => unreachable!(),
+        }
+    }
+    out
+}
