@@ -43,6 +43,12 @@ pub fn canonical_unit(unit: &str) -> Option<&'static str> {
         .map(|(canonical, _)| *canonical)
 }
 
+/// Every recognised unit as (canonical spelling, folded spellings that mean it):
+/// the table a query engine folds units with (`lower`, whitespace removed).
+pub fn spellings() -> &'static [(&'static str, &'static [&'static str])] {
+    UNITS
+}
+
 /// The spellings the synthetic generator uses for each measurement's unit.
 pub fn known_units() -> impl Iterator<Item = &'static str> {
     UNITS.iter().map(|(canonical, _)| *canonical)

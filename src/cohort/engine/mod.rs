@@ -1,1 +1,208 @@
-//! See ../mod.rs.
+//! The DataFusion engine: evaluates cohorts over the canonical store and writes
+//! each cohort's outputs (`docs/cohort-language.md`, "Outputs").
+//!
+//! One run, whatever the number of cohorts:
+//! 1. [`scan`] opens the store read-only (refusing an interrupted commit or a
+//!    missing table), reads every practice's state and writes the *slice*: one
+//!    pass over events and one over medications keeping only rows whose code is
+//!    in some criterion's value set (all issues when a criterion reads
+//!    `any_code`) and whose date is usable, with the period each date stands
+//!    for and the folded unit. Every criterion of every cohort reads the slice.
+//! 2. Per cohort, [`population`] decides each person's status at the index date,
+//!    [`criteria`] evaluates the criteria in definition order (anchors first),
+//!    [`rules`] decides and finds near misses, [`outputs`] writes the files.
+//!
+//! Intermediate results go to `OUT/.work/` as Parquet (plans stay plain
+//! listing-table scans) and are removed at the end. Outputs of a cohort are
+//! written to a sibling folder and renamed over `OUT/<ID>@<version>/`.
+
+mod criteria;
+mod dates;
+mod outputs;
+mod population;
+mod read;
+mod rules;
+mod scan;
+#[cfg(test)]
+mod tests;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use chrono::NaiveDate;
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::prelude::{SessionConfig, SessionContext};
+
+use super::model::IndexDate;
+use super::{Cohort, Error, Result};
+
+pub use read::read_outcomes;
+
+/// How to run.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    pub index_date: NaiveDate,
+    /// Outputs go to `out/<ID>@<version>/`.
+    pub out: PathBuf,
+    /// Evaluate one person key only (for `explain`): the filter is pushed into every scan.
+    pub person: Option<String>,
+    /// Bytes; sorts and aggregates spill beyond it.
+    pub memory_limit: Option<usize>,
+    /// Recorded in `run.json`.
+    pub release_id: String,
+}
+
+/// What one cohort's run found, and where its outputs are.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CohortRun {
+    /// `ID@version`.
+    pub key: String,
+    pub dir: PathBuf,
+    /// Persons known to the store (rows of `membership`).
+    pub persons: u64,
+    pub in_population: u64,
+    pub included: u64,
+    /// Practice codes.
+    pub available: Vec<String>,
+    pub unavailable: Vec<String>,
+    /// Included persons per practice; `None` when the practice is unavailable.
+    pub per_practice: Vec<(String, Option<u64>)>,
+    pub warnings: Vec<String>,
+}
+
+/// Evaluates `cohorts` on `opts.index_date` and writes their outputs.
+/// Synchronous: builds its own runtime.
+pub fn run(store: &Path, cohorts: &[Cohort], opts: &RunOptions) -> Result<Vec<CohortRun>> {
+    for c in cohorts {
+        if let IndexDate::Fixed(d) = c.def.index_date
+            && d != opts.index_date
+        {
+            return Err(Error::Usage(format!(
+                "{} has a fixed index date {d}, the run asked for {}; hint: run it on its own index date",
+                c.def.key(),
+                opts.index_date
+            )));
+        }
+    }
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads)
+        .enable_all()
+        .build()
+        .map_err(|source| Error::Io {
+            path: store.to_path_buf(),
+            source,
+        })?;
+    runtime.block_on(run_async(store, cohorts, opts, threads))
+}
+
+async fn run_async(
+    store: &Path,
+    cohorts: &[Cohort],
+    opts: &RunOptions,
+    threads: usize,
+) -> Result<Vec<CohortRun>> {
+    let view = scan::StoreView::open(store, cohorts)?;
+    let ctx = context(opts.memory_limit, threads)?;
+    std::fs::create_dir_all(&opts.out).map_err(io(&opts.out))?;
+    let work = Work::create(&opts.out)?;
+    let result = async {
+        let slice = scan::write_slice(&ctx, &view, cohorts, opts.person.as_deref(), &work).await?;
+        let mut runs = Vec::with_capacity(cohorts.len());
+        for (i, cohort) in cohorts.iter().enumerate() {
+            let cdir = work.dir.join(format!("c{i}"));
+            std::fs::create_dir_all(&cdir).map_err(io(&cdir))?;
+            runs.push(run_cohort(&ctx, &view, &slice, i, cohort, opts, &cdir).await?);
+        }
+        Ok(runs)
+    }
+    .await;
+    drop(work);
+    result
+}
+
+async fn run_cohort(
+    ctx: &SessionContext,
+    view: &scan::StoreView,
+    slice: &scan::Slice,
+    ci: usize,
+    cohort: &Cohort,
+    opts: &RunOptions,
+    cdir: &Path,
+) -> Result<CohortRun> {
+    let def = &cohort.def;
+    let index = opts.index_date;
+    let access = view.access(def, index);
+    for w in &access.warnings {
+        tracing::warn!(cohort = %def.key(), "{w}");
+    }
+    let person = opts.person.as_deref();
+    let pop_path =
+        population::write(ctx, view, def, index, &access.unavailable, person, cdir).await?;
+    let crit = criteria::evaluate(ctx, slice, ci, cohort, index, &pop_path, cdir).await?;
+    let decided = rules::write(ctx, def, &pop_path, &crit, cdir).await?;
+    outputs::write(ctx, cohort, opts, &access, &decided, &crit, cdir).await
+}
+
+fn context(memory_limit: Option<usize>, threads: usize) -> Result<SessionContext> {
+    let mut config = SessionConfig::new()
+        .with_target_partitions(threads)
+        .with_information_schema(false);
+    // Outputs and the readers of intermediate files expect plain Utf8 strings.
+    config
+        .options_mut()
+        .execution
+        .parquet
+        .schema_force_view_types = false;
+    let mut rt = RuntimeEnvBuilder::new();
+    if let Some(limit) = memory_limit {
+        rt = rt.with_memory_limit(limit, 1.0);
+    }
+    Ok(SessionContext::new_with_config_rt(
+        config,
+        Arc::new(rt.build()?),
+    ))
+}
+
+/// The run's scratch folder under `OUT/.work/`, removed when dropped.
+pub(crate) struct Work {
+    pub dir: PathBuf,
+}
+
+impl Work {
+    fn create(out: &Path) -> Result<Work> {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        let dir = out
+            .join(".work")
+            .join(format!("run-{}-{nanos}", std::process::id()));
+        std::fs::create_dir_all(&dir).map_err(io(&dir))?;
+        Ok(Work { dir })
+    }
+}
+
+impl Drop for Work {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+        if let Some(parent) = self.dir.parent() {
+            // Only succeeds when no other run is using it.
+            let _ = std::fs::remove_dir(parent);
+        }
+    }
+}
+
+pub(crate) fn io(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
+    move |source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// A path as DataFusion takes it.
+pub(crate) fn url(path: &Path) -> String {
+    path.to_string_lossy().into_owned()
+}

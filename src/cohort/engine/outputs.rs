@@ -1,0 +1,497 @@
+//! A cohort's output files (`docs/cohort-language.md`, "Outputs"), each as
+//! Parquet and CSV in a deterministic row order, written to a sibling folder
+//! and renamed over `OUT/<ID>@<version>/`.
+//!
+//! The results are per person (bounded by the population), so they are
+//! collected sorted and written with the Parquet and CSV writers.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use datafusion::arrow::array::{
+    Array, ArrayRef, BooleanArray, Int64Array, RecordBatch, StringArray,
+};
+use datafusion::arrow::compute::concat_batches;
+use datafusion::arrow::datatypes::{DataType, Field, Schema};
+use datafusion::functions_aggregate::expr_fn::count;
+use datafusion::parquet::arrow::ArrowWriter;
+use datafusion::parquet::basic::{Compression, ZstdLevel};
+use datafusion::parquet::file::properties::WriterProperties;
+use datafusion::prelude::*;
+
+use super::criteria::{CritResult, EVIDENCE};
+use super::scan::Access;
+use super::{CohortRun, RunOptions, io, url};
+use crate::cohort::model::Action;
+use crate::cohort::outcome::{OTHERWISE, Status};
+use crate::cohort::{Cohort, Result};
+
+/// The practice attrition and combinations add up to.
+pub const NETWORK: &str = "ALL";
+
+pub async fn write(
+    ctx: &SessionContext,
+    cohort: &Cohort,
+    opts: &RunOptions,
+    access: &Access,
+    decided: &Path,
+    crit: &[CritResult],
+    _work: &Path,
+) -> Result<CohortRun> {
+    let def = &cohort.def;
+    let key = def.key();
+    let read = |p: PathBuf| async move {
+        ctx.read_parquet(url(&p), ParquetReadOptions::default())
+            .await
+    };
+
+    let membership = collect(
+        read(decided.to_path_buf())
+            .await?
+            .select_columns(&[
+                "person_key",
+                "practice",
+                "status",
+                "included",
+                "deciding_rule",
+                "near_miss_rule",
+            ])?
+            .sort(vec![col("person_key").sort(true, false)])?,
+    )
+    .await?;
+
+    let mut expl: Option<DataFrame> = None;
+    for (j, c) in crit.iter().enumerate() {
+        let mut cols = vec![
+            col("person_key"),
+            col("practice"),
+            lit(c.name.as_str()).alias("criterion"),
+            col("verdict"),
+            col("reason"),
+            col("count"),
+            col("value"),
+            col("refused"),
+        ];
+        for (name, _) in EVIDENCE.iter().filter(|(n, _)| *n != "d_start") {
+            cols.push(col(*name));
+        }
+        cols.push(col("evidence"));
+        cols.push(lit(j as i64).alias("crit_order"));
+        let df = read(c.path.clone()).await?.select(cols)?;
+        expl = Some(match expl {
+            None => df,
+            Some(u) => u.union(df)?,
+        });
+    }
+    let explanations = match expl {
+        Some(df) => {
+            let df = df.sort(vec![
+                col("person_key").sort(true, false),
+                col("crit_order").sort(true, false),
+            ])?;
+            let names: Vec<String> = df
+                .schema()
+                .fields()
+                .iter()
+                .map(|f| f.name().clone())
+                .filter(|n| n != "crit_order")
+                .collect();
+            let names: Vec<&str> = names.iter().map(String::as_str).collect();
+            Some(collect(df.select_columns(&names)?).await?)
+        }
+        None => None,
+    };
+
+    let near_misses = collect(
+        read(decided.to_path_buf())
+            .await?
+            .filter(col("near_miss_rule").is_not_null())?
+            .select(vec![
+                col("person_key"),
+                col("practice"),
+                col("near_miss_rule").alias("rule"),
+            ])?
+            .sort(vec![col("person_key").sort(true, false)])?,
+    )
+    .await?;
+
+    // Persons per (attributed practice, status, deciding rule, included).
+    let counts_batch = collect(read(decided.to_path_buf()).await?.aggregate(
+        vec![
+            col("attr_practice"),
+            col("status"),
+            col("deciding_rule"),
+            col("included"),
+        ],
+        vec![count(lit(1i64)).alias("n")],
+    )?)
+    .await?;
+    let counts = Counts::from_batch(&counts_batch);
+
+    let combos_batch = collect(
+        read(decided.to_path_buf())
+            .await?
+            .filter(col("status").eq(lit(Status::InPopulation.name())))?
+            .aggregate(
+                vec![col("practice"), col("mask")],
+                vec![count(lit(1i64)).alias("n")],
+            )?,
+    )
+    .await?;
+
+    let mut practices: BTreeSet<String> = access
+        .available
+        .iter()
+        .chain(&access.unavailable)
+        .cloned()
+        .collect();
+    practices.extend(counts.rows.iter().map(|r| r.practice.clone()));
+    let attrition = attrition(cohort, &practices, &counts);
+    let combinations = combinations(&practices, &combos_batch);
+
+    let empty_expl;
+    let explanations = match &explanations {
+        Some(b) => b,
+        None => {
+            empty_expl = RecordBatch::new_empty(Arc::new(explanation_schema()));
+            &empty_expl
+        }
+    };
+
+    let persons = membership.num_rows() as u64;
+    let in_population = counts.sum(|r| r.status == Status::InPopulation.name());
+    let included = counts.sum(|r| r.included == Some(true));
+    let per_practice: Vec<(String, Option<u64>)> = practices
+        .iter()
+        .filter(|p| access.available.contains(p) || access.unavailable.contains(p))
+        .map(|p| {
+            if access.unavailable.contains(p) {
+                (p.clone(), None)
+            } else {
+                (
+                    p.clone(),
+                    Some(counts.sum(|r| &r.practice == p && r.included == Some(true))),
+                )
+            }
+        })
+        .collect();
+
+    let batches: [(&str, &RecordBatch); 5] = [
+        ("membership", &membership),
+        ("explanations", explanations),
+        ("near_misses", &near_misses),
+        ("attrition", &attrition),
+        ("combinations", &combinations),
+    ];
+    let mut rows = serde_json::Map::new();
+    for (name, b) in &batches {
+        rows.insert((*name).to_string(), (b.num_rows() as u64).into());
+    }
+    let expansions: serde_json::Map<String, serde_json::Value> = cohort
+        .expansions
+        .iter()
+        .map(|(id, e)| {
+            (
+                id.clone(),
+                serde_json::json!({
+                    "version": e.version,
+                    "hash": e.hash,
+                    "codes": e.rows.len(),
+                }),
+            )
+        })
+        .collect();
+    let run_json = serde_json::json!({
+        "definition": key,
+        "path": def.path.to_string_lossy(),
+        "index_date": opts.index_date.to_string(),
+        "release": opts.release_id,
+        "person": opts.person,
+        "valuesets": expansions,
+        "practices": {
+            "available": access.available,
+            "unavailable": access.unavailable,
+        },
+        "warnings": access.warnings,
+        "persons": persons,
+        "in_population": in_population,
+        "included": included,
+        "rows": rows,
+    });
+
+    let target = opts.out.join(&key);
+    let tmp = opts.out.join(format!(".{key}.tmp-{}", std::process::id()));
+    if tmp.exists() {
+        std::fs::remove_dir_all(&tmp).map_err(io(&tmp))?;
+    }
+    std::fs::create_dir_all(&tmp).map_err(io(&tmp))?;
+    for (name, b) in &batches {
+        write_parquet(&tmp.join(format!("{name}.parquet")), b)?;
+        write_csv(&tmp.join(format!("{name}.csv")), b)?;
+    }
+    let json_path = tmp.join("run.json");
+    let mut text = serde_json::to_string_pretty(&run_json).expect("run.json serialises");
+    text.push('\n');
+    std::fs::write(&json_path, text).map_err(io(&json_path))?;
+    replace_dir(&tmp, &target)?;
+
+    Ok(CohortRun {
+        key,
+        dir: target,
+        persons,
+        in_population,
+        included,
+        available: access.available.clone(),
+        unavailable: access.unavailable.clone(),
+        per_practice,
+        warnings: access.warnings.clone(),
+    })
+}
+
+/// Renames `tmp` over `target` (an existing `target` is moved aside first).
+fn replace_dir(tmp: &Path, target: &Path) -> Result<()> {
+    if target.exists() {
+        let name = target
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let old = target.with_file_name(format!(".{name}.old-{}", std::process::id()));
+        if old.exists() {
+            std::fs::remove_dir_all(&old).map_err(io(&old))?;
+        }
+        std::fs::rename(target, &old).map_err(io(target))?;
+        std::fs::rename(tmp, target).map_err(io(target))?;
+        std::fs::remove_dir_all(&old).map_err(io(&old))?;
+    } else {
+        std::fs::rename(tmp, target).map_err(io(target))?;
+    }
+    Ok(())
+}
+
+async fn collect(df: DataFrame) -> Result<RecordBatch> {
+    let schema = Arc::new(df.schema().as_arrow().clone());
+    let batches = df.collect().await?;
+    Ok(concat_batches(&schema, &batches)?)
+}
+
+fn write_parquet(path: &Path, batch: &RecordBatch) -> Result<()> {
+    let props = WriterProperties::builder()
+        .set_compression(Compression::ZSTD(
+            ZstdLevel::try_new(1).expect("level 1 is valid"),
+        ))
+        .build();
+    let file = File::create(path).map_err(io(path))?;
+    let mut w = ArrowWriter::try_new(file, batch.schema(), Some(props))?;
+    w.write(batch)?;
+    w.close()?;
+    Ok(())
+}
+
+fn write_csv(path: &Path, batch: &RecordBatch) -> Result<()> {
+    let file = File::create(path).map_err(io(path))?;
+    let mut w = datafusion::arrow::csv::WriterBuilder::new()
+        .with_header(true)
+        .build(file);
+    w.write(batch)?;
+    Ok(())
+}
+
+fn explanation_schema() -> Schema {
+    use DataType::*;
+    let f = |n: &str, t: DataType| Field::new(n, t, true);
+    Schema::new(vec![
+        f("person_key", Utf8),
+        f("practice", Utf8),
+        f("criterion", Utf8),
+        f("verdict", Boolean),
+        f("reason", Utf8),
+        f("count", Int64),
+        f("value", Float64),
+        f("refused", Int64),
+        f("ev_date", Date32),
+        f("ev_precision", Utf8),
+        f("ev_code_system", Utf8),
+        f("ev_source_code", Utf8),
+        f("ev_concept", Int64),
+        f("ev_term", Utf8),
+        f("ev_value", Float64),
+        f("ev_unit", Utf8),
+        f("ev_comparator", Utf8),
+        f("ev_practice", Utf8),
+        f("ev_supplier", Utf8),
+        f("ev_source_table", Utf8),
+        f("ev_source_row_id", Utf8),
+        f("ev_mapping_kind", Utf8),
+        f("evidence", Utf8),
+    ])
+}
+
+struct CountRow {
+    practice: String,
+    status: String,
+    deciding_rule: Option<String>,
+    included: Option<bool>,
+    n: u64,
+}
+
+struct Counts {
+    rows: Vec<CountRow>,
+}
+
+impl Counts {
+    fn from_batch(b: &RecordBatch) -> Counts {
+        let s = |n: &str| {
+            b.column_by_name(n)
+                .and_then(|c| c.as_any().downcast_ref::<StringArray>())
+                .expect("string column")
+                .clone()
+        };
+        let (practice, status, rule) = (s("attr_practice"), s("status"), s("deciding_rule"));
+        let included = b
+            .column_by_name("included")
+            .and_then(|c| c.as_any().downcast_ref::<BooleanArray>())
+            .expect("boolean column");
+        let n = b
+            .column_by_name("n")
+            .and_then(|c| c.as_any().downcast_ref::<Int64Array>())
+            .expect("count column");
+        let rows = (0..b.num_rows())
+            .map(|i| CountRow {
+                practice: if practice.is_null(i) {
+                    String::new()
+                } else {
+                    practice.value(i).to_string()
+                },
+                status: status.value(i).to_string(),
+                deciding_rule: (!rule.is_null(i)).then(|| rule.value(i).to_string()),
+                included: (!included.is_null(i)).then(|| included.value(i)),
+                n: n.value(i) as u64,
+            })
+            .collect();
+        Counts { rows }
+    }
+
+    fn sum(&self, f: impl Fn(&CountRow) -> bool) -> u64 {
+        self.rows.iter().filter(|r| f(r)).map(|r| r.n).sum()
+    }
+}
+
+/// Rows `(practice, step_order, step, entering, passing, removed, selected)`:
+/// the network first, then each practice: the population checks in order
+/// (removed = persons with that status), each rule (selected or removed =
+/// persons it decided), then `otherwise`. Persons not registered at the index
+/// date count under the greatest practice holding a record of them.
+fn attrition(cohort: &Cohort, practices: &BTreeSet<String>, counts: &Counts) -> RecordBatch {
+    let def = &cohort.def;
+    let mut cols: (
+        Vec<String>,
+        Vec<i64>,
+        Vec<String>,
+        Vec<i64>,
+        Vec<i64>,
+        Vec<i64>,
+        Vec<i64>,
+    ) = Default::default();
+    let scopes = std::iter::once(None).chain(practices.iter().map(Some));
+    for scope in scopes {
+        let here = |r: &CountRow| scope.is_none_or(|p| &r.practice == p);
+        let name = scope.cloned().unwrap_or_else(|| NETWORK.to_string());
+        let mut remaining = counts.sum(here);
+        let mut order = 0i64;
+        let mut push = |step: &str, entering: u64, passing: u64, removed: u64, selected: u64| {
+            order += 1;
+            cols.0.push(name.clone());
+            cols.1.push(order);
+            cols.2.push(step.to_string());
+            cols.3.push(entering as i64);
+            cols.4.push(passing as i64);
+            cols.5.push(removed as i64);
+            cols.6.push(selected as i64);
+        };
+        for s in Status::ALL.iter().filter(|s| **s != Status::InPopulation) {
+            let removed = counts.sum(|r| here(r) && r.status == s.name());
+            push(s.name(), remaining, remaining - removed, removed, 0);
+            remaining -= removed;
+        }
+        for rule in &def.rules {
+            let fired = counts.sum(|r| here(r) && r.deciding_rule.as_deref() == Some(&rule.name));
+            let (sel, rem) = match rule.then {
+                Action::Select => (fired, 0),
+                Action::Reject => (0, fired),
+            };
+            push(&rule.name, remaining, remaining - fired, rem, sel);
+            remaining -= fired;
+        }
+        let fired = counts.sum(|r| here(r) && r.deciding_rule.as_deref() == Some(OTHERWISE));
+        let (sel, rem) = match def.otherwise {
+            Action::Select => (fired, 0),
+            Action::Reject => (0, fired),
+        };
+        push(OTHERWISE, remaining, remaining - fired, rem, sel);
+    }
+    let schema = Schema::new(vec![
+        Field::new("practice", DataType::Utf8, false),
+        Field::new("step_order", DataType::Int64, false),
+        Field::new("step", DataType::Utf8, false),
+        Field::new("entering", DataType::Int64, false),
+        Field::new("passing", DataType::Int64, false),
+        Field::new("removed", DataType::Int64, false),
+        Field::new("selected", DataType::Int64, false),
+    ]);
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(StringArray::from(cols.0)),
+        Arc::new(Int64Array::from(cols.1)),
+        Arc::new(StringArray::from(cols.2)),
+        Arc::new(Int64Array::from(cols.3)),
+        Arc::new(Int64Array::from(cols.4)),
+        Arc::new(Int64Array::from(cols.5)),
+        Arc::new(Int64Array::from(cols.6)),
+    ];
+    RecordBatch::try_new(Arc::new(schema), columns).expect("attrition columns")
+}
+
+/// Rows `(practice, mask, persons)`: the network first, then each practice, masks sorted.
+fn combinations(practices: &BTreeSet<String>, b: &RecordBatch) -> RecordBatch {
+    let s = |n: &str| {
+        b.column_by_name(n)
+            .and_then(|c| c.as_any().downcast_ref::<StringArray>())
+            .expect("string column")
+            .clone()
+    };
+    let (practice, mask) = (s("practice"), s("mask"));
+    let n = b
+        .column_by_name("n")
+        .and_then(|c| c.as_any().downcast_ref::<Int64Array>())
+        .expect("count column");
+    let mut by: BTreeMap<(String, String), i64> = BTreeMap::new();
+    let mut all: BTreeMap<String, i64> = BTreeMap::new();
+    for i in 0..b.num_rows() {
+        let m = mask.value(i).to_string();
+        *all.entry(m.clone()).or_default() += n.value(i);
+        *by.entry((practice.value(i).to_string(), m)).or_default() += n.value(i);
+    }
+    let mut rows: Vec<(String, String, i64)> = all
+        .into_iter()
+        .map(|(m, n)| (NETWORK.to_string(), m, n))
+        .collect();
+    for p in practices {
+        rows.extend(
+            by.range((p.clone(), String::new())..)
+                .take_while(|((q, _), _)| q == p)
+                .map(|((q, m), n)| (q.clone(), m.clone(), *n)),
+        );
+    }
+    let schema = Schema::new(vec![
+        Field::new("practice", DataType::Utf8, false),
+        Field::new("mask", DataType::Utf8, false),
+        Field::new("persons", DataType::Int64, false),
+    ]);
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(StringArray::from_iter_values(rows.iter().map(|r| &r.0))),
+        Arc::new(StringArray::from_iter_values(rows.iter().map(|r| &r.1))),
+        Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.2))),
+    ];
+    RecordBatch::try_new(Arc::new(schema), columns).expect("combination columns")
+}

@@ -1,0 +1,176 @@
+//! The base population at the index date: one row per person known to the
+//! store with the registration at index and the status
+//! (`docs/cohort-language.md`, "Base population").
+//!
+//! Output `pop.parquet`: `person_key`, `practice` (registration at index, null
+//! when not registered), `attr_practice` (that practice, else the greatest
+//! practice holding a record of the person: the practice attrition counts the
+//! person under), `status`.
+
+use std::path::{Path, PathBuf};
+
+use chrono::{Datelike, NaiveDate};
+use datafusion::arrow::datatypes::DataType;
+use datafusion::dataframe::DataFrameWriteOptions;
+use datafusion::functions_aggregate::expr_fn::max;
+use datafusion::functions_window::expr_fn::row_number;
+use datafusion::logical_expr::ExprFunctionExt;
+use datafusion::prelude::*;
+
+use super::dates::{date_lit, shift};
+use super::scan::StoreView;
+use super::url;
+use crate::cohort::model::{Definition, Table};
+use crate::cohort::outcome::Status;
+use crate::cohort::{Error, Result};
+
+pub async fn write(
+    ctx: &SessionContext,
+    view: &StoreView,
+    def: &Definition,
+    index: NaiveDate,
+    unavailable: &[String],
+    person: Option<&str>,
+    dir: &Path,
+) -> Result<PathBuf> {
+    let df = plan(ctx, view, def, index, unavailable, person).await?;
+    let path = dir.join("pop.parquet");
+    df.write_parquet(
+        &url(&path),
+        DataFrameWriteOptions::new().with_single_file_output(true),
+        None,
+    )
+    .await?;
+    Ok(path)
+}
+
+/// Age in whole years at `index` of a person born on `dob`: birthdays on or
+/// before the index date (29 February birthdays fall on 1 March in other years,
+/// which the month/day comparison gives without a special case).
+pub fn age_expr(dob: Expr, index: NaiveDate) -> Expr {
+    let part = |p: &str| cast(date_part(lit(p), dob.clone()), DataType::Int64);
+    let (by, bm, bd) = (part("year"), part("month"), part("day"));
+    let (m, d) = (index.month() as i64, index.day() as i64);
+    let before_birthday = bm.clone().gt(lit(m)).or(bm.eq(lit(m)).and(bd.gt(lit(d))));
+    lit(index.year() as i64)
+        - by
+        - when(before_birthday, lit(1i64))
+            .otherwise(lit(0i64))
+            .expect("CASE builds")
+}
+
+async fn plan(
+    ctx: &SessionContext,
+    view: &StoreView,
+    def: &Definition,
+    index: NaiveDate,
+    unavailable: &[String],
+    person: Option<&str>,
+) -> Result<DataFrame> {
+    let idx = date_lit(index);
+    let pop = &def.population;
+    let patients = view.read(ctx, Table::Patients, person).await?;
+    let persons = patients.clone().aggregate(
+        vec![col("person_key")],
+        vec![max(col("practice")).alias("rec_practice")],
+    )?;
+    let types: Vec<Expr> = pop
+        .registration_types
+        .iter()
+        .map(|t| lit(t.as_str()))
+        .collect();
+    let regs = view
+        .read(ctx, Table::Registrations, person)
+        .await?
+        .filter(
+            col("registration_type")
+                .in_list(types, false)
+                .and(col("start_date").is_not_null())
+                .and(col("start_date").lt_eq(idx.clone()))
+                .and(
+                    col("end_date")
+                        .is_null()
+                        .or(col("end_date").gt(idx.clone())),
+                ),
+        )?
+        .select(vec![
+            col("person_key").alias("r_pk"),
+            col("practice").alias("reg_practice"),
+            col("patient_id").alias("r_pid"),
+            col("start_date").alias("reg_start"),
+        ])?
+        .window(vec![
+            row_number()
+                .partition_by(vec![col("r_pk")])
+                .order_by(vec![
+                    col("reg_start").sort(false, false),
+                    col("reg_practice").sort(false, false),
+                ])
+                .build()?
+                .alias("rn"),
+        ])?
+        .filter(col("rn").eq(lit(1u64)))?;
+    let rows = patients.select(vec![
+        col("practice").alias("p_practice"),
+        col("patient_id").alias("p_pid"),
+        col("date_of_birth").alias("dob"),
+        col("date_of_death").alias("dod"),
+        col("is_test_patient").alias("is_test"),
+    ])?;
+    let joined = persons
+        .join(regs, JoinType::Left, &["person_key"], &["r_pk"], None)?
+        .join(
+            rows,
+            JoinType::Left,
+            &["reg_practice", "r_pid"],
+            &["p_practice", "p_pid"],
+            None,
+        )?;
+
+    let status = |s: Status| lit(s.name());
+    let mut case = when(col("reg_practice").is_null(), status(Status::NotRegistered));
+    if !unavailable.is_empty() {
+        case.when(
+            col("reg_practice")
+                .in_list(unavailable.iter().map(|p| lit(p.as_str())).collect(), false),
+            status(Status::Unavailable),
+        );
+    }
+    case.when(
+        coalesce(vec![col("is_test"), lit(false)]),
+        status(Status::TestPatient),
+    );
+    case.when(
+        col("dod").is_not_null().and(col("dod").lt_eq(idx.clone())),
+        status(Status::Died),
+    );
+    if let Some(p) = pop.registered_for {
+        let (months, days) = p.months_days();
+        let since = shift(index, -(months as i32), -(days as i32)).ok_or_else(|| {
+            Error::Usage(format!("registered_for {p} before {index} is out of range"))
+        })?;
+        case.when(
+            col("reg_start").gt(date_lit(since)),
+            status(Status::RegistrationTooShort),
+        );
+    }
+    if pop.age_min.is_some() || pop.age_max.is_some() {
+        case.when(col("dob").is_null(), status(Status::AgeUnknown));
+        let age = age_expr(col("dob"), index);
+        let mut out_of_range = lit(false);
+        if let Some(min) = pop.age_min {
+            out_of_range = out_of_range.or(age.clone().lt(lit(min as i64)));
+        }
+        if let Some(max) = pop.age_max {
+            out_of_range = out_of_range.or(age.gt(lit(max as i64)));
+        }
+        case.when(out_of_range, status(Status::AgeOutOfRange));
+    }
+    let status_expr = case.otherwise(status(Status::InPopulation))?;
+    Ok(joined.select(vec![
+        col("person_key"),
+        col("reg_practice").alias("practice"),
+        coalesce(vec![col("reg_practice"), col("rec_practice")]).alias("attr_practice"),
+        status_expr.alias("status"),
+    ])?)
+}

@@ -1,0 +1,423 @@
+//! The store as the engine reads it (read-only: no writer lock), practice
+//! availability, and the shared slice of events and medication issues every
+//! criterion of the run reads.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use chrono::NaiveDate;
+use datafusion::arrow::array::{Int64Array, RecordBatch, StringArray};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::dataframe::DataFrameWriteOptions;
+use datafusion::parquet::arrow::ArrowWriter;
+use datafusion::prelude::*;
+use datafusion::scalar::ScalarValue;
+
+use super::{Work, io, url};
+use crate::canonical::{CanonicalTable, units};
+use crate::cohort::model::{Definition, Table};
+use crate::cohort::{Cohort, Error, Result};
+use crate::store::PracticeState;
+
+/// The store's practices and tables, checked for a consistent read.
+pub struct StoreView {
+    root: PathBuf,
+    /// Sorted by practice code.
+    pub practices: Vec<PracticeState>,
+}
+
+/// Which practices can answer one cohort, and what to warn about.
+#[derive(Debug, Clone)]
+pub struct Access {
+    pub available: Vec<String>,
+    pub unavailable: Vec<String>,
+    pub warnings: Vec<String>,
+}
+
+impl StoreView {
+    pub fn open(root: &Path, cohorts: &[Cohort]) -> Result<StoreView> {
+        if !root.join("canonical").is_dir() {
+            return Err(Error::Store(format!(
+                "{}: not a phm store (no canonical/ folder); hint: run `phm ingest --store {}` first",
+                root.display(),
+                root.display()
+            )));
+        }
+        let journal = root.join(".journal");
+        if journal.is_dir()
+            && std::fs::read_dir(&journal)
+                .map_err(io(&journal))?
+                .next()
+                .is_some()
+        {
+            return Err(Error::Store(format!(
+                "{}: an ingest commit was interrupted; hint: run `phm ingest` on this store once to complete it, then run the cohort again",
+                root.display()
+            )));
+        }
+        let needed: BTreeSet<Table> = cohorts.iter().flat_map(|c| c.def.tables()).collect();
+        for t in &needed {
+            let dir = table_dir(root, *t);
+            if !dir.is_dir() {
+                return Err(Error::Store(format!(
+                    "{}: the store has no {} table; hint: ingest deliveries that carry it, or drop the cohorts that read it",
+                    dir.display(),
+                    t.name()
+                )));
+            }
+        }
+        let pdir = root.join("practices");
+        let mut practices = Vec::new();
+        if pdir.is_dir() {
+            let mut dirs: Vec<PathBuf> = std::fs::read_dir(&pdir)
+                .map_err(io(&pdir))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.is_dir())
+                .collect();
+            dirs.sort();
+            for d in dirs {
+                let state = PracticeState::read(&d).map_err(|e| Error::Store(e.to_string()))?;
+                if let Some(s) = state {
+                    practices.push(s);
+                }
+            }
+        }
+        practices.sort_by(|a, b| a.practice.cmp(&b.practice));
+        Ok(StoreView {
+            root: root.to_path_buf(),
+            practices,
+        })
+    }
+
+    /// Practices available to `def` on `index`, and warnings about stale extracts.
+    pub fn access(&self, def: &Definition, index: NaiveDate) -> Access {
+        let tables = def.tables();
+        let mut access = Access {
+            available: Vec::new(),
+            unavailable: Vec::new(),
+            warnings: Vec::new(),
+        };
+        for p in &self.practices {
+            let has = |t: &Table| p.capability.canonical_tables.iter().any(|n| n == t.name());
+            if tables.iter().all(has) {
+                access.available.push(p.practice.clone());
+            } else {
+                access.unavailable.push(p.practice.clone());
+            }
+            let latest = p.capability.latest_extracted_at.date();
+            if index > latest {
+                access.warnings.push(format!(
+                    "index date {index} is after practice {}'s latest extract ({latest}): later records are missing",
+                    p.practice
+                ));
+            }
+        }
+        access
+    }
+
+    /// One canonical table over every practice, optionally one person only.
+    pub async fn read(
+        &self,
+        ctx: &SessionContext,
+        table: Table,
+        person: Option<&str>,
+    ) -> Result<DataFrame> {
+        let schema = canonical(table).schema();
+        let dir = format!("{}/", url(&table_dir(&self.root, table)));
+        let df = ctx
+            .read_parquet(dir, ParquetReadOptions::default().schema(&schema))
+            .await?;
+        Ok(match person {
+            Some(p) => df.filter(col("person_key").eq(lit(p)))?,
+            None => df,
+        })
+    }
+}
+
+fn canonical(t: Table) -> CanonicalTable {
+    match t {
+        Table::Patients => CanonicalTable::Patients,
+        Table::Registrations => CanonicalTable::Registrations,
+        Table::Events => CanonicalTable::Events,
+        Table::Medications => CanonicalTable::Medications,
+    }
+}
+
+fn table_dir(root: &Path, t: Table) -> PathBuf {
+    root.join("canonical").join(t.name())
+}
+
+/// The slice files of one run.
+pub struct Slice {
+    /// `(vs, code)`: the codes each criterion matches, `vs` = [`Slice::key`].
+    pub codes: PathBuf,
+    pub events: Option<PathBuf>,
+    pub medications: Option<PathBuf>,
+}
+
+impl Slice {
+    /// The `vs` value of a criterion in the codes table.
+    pub fn key(cohort: usize, criterion: &str) -> String {
+        format!("{cohort}/{criterion}")
+    }
+
+    pub fn path(&self, table: Table) -> Option<&Path> {
+        match table {
+            Table::Events => self.events.as_deref(),
+            Table::Medications => self.medications.as_deref(),
+            _ => None,
+        }
+    }
+
+    pub async fn read(&self, ctx: &SessionContext, table: Table) -> Result<DataFrame> {
+        let path = self.path(table).ok_or_else(|| {
+            Error::Store(format!(
+                "no slice of the {} table was written",
+                table.name()
+            ))
+        })?;
+        let schema = slice_schema();
+        Ok(ctx
+            .read_parquet(url(path), ParquetReadOptions::default().schema(&schema))
+            .await?)
+    }
+
+    pub async fn read_codes(&self, ctx: &SessionContext, key: &str) -> Result<DataFrame> {
+        let schema = codes_schema();
+        Ok(ctx
+            .read_parquet(
+                url(&self.codes),
+                ParquetReadOptions::default().schema(&schema),
+            )
+            .await?
+            .filter(col("vs").eq(lit(key)))?
+            .select(vec![col("code").alias("vcode")])?)
+    }
+}
+
+fn codes_schema() -> Schema {
+    Schema::new(vec![
+        Field::new("vs", DataType::Utf8, false),
+        Field::new("code", DataType::Int64, false),
+    ])
+}
+
+/// Columns of the slice (events and medications alike).
+pub fn slice_schema() -> Schema {
+    use DataType::*;
+    let f = |n: &str, t: DataType| Field::new(n, t, true);
+    Schema::new(vec![
+        f("person_key", Utf8),
+        f("d_start", Date32),
+        f("d_end", Date32),
+        f("code", Int64),
+        f("value", Float64),
+        f("comparator", Utf8),
+        f("unit", Utf8),
+        f("cunit", Utf8),
+        f("ev_date", Date32),
+        f("ev_precision", Utf8),
+        f("ev_code_system", Utf8),
+        f("ev_source_code", Utf8),
+        f("ev_term", Utf8),
+        f("ev_mapping_kind", Utf8),
+        f("practice", Utf8),
+        f("supplier", Utf8),
+        f("source_table", Utf8),
+        f("source_row_id", Utf8),
+    ])
+}
+
+fn write_codes(path: &Path, rows: &[(String, i64)]) -> Result<()> {
+    let schema: SchemaRef = Arc::new(codes_schema());
+    let batch = RecordBatch::try_new(
+        schema.clone(),
+        vec![
+            Arc::new(StringArray::from_iter_values(rows.iter().map(|r| &r.0))),
+            Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.1))),
+        ],
+    )?;
+    let file = File::create(path).map_err(io(path))?;
+    let mut w = ArrowWriter::try_new(file, schema, None)?;
+    w.write(&batch)?;
+    w.close()?;
+    Ok(())
+}
+
+/// The folded unit: whitespace removed, lower case (as `canonical::units`).
+pub fn fold_unit(e: Expr) -> Expr {
+    let mut out = e;
+    for ws in [" ", "\t", "\n", "\r", "\u{a0}"] {
+        out = replace(out, lit(ws), lit(""));
+    }
+    lower(out)
+}
+
+/// The canonical spelling of a recorded unit, null when phm does not know it.
+pub fn canonical_unit_expr(unit: Expr) -> Expr {
+    let folded = fold_unit(unit);
+    let mut case: Option<datafusion::logical_expr::conditional_expressions::CaseBuilder> = None;
+    for (canon, spellings) in units::spellings() {
+        let cond = folded
+            .clone()
+            .in_list(spellings.iter().map(|s| lit(*s)).collect(), false);
+        case = Some(match case {
+            None => when(cond, lit(*canon)),
+            Some(mut c) => c.when(cond, lit(*canon)),
+        });
+    }
+    match case {
+        Some(mut c) => c
+            .otherwise(lit(ScalarValue::Utf8(None)))
+            .expect("a CASE with branches builds"),
+        None => lit(ScalarValue::Utf8(None)),
+    }
+}
+
+/// The first and last day of the period an event's date stands for.
+fn period(date: Expr, precision: Expr) -> (Expr, Expr) {
+    let year = date_part(lit("year"), date.clone());
+    let month = date_part(lit("month"), date.clone());
+    let is_y = precision.clone().eq(lit("Y"));
+    let is_ym = precision.eq(lit("YM"));
+    let month_start = make_date(year.clone(), month.clone(), lit(1i32));
+    let start = when(is_y.clone(), make_date(year.clone(), lit(1i32), lit(1i32)))
+        .when(is_ym.clone(), month_start.clone())
+        .otherwise(date.clone())
+        .expect("CASE builds");
+    let end = when(is_y, make_date(year, lit(12i32), lit(31i32)))
+        .when(
+            is_ym,
+            super::dates::shift_expr(super::dates::shift_expr(month_start, 1, 0), 0, -1),
+        )
+        .otherwise(date)
+        .expect("CASE builds");
+    (start, end)
+}
+
+/// Writes the codes table and one slice per table the run reads.
+pub async fn write_slice(
+    ctx: &SessionContext,
+    view: &StoreView,
+    cohorts: &[Cohort],
+    person: Option<&str>,
+    work: &Work,
+) -> Result<Slice> {
+    let mut rows: Vec<(String, i64)> = Vec::new();
+    let mut union: BTreeMap<Table, BTreeSet<i64>> = BTreeMap::new();
+    let mut any_code = false;
+    let mut tables = BTreeSet::new();
+    for (i, cohort) in cohorts.iter().enumerate() {
+        for c in &cohort.def.criteria {
+            tables.insert(c.table);
+            match cohort.codes(c) {
+                None => any_code = true,
+                Some(codes) => {
+                    let key = Slice::key(i, &c.name);
+                    let set = union.entry(c.table).or_default();
+                    for code in codes {
+                        let code = code as i64;
+                        rows.push((key.clone(), code));
+                        set.insert(code);
+                    }
+                }
+            }
+        }
+    }
+    let codes = work.dir.join("codes.parquet");
+    write_codes(&codes, &rows)?;
+    let mut slice = Slice {
+        codes,
+        events: None,
+        medications: None,
+    };
+    for table in tables {
+        let all = table == Table::Medications && any_code;
+        let ucodes: Vec<(String, i64)> = union
+            .get(&table)
+            .into_iter()
+            .flatten()
+            .map(|c| (String::new(), *c))
+            .collect();
+        let upath = work.dir.join(format!("ucodes_{}.parquet", table.name()));
+        write_codes(&upath, &ucodes)?;
+        let out = work.dir.join(format!("slice_{}.parquet", table.name()));
+        let df = slice_plan(ctx, view, table, person, all, &upath).await?;
+        df.write_parquet(
+            &url(&out),
+            DataFrameWriteOptions::new().with_single_file_output(true),
+            None,
+        )
+        .await?;
+        match table {
+            Table::Events => slice.events = Some(out),
+            Table::Medications => slice.medications = Some(out),
+            _ => {}
+        }
+    }
+    Ok(slice)
+}
+
+async fn slice_plan(
+    ctx: &SessionContext,
+    view: &StoreView,
+    table: Table,
+    person: Option<&str>,
+    all: bool,
+    ucodes: &Path,
+) -> Result<DataFrame> {
+    let (date, code) = match table {
+        Table::Events => ("event_date", "snomed_concept_id"),
+        _ => ("issue_date", "dmd_code"),
+    };
+    let mut df = view.read(ctx, table, person).await?;
+    let mut usable = col(date).is_not_null().and(col("date_flag").is_null());
+    if !all {
+        usable = usable
+            .and(col(code).is_not_null())
+            .and(col("mapping_kind").not_eq(lit("unmapped")));
+    }
+    df = df.filter(usable)?;
+    if !all {
+        let schema = codes_schema();
+        let codes = ctx
+            .read_parquet(url(ucodes), ParquetReadOptions::default().schema(&schema))
+            .await?
+            .select(vec![col("code").alias("ucode")])?;
+        df = codes.join(df, JoinType::RightSemi, &["ucode"], &[code], None)?;
+    }
+    let (start, end) = period(col(date), col("date_precision"));
+    let null_f = || lit(ScalarValue::Float64(None));
+    let null_s = || lit(ScalarValue::Utf8(None));
+    let (value, comparator, unit, cunit) = match table {
+        Table::Events => (
+            col("value"),
+            col("comparator"),
+            col("unit"),
+            canonical_unit_expr(col("unit")),
+        ),
+        _ => (null_f(), null_s(), null_s(), null_s()),
+    };
+    Ok(df.select(vec![
+        col("person_key"),
+        start.alias("d_start"),
+        end.alias("d_end"),
+        col(code).alias("code"),
+        value.alias("value"),
+        comparator.alias("comparator"),
+        unit.alias("unit"),
+        cunit.alias("cunit"),
+        col(date).alias("ev_date"),
+        col("date_precision").alias("ev_precision"),
+        col("code_system").alias("ev_code_system"),
+        col("source_code").alias("ev_source_code"),
+        col("source_term").alias("ev_term"),
+        col("mapping_kind").alias("ev_mapping_kind"),
+        col("practice"),
+        col("supplier"),
+        col("source_table"),
+        col("source_row_id"),
+    ])?)
+}
