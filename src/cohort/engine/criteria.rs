@@ -279,17 +279,17 @@ async fn plan(
                     .when(btrim(vec![col("comparator")]).eq(lit("=")), lit("")),
                 btrim(vec![col("comparator")]),
             );
-            let known = if minmax {
-                cmp.clone().eq(lit(""))
-            } else {
-                cmp.clone().in_list(
-                    ["", ">", ">=", "<", "<="].iter().map(|s| lit(*s)).collect(),
-                    false,
-                )
-            };
+            // A comparator phm does not read never passes; min/max take
+            // plain values only. Neither is a refused value (that is the unit).
+            let plain = cmp.clone().eq(lit(""));
             let has = col("value").is_not_null();
-            let comparable = has.clone().and(unit_ok).and(known);
-            let refused = has.and(comparable.clone().not());
+            let readable = has.clone().and(unit_ok);
+            let refused = has.and(readable.clone().not());
+            let comparable = if minmax {
+                readable.and(plain)
+            } else {
+                readable
+            };
             let pass = comparable.clone().and(interval_passes(v2.clone(), cmp, t));
             (pass, refused, comparable, v2)
         }
@@ -322,6 +322,7 @@ async fn plan(
         sum(flag(col("pass"))).alias("g_q"),
         sum(flag(col("refused"))).alias("g_refused"),
         sum(flag(col("comparable"))).alias("g_cmp"),
+        sum(flag(col("value").is_null())).alias("g_noval"),
     ];
     if let Kind::Count {
         distinct_codes: true,
@@ -477,7 +478,10 @@ async fn plan(
                         ncmp.clone().eq(lit(0i64)).and(z("g_refused").gt(lit(0i64))),
                         reason(Reason::UnitRefused),
                     )
-                    .when(ncmp.clone().eq(lit(0i64)), reason(Reason::NoValue))
+                    .when(
+                        ncmp.clone().eq(lit(0i64)).and(z("g_noval").gt(lit(0i64))),
+                        reason(Reason::NoValue),
+                    )
                     .when(col("r_pass"), reason(Reason::Met)),
                 reason(Reason::NotMet),
             );

@@ -964,6 +964,11 @@ fn comparators_are_intervals() {
             test("lt60", Cmp::Lt, 60.0),
             test("gt60", Cmp::Gt, 60.0),
             test("le5", Cmp::Le, 5.0),
+            {
+                let mut l = test("latest_le60", Cmp::Le, 60.0);
+                l.kind = Kind::Latest;
+                l
+            },
         ],
         vec![],
         Action::Select,
@@ -973,14 +978,26 @@ fn comparators_are_intervals() {
     assert!(v("gt90", "ge60") && v("gt90", "gt60") && !v("gt90", "lt60"));
     assert!(v("lt5", "lt60") && v("lt5", "le5") && !v("lt5", "ge60"));
     assert!(v("ge60", "ge60") && !v("ge60", "gt60"));
-    assert_eq!(r.crit("odd", "ge60").refused, 1);
+    assert_eq!(r.crit("odd", "ge60").refused, 0);
     assert_eq!(r.crit("odd", "ge60").reason, Reason::NotMet);
+    assert_eq!(
+        r.crit("odd", "latest_le60"),
+        &outcome(
+            false,
+            Reason::NotMet,
+            1,
+            Some(60.0),
+            0,
+            Some(&ev_id("e0003"))
+        )
+    );
+    assert!(r.crit("lt5", "latest_le60").verdict);
 }
 
 #[test]
 fn min_max_choose_comparable_values_latest_on_ties() {
     let mut t = Tiny::default();
-    for pk in ["p", "refused_only", "novalue_only"] {
+    for pk in ["p", "refused_only", "novalue_only", "cmp_only"] {
         t.persons.push(person(pk, P, "1980-01-01"));
     }
     t.events
@@ -1000,6 +1017,11 @@ fn min_max_choose_comparable_values_latest_on_ties() {
     t.events
         .push(ev("refused_only", P, "2024-05-01", 4).val(99.0, "kg"));
     t.events.push(ev("novalue_only", P, "2024-05-01", 4));
+    t.events.push(
+        ev("cmp_only", P, "2024-05-01", 4)
+            .val(10.0, "mmol/mol")
+            .cmp("<"),
+    );
     let mut lo = crit("lowest", Kind::Min, &["VS3"]);
     lo.value = Some(hba1c(Cmp::Le, 50.0));
     let mut hi = crit("highest", Kind::Max, &["VS3"]);
@@ -1008,11 +1030,11 @@ fn min_max_choose_comparable_values_latest_on_ties() {
     let r = evaluate(&t, cohort, "2025-03-31");
     assert_eq!(
         r.crit("p", "lowest"),
-        &outcome(true, Reason::Met, 3, Some(50.0), 2, Some(&ev_id("b")))
+        &outcome(true, Reason::Met, 3, Some(50.0), 1, Some(&ev_id("b")))
     );
     assert_eq!(
         r.crit("p", "highest"),
-        &outcome(false, Reason::NotMet, 3, Some(70.0), 2, Some(&ev_id("c")))
+        &outcome(false, Reason::NotMet, 3, Some(70.0), 1, Some(&ev_id("c")))
     );
     assert_eq!(
         r.crit("refused_only", "lowest"),
@@ -1021,6 +1043,10 @@ fn min_max_choose_comparable_values_latest_on_ties() {
     assert_eq!(
         r.crit("novalue_only", "lowest"),
         &outcome(false, Reason::NoValue, 0, None, 0, None)
+    );
+    assert_eq!(
+        r.crit("cmp_only", "lowest"),
+        &outcome(false, Reason::NotMet, 0, None, 0, None)
     );
 }
 
