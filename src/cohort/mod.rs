@@ -10,6 +10,7 @@
 //! result both produce. Semantics: `docs/cohort-language.md`.
 
 pub mod engine;
+pub mod explain;
 pub mod file;
 pub mod model;
 pub mod outcome;

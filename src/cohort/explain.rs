@@ -1,0 +1,552 @@
+//! Why one person is, or is not, in a cohort: read from a run's output files
+//! and told as a narrative a clinical lead can check against the record, or as
+//! JSON for tools.
+//!
+//! The narrative follows the definition's own order: the base population
+//! check, then each rule with the criteria it reads and their deciding
+//! evidence event (date, code, term, value and unit, practice, supplier, source
+//! row, mapping kind), then the decision and, for an excluded person, whether
+//! they are a near miss.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::Path;
+
+use chrono::NaiveDate;
+use datafusion::arrow::array::{
+    Array, AsArray, BooleanArray, Date32Array, Float64Array, Int64Array, RecordBatch, UInt64Array,
+};
+use datafusion::arrow::datatypes::DataType;
+use serde::Serialize;
+
+use super::model::{Action, Anchor, Bound, Cmp, Criterion, Definition, Expr, Kind, Table};
+use super::outcome::{OTHERWISE, Status};
+use super::{Error, Result};
+
+/// The event a criterion's verdict rests on, as recorded.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Evidence {
+    pub date: Option<NaiveDate>,
+    pub precision: Option<String>,
+    pub code_system: Option<String>,
+    pub source_code: Option<String>,
+    /// SNOMED CT concept (events) or dm+d code (medications).
+    pub concept: Option<i64>,
+    pub term: Option<String>,
+    pub value: Option<f64>,
+    pub comparator: Option<String>,
+    pub unit: Option<String>,
+    pub practice: Option<String>,
+    pub supplier: Option<String>,
+    pub source_table: Option<String>,
+    pub source_row_id: Option<String>,
+    pub mapping_kind: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CriterionExplanation {
+    pub criterion: String,
+    pub verdict: bool,
+    pub reason: String,
+    pub count: u64,
+    pub value: Option<f64>,
+    pub refused: u64,
+    pub evidence: Option<Evidence>,
+}
+
+/// Everything a run decided for one person.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Explanation {
+    pub cohort: String,
+    pub person_key: String,
+    pub practice: Option<String>,
+    pub status: String,
+    pub included: Option<bool>,
+    pub deciding_rule: Option<String>,
+    pub near_miss_rule: Option<String>,
+    pub criteria: Vec<CriterionExplanation>,
+}
+
+/// Reads `person_key`'s rows from a cohort's output folder; `None` when the
+/// person is not in the membership file (unknown to the store at run time).
+pub fn read(dir: &Path, cohort: &str, person_key: &str) -> Result<Option<Explanation>> {
+    let membership = read_file(&dir.join("membership.parquet"))?;
+    let mut found = None;
+    for batch in &membership {
+        let keys = strings(batch, "person_key")?;
+        if let Some(i) = keys.iter().position(|k| k.as_deref() == Some(person_key)) {
+            found = Some(Explanation {
+                cohort: cohort.to_string(),
+                person_key: person_key.to_string(),
+                practice: strings(batch, "practice")?[i].clone(),
+                status: strings(batch, "status")?[i].clone().unwrap_or_default(),
+                included: bools(batch, "included")?[i],
+                deciding_rule: strings(batch, "deciding_rule")?[i].clone(),
+                near_miss_rule: strings(batch, "near_miss_rule")?[i].clone(),
+                criteria: Vec::new(),
+            });
+            break;
+        }
+    }
+    let Some(mut explanation) = found else {
+        return Ok(None);
+    };
+    for batch in read_file(&dir.join("explanations.parquet"))? {
+        let keys = strings(&batch, "person_key")?;
+        let rows: Vec<usize> = (0..batch.num_rows())
+            .filter(|&i| keys[i].as_deref() == Some(person_key))
+            .collect();
+        if rows.is_empty() {
+            continue;
+        }
+        let criterion = strings(&batch, "criterion")?;
+        let verdict = bools(&batch, "verdict")?;
+        let reason = strings(&batch, "reason")?;
+        let count = ints(&batch, "count")?;
+        let value = floats(&batch, "value")?;
+        let refused = ints(&batch, "refused")?;
+        let ev_date = dates(&batch, "ev_date")?;
+        let ev_concept = ints(&batch, "ev_concept")?;
+        let ev_value = floats(&batch, "ev_value")?;
+        let s = |name: &str| strings(&batch, name);
+        let (precision, system, code, term) = (
+            s("ev_precision")?,
+            s("ev_code_system")?,
+            s("ev_source_code")?,
+            s("ev_term")?,
+        );
+        let (comparator, unit, practice, supplier) = (
+            s("ev_comparator")?,
+            s("ev_unit")?,
+            s("ev_practice")?,
+            s("ev_supplier")?,
+        );
+        let (table, row_id, mapping) = (
+            s("ev_source_table")?,
+            s("ev_source_row_id")?,
+            s("ev_mapping_kind")?,
+        );
+        for i in rows {
+            let evidence = row_id[i].as_ref().map(|_| Evidence {
+                date: ev_date[i],
+                precision: precision[i].clone(),
+                code_system: system[i].clone(),
+                source_code: code[i].clone(),
+                concept: ev_concept[i].map(|c| c as i64),
+                term: term[i].clone(),
+                value: ev_value[i],
+                comparator: comparator[i].clone(),
+                unit: unit[i].clone(),
+                practice: practice[i].clone(),
+                supplier: supplier[i].clone(),
+                source_table: table[i].clone(),
+                source_row_id: row_id[i].clone(),
+                mapping_kind: mapping[i].clone(),
+            });
+            explanation.criteria.push(CriterionExplanation {
+                criterion: criterion[i].clone().unwrap_or_default(),
+                verdict: verdict[i].unwrap_or(false),
+                reason: reason[i].clone().unwrap_or_default(),
+                count: count[i].unwrap_or(0),
+                value: value[i],
+                refused: refused[i].unwrap_or(0),
+                evidence,
+            });
+        }
+    }
+    Ok(Some(explanation))
+}
+
+/// The narrative for a clinical lead.
+pub fn narrative(def: &Definition, index: NaiveDate, e: &Explanation) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "{} — {}, index date {index}", def.key(), def.title);
+    let _ = writeln!(
+        out,
+        "Person {} registered at {} on the index date.",
+        e.person_key,
+        e.practice.as_deref().unwrap_or("no practice")
+    );
+    let status = Status::parse(&e.status);
+    if status != Some(Status::InPopulation) {
+        let why = match status {
+            Some(Status::NotRegistered) => {
+                "not in the base population: no qualifying registration on the index date"
+                    .to_string()
+            }
+            Some(Status::Unavailable) => format!(
+                "NOT EVALUATED: practice {} is unavailable for this cohort (its extract lacks a table the cohort needs); this is not an exclusion",
+                e.practice.as_deref().unwrap_or("?")
+            ),
+            Some(Status::TestPatient) => "not in the base population: a test patient".into(),
+            Some(Status::Died) => {
+                "not in the base population: died on or before the index date".into()
+            }
+            Some(Status::RegistrationTooShort) => format!(
+                "not in the base population: registered for less than {}",
+                def.population
+                    .registered_for
+                    .map(|p| p.to_string())
+                    .unwrap_or_default()
+            ),
+            Some(Status::AgeUnknown) => "not in the base population: date of birth unknown".into(),
+            Some(Status::AgeOutOfRange) => format!(
+                "not in the base population: age at the index date outside {}",
+                age_range(def)
+            ),
+            _ => format!("status {}", e.status),
+        };
+        let _ = writeln!(out, "Excluded — {why}.");
+        return out;
+    }
+    let decision = match e.included {
+        Some(true) => "Included",
+        Some(false) => "Excluded",
+        None => "Not evaluated",
+    };
+    let deciding = e.deciding_rule.as_deref().unwrap_or("?");
+    let rule_no = def.rules.iter().position(|r| r.name == deciding);
+    match rule_no {
+        Some(i) => {
+            let _ = writeln!(out, "{decision}: rule {} ({deciding}).", i + 1);
+        }
+        None if deciding == OTHERWISE => {
+            let _ = writeln!(
+                out,
+                "{decision}: no rule fired; otherwise {}.",
+                action(def.otherwise)
+            );
+        }
+        None => {
+            let _ = writeln!(out, "{decision}: {deciding}.");
+        }
+    }
+    let verdicts: BTreeMap<&str, &CriterionExplanation> = e
+        .criteria
+        .iter()
+        .map(|c| (c.criterion.as_str(), c))
+        .collect();
+    let truth = |name: &str| verdicts.get(name).is_some_and(|c| c.verdict);
+    let _ = writeln!(out, "Rules, in order:");
+    let decided_at = rule_no.unwrap_or(def.rules.len());
+    for (i, rule) in def.rules.iter().enumerate() {
+        let holds = eval(&rule.when, &truth);
+        let outcome = if i > decided_at {
+            "not reached"
+        } else if holds {
+            match rule.then {
+                Action::Select => "holds → selected",
+                Action::Reject => "holds → rejected",
+            }
+        } else {
+            "does not hold → next rule"
+        };
+        let _ = writeln!(
+            out,
+            "  {}. {} — {} when {}: {outcome}",
+            i + 1,
+            rule.name,
+            action(rule.then),
+            rule.when
+        );
+    }
+    let _ = writeln!(out, "Criteria:");
+    for c in &def.criteria {
+        let Some(x) = verdicts.get(c.name.as_str()) else {
+            continue;
+        };
+        let _ = writeln!(
+            out,
+            "  {} [{}] — {}: {}",
+            c.name,
+            if x.verdict { "true" } else { "false" },
+            describe(def, c),
+            result(c, x)
+        );
+    }
+    if e.included == Some(false) {
+        match &e.near_miss_rule {
+            Some(rule) => {
+                let _ = writeln!(
+                    out,
+                    "Near miss: only rule \"{rule}\" stands between this person and the cohort."
+                );
+            }
+            None => {
+                let _ = writeln!(out, "Not a near miss.");
+            }
+        }
+    }
+    out
+}
+
+fn eval(e: &Expr, truth: &dyn Fn(&str) -> bool) -> bool {
+    match e {
+        Expr::Criterion(c) => truth(c),
+        Expr::Not(x) => !eval(x, truth),
+        Expr::And(xs) => xs.iter().all(|x| eval(x, truth)),
+        Expr::Or(xs) => xs.iter().any(|x| eval(x, truth)),
+    }
+}
+
+fn action(a: Action) -> &'static str {
+    match a {
+        Action::Select => "select",
+        Action::Reject => "reject",
+    }
+}
+
+fn age_range(def: &Definition) -> String {
+    match (def.population.age_min, def.population.age_max) {
+        (Some(a), Some(b)) => format!("{a}–{b} years"),
+        (Some(a), None) => format!("{a} years or over"),
+        (None, Some(b)) => format!("{b} years or under"),
+        (None, None) => "any age".into(),
+    }
+}
+
+/// "latest DM_COD on or before index" and the like.
+pub fn describe(def: &Definition, c: &Criterion) -> String {
+    let what = if c.any_code {
+        "any medication".to_string()
+    } else {
+        c.valuesets
+            .iter()
+            .map(|id| match def.valuesets.get(id) {
+                Some(v) => format!("{id}@{v}"),
+                None => id.clone(),
+            })
+            .collect::<Vec<_>>()
+            .join(" or ")
+    };
+    let noun = match c.table {
+        Table::Medications => "issue",
+        _ => "event",
+    };
+    let kind = match c.kind {
+        Kind::Exists => format!("any {what} {noun}"),
+        Kind::Count {
+            op,
+            n,
+            distinct_codes,
+        } => {
+            let op = match op {
+                super::model::CountOp::AtLeast => "at least",
+                super::model::CountOp::AtMost => "at most",
+                super::model::CountOp::Exactly => "exactly",
+            };
+            let unit = if distinct_codes {
+                "distinct codes".to_string()
+            } else {
+                format!("{noun}s")
+            };
+            format!("{op} {n} {unit} of {what}")
+        }
+        Kind::First => format!("first {what} {noun}"),
+        Kind::Latest => format!("latest {what} {noun}"),
+        Kind::Min => format!("lowest {what} value"),
+        Kind::Max => format!("highest {what} value"),
+        Kind::Apart { days } => format!("two {what} {noun}s at least {days} days apart"),
+    };
+    let mut text = kind;
+    if let Some(v) = c.value {
+        let op = match v.op {
+            Cmp::Lt => "below",
+            Cmp::Le => "at most",
+            Cmp::Gt => "above",
+            Cmp::Ge => "at least",
+        };
+        let _ = write!(text, ", value {op} {} {}", v.threshold, v.unit);
+    }
+    if let Some(lower) = &c.window.lower {
+        let _ = write!(text, ", {}", bound(lower, true));
+    }
+    let _ = write!(text, ", {}", bound(&c.window.upper, false));
+    text
+}
+
+fn bound(b: &Bound, lower: bool) -> String {
+    let word = match (lower, b.inclusive) {
+        (true, true) => "on or after",
+        (true, false) => "after",
+        (false, true) => "on or before",
+        (false, false) => "before",
+    };
+    let anchor = match &b.anchor {
+        Anchor::Index => "index".to_string(),
+        Anchor::Criterion(c) => c.clone(),
+    };
+    let mut offset = String::new();
+    for (n, unit) in [(b.months, "month"), (b.days, "day")] {
+        if n != 0 {
+            let sign = if n < 0 { '-' } else { '+' };
+            let plural = if n.abs() == 1 { "" } else { "s" };
+            let _ = write!(offset, " {sign} {} {unit}{plural}", n.abs());
+        }
+    }
+    format!("{word} {anchor}{offset}")
+}
+
+fn result(c: &Criterion, x: &CriterionExplanation) -> String {
+    let mut text = match x.reason.as_str() {
+        "met" => "met".to_string(),
+        "no_events" => "no matching event in the window".to_string(),
+        "not_met" => "events found, but the test failed".to_string(),
+        "anchor_missing" => "the criterion it is anchored on chose no event".to_string(),
+        "unit_refused" => {
+            "the deciding value's unit is missing, unknown or not convertible".to_string()
+        }
+        "no_value" => "the deciding event has no value".to_string(),
+        other => other.to_string(),
+    };
+    match c.kind {
+        Kind::Count { .. } | Kind::Exists | Kind::Apart { .. } => {
+            let _ = write!(text, "; {} qualifying", x.count);
+        }
+        _ => {}
+    }
+    if let Some(v) = x.value {
+        match c.kind {
+            Kind::Apart { .. } => {
+                let _ = write!(text, "; {v} days between earliest and latest");
+            }
+            _ => {
+                let unit = c.value.map(|t| t.unit).unwrap_or("");
+                let _ = write!(text, "; deciding value {} {unit}", round(v));
+            }
+        }
+    }
+    if x.refused > 0 {
+        let _ = write!(text, "; {} value(s) refused for their unit", x.refused);
+    }
+    if let Some(ev) = &x.evidence {
+        let _ = write!(text, "\n      evidence: {}", evidence(ev));
+    }
+    text
+}
+
+fn round(v: f64) -> String {
+    let r = (v * 100.0).round() / 100.0;
+    format!("{r}")
+}
+
+fn evidence(ev: &Evidence) -> String {
+    let mut text = String::new();
+    if let Some(code) = ev.concept {
+        let _ = write!(text, "{code}");
+    } else if let Some(code) = &ev.source_code {
+        let _ = write!(text, "{code}");
+    }
+    if let Some(term) = &ev.term {
+        let _ = write!(text, " |{term}|");
+    }
+    match ev.date {
+        Some(d) => {
+            let _ = write!(text, " on {d}");
+            if let Some(p) = ev.precision.as_deref().filter(|p| !p.starts_with("YMD")) {
+                let _ = write!(text, " (precision {p})");
+            }
+        }
+        None => text.push_str(" undated"),
+    }
+    if let Some(v) = ev.value {
+        let _ = write!(
+            text,
+            ", value {}{} {}",
+            ev.comparator.as_deref().unwrap_or(""),
+            v,
+            ev.unit.as_deref().unwrap_or("(no unit)")
+        );
+    }
+    let _ = write!(
+        text,
+        " at {} ({}, {} row {}, source code {} {}, {})",
+        ev.practice.as_deref().unwrap_or("?"),
+        ev.supplier.as_deref().unwrap_or("?").to_uppercase(),
+        ev.source_table.as_deref().unwrap_or("?"),
+        ev.source_row_id.as_deref().unwrap_or("?"),
+        ev.code_system.as_deref().unwrap_or("?"),
+        ev.source_code.as_deref().unwrap_or("?"),
+        ev.mapping_kind.as_deref().unwrap_or("?")
+    );
+    text
+}
+
+fn read_file(path: &Path) -> Result<Vec<RecordBatch>> {
+    let file = std::fs::File::open(path).map_err(|source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let reader =
+        datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)?
+            .build()?;
+    Ok(reader.collect::<Result<Vec<_>, _>>()?)
+}
+
+fn column<'a>(batch: &'a RecordBatch, name: &str) -> Result<&'a dyn Array> {
+    batch
+        .column_by_name(name)
+        .map(|c| c.as_ref())
+        .ok_or_else(|| Error::Store(format!("cohort output lacks column {name}")))
+}
+
+fn strings(batch: &RecordBatch, name: &str) -> Result<Vec<Option<String>>> {
+    let col = column(batch, name)?;
+    let cast = datafusion::arrow::compute::cast(col, &DataType::Utf8)?;
+    let a = cast.as_string::<i32>();
+    Ok((0..a.len())
+        .map(|i| a.is_valid(i).then(|| a.value(i).to_string()))
+        .collect())
+}
+
+fn bools(batch: &RecordBatch, name: &str) -> Result<Vec<Option<bool>>> {
+    let col = column(batch, name)?;
+    let a = col
+        .as_any()
+        .downcast_ref::<BooleanArray>()
+        .ok_or_else(|| Error::Store(format!("column {name} is not boolean")))?;
+    Ok((0..a.len())
+        .map(|i| a.is_valid(i).then(|| a.value(i)))
+        .collect())
+}
+
+fn ints(batch: &RecordBatch, name: &str) -> Result<Vec<Option<u64>>> {
+    let col = column(batch, name)?;
+    if let Some(a) = col.as_any().downcast_ref::<Int64Array>() {
+        return Ok((0..a.len())
+            .map(|i| a.is_valid(i).then(|| a.value(i) as u64))
+            .collect());
+    }
+    let cast = datafusion::arrow::compute::cast(col, &DataType::UInt64)?;
+    let a = cast
+        .as_any()
+        .downcast_ref::<UInt64Array>()
+        .expect("cast to UInt64");
+    Ok((0..a.len())
+        .map(|i| a.is_valid(i).then(|| a.value(i)))
+        .collect())
+}
+
+fn floats(batch: &RecordBatch, name: &str) -> Result<Vec<Option<f64>>> {
+    let col = column(batch, name)?;
+    let cast = datafusion::arrow::compute::cast(col, &DataType::Float64)?;
+    let a = cast
+        .as_any()
+        .downcast_ref::<Float64Array>()
+        .expect("cast to Float64");
+    Ok((0..a.len())
+        .map(|i| a.is_valid(i).then(|| a.value(i)))
+        .collect())
+}
+
+fn dates(batch: &RecordBatch, name: &str) -> Result<Vec<Option<NaiveDate>>> {
+    let col = column(batch, name)?;
+    let cast = datafusion::arrow::compute::cast(col, &DataType::Date32)?;
+    let a = cast
+        .as_any()
+        .downcast_ref::<Date32Array>()
+        .expect("cast to Date32");
+    Ok((0..a.len())
+        .map(|i| a.is_valid(i).then(|| a.value_as_date(i)).flatten())
+        .collect())
+}
