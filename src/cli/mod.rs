@@ -4,6 +4,7 @@
 //! terminal, `--log-format json` for schedulers). Only this module reads the
 //! wall clock or the environment.
 
+mod cohort;
 mod ingest;
 mod synth;
 mod terminology;
@@ -60,6 +61,8 @@ pub enum Command {
     Terminology(terminology::TerminologyArgs),
     /// List, expand and compare versioned value sets.
     Valueset(valueset::ValuesetArgs),
+    /// Validate, show, run and explain cohort definitions.
+    Cohort(cohort::CohortArgs),
 }
 
 /// An error with the exit code it maps to.
@@ -101,5 +104,6 @@ pub fn run(cli: Cli) -> Result<u8, Failure> {
         Command::Ingest(args) => ingest::run(args),
         Command::Terminology(args) => terminology::run(args),
         Command::Valueset(args) => valueset::run(args),
+        Command::Cohort(args) => cohort::run(args),
     }
 }
