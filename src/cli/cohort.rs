@@ -31,6 +31,10 @@ pub enum CohortCommand {
     Validate(ValidateArgs),
     /// Print a definition in words: population, criteria, value sets, rules.
     Show(ShowArgs),
+    /// Evaluate cohorts over a store: membership, explanations, near misses, attrition.
+    Run(super::cohort_run::RunArgs),
+    /// Why one person is or is not in a cohort, with the deciding evidence.
+    Explain(super::cohort_run::ExplainArgs),
 }
 
 /// Where definitions and value sets live.
@@ -81,6 +85,8 @@ pub fn run(args: CohortArgs) -> Result<u8, Failure> {
     match args.command {
         CohortCommand::Validate(a) => validate(a),
         CohortCommand::Show(a) => show(a),
+        CohortCommand::Run(a) => super::cohort_run::run(a),
+        CohortCommand::Explain(a) => super::cohort_run::explain(a),
     }
 }
 

@@ -5,6 +5,8 @@
 //! wall clock or the environment.
 
 mod cohort;
+mod cohort_run;
+mod demo;
 mod ingest;
 mod synth;
 mod terminology;
@@ -63,6 +65,8 @@ pub enum Command {
     Valueset(valueset::ValuesetArgs),
     /// Validate, show, run and explain cohort definitions.
     Cohort(cohort::CohortArgs),
+    /// Build, ingest and run every shipped cohort on a small synthetic network.
+    Demo(demo::DemoArgs),
 }
 
 /// An error with the exit code it maps to.
@@ -105,5 +109,6 @@ pub fn run(cli: Cli) -> Result<u8, Failure> {
         Command::Terminology(args) => terminology::run(args),
         Command::Valueset(args) => valueset::run(args),
         Command::Cohort(args) => cohort::run(args),
+        Command::Demo(args) => demo::run(args),
     }
 }
