@@ -61,6 +61,41 @@ pub struct Data {
     pub capability: BTreeMap<String, Vec<String>>,
 }
 
+impl Data {
+    /// The rows split by person key, each with the whole capability map.
+    pub fn by_person(self) -> BTreeMap<String, Data> {
+        let mut out: BTreeMap<String, Data> = BTreeMap::new();
+        let capability = self.capability;
+        fn entry<'a>(
+            out: &'a mut BTreeMap<String, Data>,
+            capability: &BTreeMap<String, Vec<String>>,
+            key: &str,
+        ) -> &'a mut Data {
+            out.entry(key.to_string()).or_insert_with(|| Data {
+                capability: capability.clone(),
+                ..Data::default()
+            })
+        }
+        for p in self.patients {
+            entry(&mut out, &capability, &p.person_key).patients.push(p);
+        }
+        for r in self.registrations {
+            entry(&mut out, &capability, &r.person_key)
+                .registrations
+                .push(r);
+        }
+        for e in self.events {
+            entry(&mut out, &capability, &e.person_key).events.push(e);
+        }
+        for m in self.medications {
+            entry(&mut out, &capability, &m.person_key)
+                .medications
+                .push(m);
+        }
+        out
+    }
+}
+
 pub fn read(store: &Path) -> Result<Data> {
     let mut data = Data::default();
     for batch in batches(store, "patients")? {

@@ -26,15 +26,13 @@ use load::{Data, Patient, Record};
 /// Every person in the store's patients table evaluated against `cohort` on
 /// `index`, sorted by person key.
 pub fn evaluate(store: &Path, cohort: &Cohort, index: NaiveDate) -> Result<Vec<PersonOutcome>> {
-    let data = load::read(store)?;
-    let persons: BTreeSet<&str> = data
-        .patients
+    // Each person is evaluated over their own rows only; persons come from the
+    // patients table.
+    load::read(store)?
+        .by_person()
         .iter()
-        .map(|p| p.person_key.as_str())
-        .collect();
-    persons
-        .into_iter()
-        .map(|key| person(&data, cohort, index, key))
+        .filter(|(_, rows)| !rows.patients.is_empty())
+        .map(|(key, rows)| person(rows, cohort, index, key))
         .collect()
 }
 
