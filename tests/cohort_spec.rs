@@ -12,7 +12,8 @@
 //! with `status`, `practice`, `included`, `rule` (the deciding rule),
 //! `near_miss`, and `[expect.PERSON.criteria.NAME]` with `verdict`, `reason`,
 //! `evidence` (an event's `row`; absent = no evidence), and optionally `count`,
-//! `value`, `refused` (`reason` may be left out only where the doc leaves it open). Omitted `included`/`rule`/`near_miss` mean "none".
+//! `value`, `refused` (`reason` may be left out only where the doc leaves it
+//! open). Omitted `included`/`rule`/`near_miss` mean "none".
 //!
 //! `PHM_SPEC_CASE=<file stem>` runs one case.
 
