@@ -167,3 +167,71 @@ fn shipped_cohorts_on_a_synthetic_network() {
     assert!(a.len() == 11, "{a:?}");
     assert!(!out.join(".work").exists());
 }
+
+/// Timings on an existing store (`PHM_BENCH_STORE`, e.g. one built by
+/// `benches/cohort.sh`): DM_REG alone, then every shipped cohort in one run.
+/// `cargo test --release --test cohort_engine bench -- --ignored --nocapture`
+#[test]
+#[ignore]
+fn bench_on_an_existing_store() {
+    let Some(store) = std::env::var_os("PHM_BENCH_STORE") else {
+        eprintln!("PHM_BENCH_STORE not set");
+        return;
+    };
+    let store = std::path::PathBuf::from(store);
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_env("PHM_LOG"))
+        .with_writer(std::io::stderr)
+        .try_init();
+    let tmp = tempfile::tempdir().unwrap();
+    let release_dir = tmp.path().join("release");
+    let o = common::import_fixture(&release_dir);
+    assert!(o.status.success(), "{}", common::stderr(&o));
+    let release = Release::open(&release_dir).unwrap();
+    let catalogue = Catalogue::load(&[common::repo("valuesets")]).unwrap();
+    let cohorts_dir = common::repo("cohorts");
+    let cohorts: Vec<Cohort> = file::list(&cohorts_dir)
+        .unwrap()
+        .into_iter()
+        .map(|(id, _)| {
+            bind(
+                file::load(&cohorts_dir, &id, &catalogue).unwrap(),
+                &catalogue,
+                &release,
+            )
+            .unwrap()
+        })
+        .collect();
+    let dm: Vec<Cohort> = cohorts
+        .iter()
+        .filter(|c| c.def.id == "DM_REG")
+        .cloned()
+        .collect();
+    let opts = RunOptions {
+        index_date: NaiveDate::from_ymd_opt(2026, 3, 31).unwrap(),
+        out: tmp.path().join("out"),
+        person: None,
+        memory_limit: None,
+        release_id: release.id().to_string(),
+    };
+    let mut plan = vec![
+        ("DM_REG", &dm),
+        ("DM_REG", &dm),
+        ("all", &cohorts),
+        ("all", &cohorts),
+    ];
+    if std::env::var_os("PHM_BENCH_ONLY").is_some() {
+        plan.truncate(1);
+    }
+    for (label, set) in plan {
+        let t = std::time::Instant::now();
+        let runs = run(&store, set, &opts).unwrap();
+        eprintln!(
+            "{label}: {:.2} s ({} cohorts; first: {} in population, {} included)",
+            t.elapsed().as_secs_f64(),
+            runs.len(),
+            runs[0].in_population,
+            runs[0].included
+        );
+    }
+}

@@ -69,6 +69,7 @@ pub async fn evaluate(
     let mut out = Vec::new();
     for (n, c) in cohort.def.criteria.iter().enumerate() {
         let path = dir.join(format!("crit_{n}.parquet"));
+        let t = std::time::Instant::now();
         let df = plan(ctx, slice, ci, c, index, pop, &done).await?;
         df.write_parquet(
             &url(&path),
@@ -76,6 +77,7 @@ pub async fn evaluate(
             None,
         )
         .await?;
+        tracing::debug!(criterion = %c.name, elapsed = ?t.elapsed(), "criterion");
         done.insert(c.name.clone(), path.clone());
         out.push(CritResult {
             name: c.name.clone(),
@@ -250,7 +252,7 @@ async fn plan(
     done: &BTreeMap<String, PathBuf>,
 ) -> Result<DataFrame> {
     let anchors = anchors(c);
-    let mut ev = slice.read(ctx, c.table).await?;
+    let mut ev = slice.read(ctx, c).await?;
     if !c.any_code {
         let codes = slice.read_codes(ctx, &Slice::key(ci, &c.name)).await?;
         ev = codes.join(ev, JoinType::RightSemi, &["vcode"], &["code"], None)?;

@@ -109,12 +109,28 @@ async fn run_async(
     std::fs::create_dir_all(&opts.out).map_err(io(&opts.out))?;
     let work = Work::create(&opts.out)?;
     let result = async {
-        let slice = scan::write_slice(&ctx, &view, cohorts, opts.person.as_deref(), &work).await?;
+        let t = std::time::Instant::now();
+        let slice = scan::write_slice(
+            &ctx,
+            &view,
+            cohorts,
+            opts.index_date,
+            opts.person.as_deref(),
+            &work,
+        )
+        .await?;
+        tracing::debug!(elapsed = ?t.elapsed(), "slice written");
         let mut runs = Vec::with_capacity(cohorts.len());
+        let mut bases = population::Bases::default();
         for (i, cohort) in cohorts.iter().enumerate() {
             let cdir = work.dir.join(format!("c{i}"));
             std::fs::create_dir_all(&cdir).map_err(io(&cdir))?;
-            runs.push(run_cohort(&ctx, &view, &slice, i, cohort, opts, &cdir).await?);
+            runs.push(
+                run_cohort(
+                    &ctx, &view, &slice, &mut bases, i, cohort, opts, &work.dir, &cdir,
+                )
+                .await?,
+            );
         }
         Ok(runs)
     }
@@ -123,13 +139,16 @@ async fn run_async(
     result
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn run_cohort(
     ctx: &SessionContext,
     view: &scan::StoreView,
     slice: &scan::Slice,
+    bases: &mut population::Bases,
     ci: usize,
     cohort: &Cohort,
     opts: &RunOptions,
+    work: &Path,
     cdir: &Path,
 ) -> Result<CohortRun> {
     let def = &cohort.def;
@@ -139,11 +158,30 @@ async fn run_cohort(
         tracing::warn!(cohort = %def.key(), "{w}");
     }
     let person = opts.person.as_deref();
-    let pop_path =
-        population::write(ctx, view, def, index, &access.unavailable, person, cdir).await?;
+    let t = std::time::Instant::now();
+    let pop_path = population::write(
+        ctx,
+        view,
+        bases,
+        def,
+        index,
+        &access.unavailable,
+        person,
+        work,
+        cdir,
+    )
+    .await?;
+    tracing::debug!(cohort = %def.key(), elapsed = ?t.elapsed(), "population");
+    let t = std::time::Instant::now();
     let crit = criteria::evaluate(ctx, slice, ci, cohort, index, &pop_path, cdir).await?;
+    tracing::debug!(cohort = %def.key(), elapsed = ?t.elapsed(), "criteria");
+    let t = std::time::Instant::now();
     let decided = rules::write(ctx, def, &pop_path, &crit, cdir).await?;
-    outputs::write(ctx, cohort, opts, &access, &decided, &crit, cdir).await
+    tracing::debug!(cohort = %def.key(), elapsed = ?t.elapsed(), "rules");
+    let t = std::time::Instant::now();
+    let run = outputs::write(ctx, cohort, opts, &access, &decided, &crit, cdir).await;
+    tracing::debug!(cohort = %def.key(), elapsed = ?t.elapsed(), "outputs");
+    run
 }
 
 fn context(memory_limit: Option<usize>, threads: usize) -> Result<SessionContext> {
@@ -156,6 +194,12 @@ fn context(memory_limit: Option<usize>, threads: usize) -> Result<SessionContext
         .execution
         .parquet
         .schema_force_view_types = false;
+    // The slice keeps a small share of the event rows: evaluating the code
+    // filter while decoding skips the other columns of the rows it drops.
+    if std::env::var_os("PHM_NO_PUSHDOWN").is_none() {
+        config.options_mut().execution.parquet.pushdown_filters = true;
+        config.options_mut().execution.parquet.reorder_filters = true;
+    }
     let mut rt = RuntimeEnvBuilder::new();
     if let Some(limit) = memory_limit {
         rt = rt.with_memory_limit(limit, 1.0);

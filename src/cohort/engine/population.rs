@@ -24,16 +24,71 @@ use crate::cohort::model::{Definition, Table};
 use crate::cohort::outcome::Status;
 use crate::cohort::{Error, Result};
 
+/// The registrations at index and patient records for one set of
+/// registration types, shared by the cohorts of a run that ask for it.
+#[derive(Default)]
+pub struct Bases {
+    written: Vec<(Vec<String>, PathBuf)>,
+}
+
+impl Bases {
+    /// `base_<n>.parquet`: `person_key`, `reg_practice`, `reg_start`, `dob`,
+    /// `dod`, `is_test`, `rec_practice`, one row per person known to the store.
+    async fn get(
+        &mut self,
+        ctx: &SessionContext,
+        view: &StoreView,
+        types: &[String],
+        index: NaiveDate,
+        person: Option<&str>,
+        work: &Path,
+    ) -> Result<PathBuf> {
+        let mut key = types.to_vec();
+        key.sort();
+        key.dedup();
+        if let Some((_, p)) = self.written.iter().find(|(k, _)| *k == key) {
+            return Ok(p.clone());
+        }
+        let path = work.join(format!("base_{}.parquet", self.written.len()));
+        base(ctx, view, &key, index, person)
+            .await?
+            .write_parquet(
+                &url(&path),
+                DataFrameWriteOptions::new().with_single_file_output(true),
+                None,
+            )
+            .await?;
+        self.written.push((key, path.clone()));
+        Ok(path)
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
 pub async fn write(
     ctx: &SessionContext,
     view: &StoreView,
+    bases: &mut Bases,
     def: &Definition,
     index: NaiveDate,
     unavailable: &[String],
     person: Option<&str>,
+    work: &Path,
     dir: &Path,
 ) -> Result<PathBuf> {
-    let df = plan(ctx, view, def, index, unavailable, person).await?;
+    let base = bases
+        .get(
+            ctx,
+            view,
+            &def.population.registration_types,
+            index,
+            person,
+            work,
+        )
+        .await?;
+    let base = ctx
+        .read_parquet(url(&base), ParquetReadOptions::default())
+        .await?;
+    let df = status(base, def, index, unavailable)?;
     let path = dir.join("pop.parquet");
     df.write_parquet(
         &url(&path),
@@ -59,26 +114,20 @@ pub fn age_expr(dob: Expr, index: NaiveDate) -> Expr {
             .expect("CASE builds")
 }
 
-async fn plan(
+async fn base(
     ctx: &SessionContext,
     view: &StoreView,
-    def: &Definition,
+    types: &[String],
     index: NaiveDate,
-    unavailable: &[String],
     person: Option<&str>,
 ) -> Result<DataFrame> {
     let idx = date_lit(index);
-    let pop = &def.population;
     let patients = view.read(ctx, Table::Patients, person).await?;
     let persons = patients.clone().aggregate(
         vec![col("person_key")],
         vec![max(col("practice")).alias("rec_practice")],
     )?;
-    let types: Vec<Expr> = pop
-        .registration_types
-        .iter()
-        .map(|t| lit(t.as_str()))
-        .collect();
+    let types: Vec<Expr> = types.iter().map(|t| lit(t.as_str())).collect();
     let regs = view
         .read(ctx, Table::Registrations, person)
         .await?
@@ -127,6 +176,27 @@ async fn plan(
             None,
         )?;
 
+    Ok(joined.select(vec![
+        col("person_key"),
+        col("reg_practice"),
+        col("reg_start"),
+        col("dob"),
+        col("dod"),
+        col("is_test"),
+        col("rec_practice"),
+    ])?)
+}
+
+/// Each person's status on `index`, in the documented order.
+fn status(
+    base: DataFrame,
+    def: &Definition,
+    index: NaiveDate,
+    unavailable: &[String],
+) -> Result<DataFrame> {
+    let idx = date_lit(index);
+    let pop = &def.population;
+    let joined = base;
     let status = |s: Status| lit(s.name());
     let mut case = when(col("reg_practice").is_null(), status(Status::NotRegistered));
     if !unavailable.is_empty() {

@@ -100,9 +100,18 @@ pub async fn write(
             })
             .reduce(|a, b| a + b)
             .expect("rules");
-        let mut which = when(flipped[0].clone(), lit(names[0]));
-        for (e, name) in flipped.iter().zip(&names).skip(1) {
-            which.when(e.clone(), lit(*name));
+        // The one rule that flips the decision; a rule marked `near_miss =
+        // false` names no near miss.
+        let label = |r: usize| -> Expr {
+            if def.rules[r].near_miss {
+                lit(names[r])
+            } else {
+                lit(ScalarValue::Utf8(None))
+            }
+        };
+        let mut which = when(flipped[0].clone(), label(0));
+        for (r, e) in flipped.iter().enumerate().skip(1) {
+            which.when(e.clone(), label(r));
         }
         let which = which
             .otherwise(lit(ScalarValue::Utf8(None)))

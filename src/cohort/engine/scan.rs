@@ -17,7 +17,7 @@ use datafusion::scalar::ScalarValue;
 
 use super::{Work, io, url};
 use crate::canonical::{CanonicalTable, units};
-use crate::cohort::model::{Definition, Table};
+use crate::cohort::model::{Anchor, Bound, Criterion, Definition, Table};
 use crate::cohort::{Cohort, Error, Result};
 use crate::store::PracticeState;
 
@@ -149,12 +149,46 @@ fn table_dir(root: &Path, t: Table) -> PathBuf {
     root.join("canonical").join(t.name())
 }
 
+/// Which rows of a table a slice part keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Part {
+    /// Rows whose code is in some criterion's value set.
+    Codes(Table),
+    /// Every medication issue dated inside the union of the windows of the
+    /// `any_code` criteria (unbounded when a window is anchored on a criterion).
+    AnyMedication,
+}
+
+impl Part {
+    pub fn of(c: &Criterion) -> Part {
+        if c.any_code {
+            Part::AnyMedication
+        } else {
+            Part::Codes(c.table)
+        }
+    }
+
+    fn name(self) -> String {
+        match self {
+            Part::Codes(t) => t.name().to_string(),
+            Part::AnyMedication => "medications_any".to_string(),
+        }
+    }
+
+    fn table(self) -> Table {
+        match self {
+            Part::Codes(t) => t,
+            Part::AnyMedication => Table::Medications,
+        }
+    }
+}
+
 /// The slice files of one run.
 pub struct Slice {
     /// `(vs, code)`: the codes each criterion matches, `vs` = [`Slice::key`].
     pub codes: PathBuf,
-    pub events: Option<PathBuf>,
-    pub medications: Option<PathBuf>,
+    /// A folder of Parquet files per part.
+    pub parts: BTreeMap<Part, PathBuf>,
 }
 
 impl Slice {
@@ -163,24 +197,18 @@ impl Slice {
         format!("{cohort}/{criterion}")
     }
 
-    pub fn path(&self, table: Table) -> Option<&Path> {
-        match table {
-            Table::Events => self.events.as_deref(),
-            Table::Medications => self.medications.as_deref(),
-            _ => None,
-        }
-    }
-
-    pub async fn read(&self, ctx: &SessionContext, table: Table) -> Result<DataFrame> {
-        let path = self.path(table).ok_or_else(|| {
-            Error::Store(format!(
-                "no slice of the {} table was written",
-                table.name()
-            ))
+    /// The slice rows a criterion reads.
+    pub async fn read(&self, ctx: &SessionContext, c: &Criterion) -> Result<DataFrame> {
+        let part = Part::of(c);
+        let path = self.parts.get(&part).ok_or_else(|| {
+            Error::Store(format!("no slice of the {} table was written", part.name()))
         })?;
         let schema = slice_schema();
         Ok(ctx
-            .read_parquet(url(path), ParquetReadOptions::default().schema(&schema))
+            .read_parquet(
+                format!("{}/", url(path)),
+                ParquetReadOptions::default().schema(&schema),
+            )
             .await?)
     }
 
@@ -297,23 +325,57 @@ fn period(date: Expr, precision: Expr) -> (Expr, Expr) {
     (start, end)
 }
 
-/// Writes the codes table and one slice per table the run reads.
+/// The dates an `any_code` criterion's window can hold, as a conservative
+/// range on the recorded date (`None`: unbounded on that side).
+fn any_code_range(
+    c: &Criterion,
+    index: NaiveDate,
+) -> Result<(Option<NaiveDate>, Option<NaiveDate>)> {
+    let literal = |b: &Bound| -> Result<Option<NaiveDate>> {
+        match b.anchor {
+            Anchor::Index => super::dates::shift(index, b.months, b.days)
+                .map(Some)
+                .ok_or_else(|| {
+                    Error::Usage(format!("a window bound of {} is out of range", c.name))
+                }),
+            Anchor::Criterion(_) => Ok(None),
+        }
+    };
+    let lo = match &c.window.lower {
+        Some(b) => literal(b)?,
+        None => None,
+    };
+    Ok((lo, literal(&c.window.upper)?))
+}
+
+/// Writes the codes table and the slice parts the run's criteria read.
 pub async fn write_slice(
     ctx: &SessionContext,
     view: &StoreView,
     cohorts: &[Cohort],
+    index: NaiveDate,
     person: Option<&str>,
     work: &Work,
 ) -> Result<Slice> {
     let mut rows: Vec<(String, i64)> = Vec::new();
     let mut union: BTreeMap<Table, BTreeSet<i64>> = BTreeMap::new();
-    let mut any_code = false;
-    let mut tables = BTreeSet::new();
+    let mut parts: BTreeSet<Part> = BTreeSet::new();
+    // The union of the any_code windows; `None` inside: unbounded.
+    let mut range: Option<(Option<NaiveDate>, Option<NaiveDate>)> = None;
     for (i, cohort) in cohorts.iter().enumerate() {
         for c in &cohort.def.criteria {
-            tables.insert(c.table);
+            parts.insert(Part::of(c));
             match cohort.codes(c) {
-                None => any_code = true,
+                None => {
+                    let (lo, hi) = any_code_range(c, index)?;
+                    range = Some(match range {
+                        None => (lo, hi),
+                        Some((l, h)) => (
+                            l.zip(lo).map(|(a, b)| a.min(b)),
+                            h.zip(hi).map(|(a, b)| a.max(b)),
+                        ),
+                    });
+                }
                 Some(codes) => {
                     let key = Slice::key(i, &c.name);
                     let set = union.entry(c.table).or_default();
@@ -330,34 +392,46 @@ pub async fn write_slice(
     write_codes(&codes, &rows)?;
     let mut slice = Slice {
         codes,
-        events: None,
-        medications: None,
+        parts: BTreeMap::new(),
     };
-    for table in tables {
-        let all = table == Table::Medications && any_code;
-        let ucodes: Vec<(String, i64)> = union
-            .get(&table)
-            .into_iter()
-            .flatten()
-            .map(|c| (String::new(), *c))
-            .collect();
-        let upath = work.dir.join(format!("ucodes_{}.parquet", table.name()));
-        write_codes(&upath, &ucodes)?;
-        let out = work.dir.join(format!("slice_{}.parquet", table.name()));
-        let df = slice_plan(ctx, view, table, person, all, &upath).await?;
+    for part in parts {
+        let table = part.table();
+        let filter = match part {
+            Part::Codes(_) => {
+                let ucodes: Vec<(String, i64)> = union
+                    .get(&table)
+                    .into_iter()
+                    .flatten()
+                    .map(|c| (String::new(), *c))
+                    .collect();
+                let upath = work.dir.join(format!("ucodes_{}.parquet", table.name()));
+                write_codes(&upath, &ucodes)?;
+                Keep::Codes(upath)
+            }
+            Part::AnyMedication => Keep::Dates(range.unwrap_or((None, None))),
+        };
+        let out = work.dir.join(format!("slice_{}", part.name()));
+        std::fs::create_dir_all(&out).map_err(io(&out))?;
+        let df = slice_plan(ctx, view, table, person, &filter).await?;
+        let t = std::time::Instant::now();
         df.write_parquet(
-            &url(&out),
-            DataFrameWriteOptions::new().with_single_file_output(true),
+            &format!("{}/", url(&out)),
+            DataFrameWriteOptions::new().with_single_file_output(false),
             None,
         )
         .await?;
-        match table {
-            Table::Events => slice.events = Some(out),
-            Table::Medications => slice.medications = Some(out),
-            _ => {}
-        }
+        tracing::debug!(part = part.name(), elapsed = ?t.elapsed(), "slice part written");
+        slice.parts.insert(part, out);
     }
     Ok(slice)
+}
+
+/// What a slice part keeps of its table.
+enum Keep {
+    /// Rows whose code is in this codes file.
+    Codes(PathBuf),
+    /// Rows whose recorded date is inside the range.
+    Dates((Option<NaiveDate>, Option<NaiveDate>)),
 }
 
 async fn slice_plan(
@@ -365,8 +439,7 @@ async fn slice_plan(
     view: &StoreView,
     table: Table,
     person: Option<&str>,
-    all: bool,
-    ucodes: &Path,
+    keep: &Keep,
 ) -> Result<DataFrame> {
     let (date, code) = match table {
         Table::Events => ("event_date", "snomed_concept_id"),
@@ -374,13 +447,23 @@ async fn slice_plan(
     };
     let mut df = view.read(ctx, table, person).await?;
     let mut usable = col(date).is_not_null().and(col("date_flag").is_null());
-    if !all {
-        usable = usable
-            .and(col(code).is_not_null())
-            .and(col("mapping_kind").not_eq(lit("unmapped")));
+    match keep {
+        Keep::Codes(_) => {
+            usable = usable
+                .and(col(code).is_not_null())
+                .and(col("mapping_kind").not_eq(lit("unmapped")));
+        }
+        Keep::Dates((lo, hi)) => {
+            if let Some(lo) = lo {
+                usable = usable.and(col(date).gt_eq(super::dates::date_lit(*lo)));
+            }
+            if let Some(hi) = hi {
+                usable = usable.and(col(date).lt_eq(super::dates::date_lit(*hi)));
+            }
+        }
     }
     df = df.filter(usable)?;
-    if !all {
+    if let Keep::Codes(ucodes) = keep {
         let schema = codes_schema();
         let codes = ctx
             .read_parquet(url(ucodes), ParquetReadOptions::default().schema(&schema))

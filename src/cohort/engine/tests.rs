@@ -420,6 +420,7 @@ pub fn rule(name: &str, when: RuleExprT, then: Action) -> Rule {
         description: None,
         when,
         then,
+        near_miss: true,
     }
 }
 
@@ -1153,8 +1154,15 @@ fn medications_by_value_set_and_any_code() {
     any.table = Table::Medications;
     any.any_code = true;
     any.valuesets.clear();
-    let cohort = cohort(vec![meds, any], vec![], Action::Select);
+    any.window.lower = Some(index_bound(-6, 0, false));
+    // No event at all matches VS2: an empty slice part.
+    t.events.push(ev("q", P, "2024-01-01", 99));
+    let none = crit("none", Kind::Exists, &["VS2"]);
+    // Older than the any_code window: not in the any_code slice part.
+    t.events.push(ev("q", P, "2024-01-01", 556).med().row("m4"));
+    let cohort = cohort(vec![meds, any, none], vec![], Action::Select);
     let r = evaluate(&t, cohort, "2025-03-31");
+    assert_eq!(r.crit("p", "none").reason, Reason::NoEvents);
     assert_eq!(
         r.crit("p", "meds"),
         &outcome(true, Reason::Met, 1, None, 0, Some("A00001/Medication/m1"))
