@@ -543,6 +543,8 @@ fn build_cohort(raw: &RawDefinition) -> Cohort {
             } else {
                 Action::Reject
             },
+            // Every other rule names no near miss (`near_miss = false`).
+            near_miss: i % 2 == 0,
         });
     }
     let mut valuesets = BTreeMap::new();

@@ -235,6 +235,10 @@ pub struct Rule {
     pub description: Option<String>,
     pub when: Expr,
     pub then: Action,
+    /// Whether failing this rule alone makes a near miss. `false` for rules
+    /// that say who the cohort is about (a diagnosis): everyone without it
+    /// would otherwise be a "near miss".
+    pub near_miss: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -91,6 +91,7 @@ struct RuleFile {
     description: Option<String>,
     when: Spanned<String>,
     then: Spanned<String>,
+    near_miss: Option<bool>,
 }
 
 /// The file being checked: builds errors at byte offsets.
@@ -562,6 +563,7 @@ fn rules(
             description: r.description.clone(),
             when,
             then,
+            near_miss: r.near_miss.unwrap_or(true),
         });
     }
     Ok(out)

@@ -89,7 +89,15 @@ fn person(data: &Data, cohort: &Cohort, index: NaiveDate, key: &str) -> Result<P
             })
             .map(|i| cohort.def.rules[i].name.as_str())
             .collect();
-        if let [only] = flips[..] {
+        // docs/cohort-language.md "Near misses": a rule marked
+        // `near_miss = false` is never reported.
+        if let [only] = flips[..]
+            && cohort
+                .def
+                .rules
+                .iter()
+                .any(|r| r.name == only && r.near_miss)
+        {
             out.near_miss_rule = Some(only.to_string());
         }
     }
