@@ -174,10 +174,14 @@ pub fn narrative(def: &Definition, index: NaiveDate, e: &Explanation) -> String 
                 "not in the base population: no qualifying registration on the index date"
                     .to_string()
             }
-            Some(Status::Unavailable) => format!(
-                "NOT EVALUATED: practice {} is unavailable for this cohort (its extract lacks a table the cohort needs); this is not an exclusion",
-                e.practice.as_deref().unwrap_or("?")
-            ),
+            Some(Status::Unavailable) => {
+                let _ = writeln!(
+                    out,
+                    "Not evaluated — practice {} is unavailable for this cohort (its extract lacks a table the cohort needs); this is neither an inclusion nor an exclusion.",
+                    e.practice.as_deref().unwrap_or("?")
+                );
+                return out;
+            }
             Some(Status::TestPatient) => "not in the base population: a test patient".into(),
             Some(Status::Died) => {
                 "not in the base population: died on or before the index date".into()
