@@ -83,6 +83,7 @@ pub fn run(args: DemoArgs) -> Result<u8, Failure> {
             deltas: 2,
             as_of: args.as_of,
             defect_rates: SynthConfig::default_defect_rates(),
+            without_prescribing: 1,
         };
         generate(&config).map_err(|e| Failure::new(exit::USAGE, e))?;
     }

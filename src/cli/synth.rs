@@ -29,6 +29,10 @@ pub struct SynthArgs {
     /// Extraction date of the last delivery.
     #[arg(long, default_value = "2026-03-31")]
     pub as_of: NaiveDate,
+    /// Practices (the last ones) whose extracts share no prescribing: their
+    /// deliveries carry no medication tables.
+    #[arg(long, default_value_t = 0)]
+    pub without_prescribing: usize,
 }
 
 pub fn run(args: SynthArgs) -> Result<u8, Failure> {
@@ -44,6 +48,15 @@ pub fn run(args: SynthArgs) -> Result<u8, Failure> {
             "need at least one practice and at least one patient per practice",
         ));
     }
+    if args.without_prescribing > args.practices {
+        return Err(Failure::new(
+            exit::USAGE,
+            format!(
+                "--without-prescribing {} must be at most --practices {}",
+                args.without_prescribing, args.practices
+            ),
+        ));
+    }
     let config = SynthConfig {
         out: args.out.clone(),
         practices: args.practices,
@@ -53,6 +66,7 @@ pub fn run(args: SynthArgs) -> Result<u8, Failure> {
         deltas: args.deltas,
         as_of: args.as_of,
         defect_rates: SynthConfig::default_defect_rates(),
+        without_prescribing: args.without_prescribing,
     };
     let truth = synth::generate(&config).map_err(|e| match e {
         synth::SynthError::InvalidConfig(_) => Failure::new(exit::USAGE, e),

@@ -77,6 +77,12 @@ pub struct SynthConfig {
     pub as_of: chrono::NaiveDate,
     /// Fraction of eligible rows given each defect (see [`defects`] for eligibility).
     pub defect_rates: BTreeMap<DefectKind, f64>,
+    /// Practices, the last ones in the network, whose extracts share no prescribing:
+    /// their deliveries carry no medication tables at all (EMIS
+    /// `Prescribing_DrugRecord` and `Prescribing_IssueRecord`, TPP
+    /// `SRPrimaryCareMedication`). Their records are drawn exactly as for any other
+    /// practice, so every other practice's files are the same whatever this is.
+    pub without_prescribing: usize,
 }
 
 impl SynthConfig {
@@ -108,6 +114,12 @@ impl SynthConfig {
             return invalid(format!(
                 "practices must be between 1 and 500, got {}",
                 self.practices
+            ));
+        }
+        if self.without_prescribing > self.practices {
+            return invalid(format!(
+                "without_prescribing must be at most the number of practices ({}), got {}",
+                self.practices, self.without_prescribing
             ));
         }
         if self.patients < 10 * self.practices {
@@ -198,6 +210,10 @@ pub fn generate(cfg: &SynthConfig) -> Result<GroundTruth> {
         defect_rates: cfg.defect_rates.clone(),
         defects,
         moves,
+        without_prescribing: network.practices[network.practices.len() - cfg.without_prescribing..]
+            .iter()
+            .map(|p| p.ods.clone())
+            .collect(),
     };
     write_truth(cfg, &truth)?;
     Ok(truth)

@@ -98,6 +98,8 @@ fn defect_table(supplier: Supplier, row: RowKind) -> &'static str {
 /// Live rows per canonical table once every delivery is applied.
 #[derive(Debug, Default)]
 struct Expected {
+    /// False when the practice's deliveries carry no medication tables.
+    prescribing: bool,
     patients: u64,
     registrations: u64,
     events: u64,
@@ -118,7 +120,9 @@ impl Expected {
             .iter()
             .filter(|e| e.fate.survives() && (emis || e.shape != Shape::BpParent))
             .count() as u64;
-        self.medications += tl.issues.iter().filter(|i| i.fate.survives()).count() as u64;
+        if self.prescribing {
+            self.medications += tl.issues.iter().filter(|i| i.fate.survives()).count() as u64;
+        }
     }
 
     fn into_map(self) -> BTreeMap<String, u64> {
@@ -140,16 +144,25 @@ pub fn write_practice(
 ) -> Result<PracticeOutput, SynthError> {
     let plan = &network.practices[index];
     let root = cfg.out.join(&plan.ods);
+    // The last `without_prescribing` practices share no prescribing: their records
+    // are drawn as for any other practice, but no medication table is written.
+    let prescribing = index < network.practices.len() - cfg.without_prescribing;
     let mut rng = stream(cfg.seed, Purpose::Practice, index as u64, 0);
     let clinicians = (4 + plan.records.len() / 1500).min(20) as u8;
     let mut writer = match plan.supplier {
         Supplier::Emis => {
             let salt = key(cfg.seed, Purpose::Identifiers, index as u64, 0);
             Writer::Emis(EmisWriter::open(
-                plan, schedule, &root, salt, clinicians, &mut rng,
+                plan,
+                schedule,
+                &root,
+                salt,
+                clinicians,
+                prescribing,
+                &mut rng,
             )?)
         }
-        Supplier::Tpp => Writer::Tpp(TppWriter::open(plan, schedule, &root)?),
+        Supplier::Tpp => Writer::Tpp(TppWriter::open(plan, schedule, &root, prescribing)?),
     };
     let deletions = choose_deletions(plan, schedule, &mut rng);
     let picker = Picker::new(&cfg.defect_rates);
@@ -159,7 +172,10 @@ pub fn write_practice(
     let mut next_late_code = first_late_code(index);
     let mut timeline = Timeline::default();
     let mut injected: Vec<Injected> = Vec::new();
-    let mut expected = Expected::default();
+    let mut expected = Expected {
+        prescribing,
+        ..Expected::default()
+    };
     let mut movers = Vec::new();
     let mut deleted_patients = Vec::new();
     for (number, plan_record) in plan.records.iter().enumerate() {
@@ -245,6 +261,8 @@ pub fn write_practice(
 
     let defects = injected
         .iter()
+        // Defects injected into issues that are never written are not in the files.
+        .filter(|d| prescribing || d.row != RowKind::Issue)
         .map(|d| Defect {
             kind: d.kind,
             practice: plan.ods.clone(),

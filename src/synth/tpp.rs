@@ -48,6 +48,10 @@ const FINISHED: i64 = 4;
 /// Community services whose entries show up in practice extracts.
 const COMMUNITY_ORGANISATION: &str = "RY6";
 
+/// The prescribing tables, absent from the batches of a practice that shares no
+/// prescribing.
+pub const PRESCRIBING: &[&TableSpec] = &[&SR_PRIMARY_CARE_MEDICATION];
+
 /// Writes one TPP practice's batches.
 pub struct TppWriter<'a> {
     plan: &'a PracticePlan,
@@ -58,6 +62,8 @@ pub struct TppWriter<'a> {
     rebulk: Option<u8>,
     /// ODS code of the community pharmacy most patients nominate.
     pharmacy: String,
+    /// False when the practice shares no prescribing: no [`PRESCRIBING`] table is written.
+    prescribing: bool,
     out: Vec<DeliveryFiles>,
 }
 
@@ -67,7 +73,13 @@ impl<'a> TppWriter<'a> {
         plan: &'a PracticePlan,
         schedule: &'a Schedule,
         root: &Path,
+        prescribing: bool,
     ) -> Result<TppWriter<'a>, SynthError> {
+        let tables: Vec<&'static TableSpec> = ALL
+            .iter()
+            .copied()
+            .filter(|t| prescribing || !PRESCRIBING.iter().any(|p| p.name == t.name))
+            .collect();
         let out = (0..schedule.count() as u8)
             .map(|k| {
                 let header = DeliveryHeader {
@@ -83,7 +95,7 @@ impl<'a> TppWriter<'a> {
                     extracted_at: schedule.get(k).extracted_at,
                 };
                 let name = |spec: &TableSpec| format!("{}.parquet", spec.name);
-                DeliveryFiles::create(root.join(&header.extract_id), header, ALL, name)
+                DeliveryFiles::create(root.join(&header.extract_id), header, &tables, name)
             })
             .collect::<Result<Vec<_>, _>>()?;
         let deltas = schedule.count() - 1;
@@ -98,6 +110,7 @@ impl<'a> TppWriter<'a> {
                 &plan.ods[..1],
                 splitmix64(plan.index as u64) % 100
             ),
+            prescribing,
             out,
         };
         writer.reference_rows();
@@ -144,8 +157,10 @@ impl<'a> TppWriter<'a> {
                 self.code_rows(rec, tl, e);
             }
         }
-        for issue in &tl.issues {
-            self.medication_rows(rec, tl, issue);
+        if self.prescribing {
+            for issue in &tl.issues {
+                self.medication_rows(rec, tl, issue);
+            }
         }
         for enc in &tl.encounters {
             if rec.live_at(enc.first) {

@@ -94,6 +94,11 @@ pub struct GroundTruth {
     pub defect_rates: BTreeMap<DefectKind, f64>,
     pub defects: Vec<Defect>,
     pub moves: Vec<Move>,
+    /// Practices whose deliveries carry no medication tables (no prescribing is
+    /// shared): their expected `medications` rows are 0, and their capability
+    /// profile must not list `medications`. Omitted from the file when empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub without_prescribing: Vec<String>,
 }
 
 impl GroundTruth {

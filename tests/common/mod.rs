@@ -27,6 +27,7 @@ pub fn small_network(dir: &Path, seed: u64) -> GroundTruth {
         deltas: 2,
         as_of: NaiveDate::from_ymd_opt(2026, 3, 31).unwrap(),
         defect_rates: SynthConfig::default_defect_rates(),
+        without_prescribing: 0,
     };
     generate(&config).expect("synthetic network generates")
 }

@@ -19,9 +19,11 @@ use std::path::Path;
 
 use crate::source::emis::tables::{
     ADMIN_ORGANISATION, ADMIN_PATIENT, ADMIN_USER_IN_ROLE, AGREEMENTS_SHARING_ORGANISATION, ALL,
-    CODING_CLINICAL_CODE, CODING_DRUG_CODE, SCHEMA_VERSION,
+    CODING_CLINICAL_CODE, CODING_DRUG_CODE, PRESCRIBING_DRUG_RECORD, PRESCRIBING_ISSUE_RECORD,
+    SCHEMA_VERSION,
 };
 use crate::source::manifest::{ExtractKind, Manifest, Supplier};
+use crate::source::table::TableSpec;
 use crate::synth::SynthError;
 use crate::synth::codes::{Concept, EMIS_LOCAL, catalogue};
 use crate::synth::people::Sex;
@@ -65,9 +67,15 @@ impl Practice<'_> {
     }
 }
 
+/// The prescribing tables, absent from the deliveries of a practice that shares no
+/// prescribing (`Coding_DrugCode` is a look-up and stays).
+pub const PRESCRIBING: &[&TableSpec] = &[&PRESCRIBING_DRUG_RECORD, &PRESCRIBING_ISSUE_RECORD];
+
 /// Writes one EMIS practice's deliveries.
 pub struct EmisWriter<'a> {
     pub(super) practice: Practice<'a>,
+    /// False when the practice shares no prescribing: no [`PRESCRIBING`] table is written.
+    prescribing: bool,
     pub(super) out: Vec<DeliveryFiles>,
     /// Coding rows owed to each delivery for late `CodeId`s used in the one before.
     pub(super) late: Vec<Vec<(i64, u16)>>,
@@ -82,6 +90,7 @@ impl<'a> EmisWriter<'a> {
         root: &Path,
         salt: u64,
         clinicians: u8,
+        prescribing: bool,
         rng: &mut Stream,
     ) -> Result<EmisWriter<'a>, SynthError> {
         let practice = Practice {
@@ -94,6 +103,11 @@ impl<'a> EmisWriter<'a> {
                 .collect(),
         };
         let agreement = Guid::of(salt, 2);
+        let tables: Vec<&'static TableSpec> = ALL
+            .iter()
+            .copied()
+            .filter(|t| prescribing || !PRESCRIBING.iter().any(|p| p.name == t.name))
+            .collect();
         let out = (0..schedule.count() as u8)
             .map(|k| {
                 let d = schedule.get(k);
@@ -110,7 +124,7 @@ impl<'a> EmisWriter<'a> {
                     },
                     extracted_at: d.extracted_at,
                 };
-                let name = |spec: &crate::source::table::TableSpec| {
+                let name = |spec: &TableSpec| {
                     format!(
                         "{:06}-{:06}_{}_{stamp}_{}.parquet",
                         d.first_pid,
@@ -119,11 +133,12 @@ impl<'a> EmisWriter<'a> {
                         agreement.as_str()
                     )
                 };
-                DeliveryFiles::create(root.join(&header.extract_id), header, ALL, name)
+                DeliveryFiles::create(root.join(&header.extract_id), header, &tables, name)
             })
             .collect::<Result<Vec<_>, _>>()?;
         let mut writer = EmisWriter {
             practice,
+            prescribing,
             out,
             late: vec![Vec::new(); schedule.count()],
         };
@@ -215,10 +230,12 @@ impl<'a> EmisWriter<'a> {
             self.observation_rows(rec, tl, i, &patient);
         }
         self.encounter_rows(rec, tl, &patient);
-        for course in &tl.courses {
-            self.drug_record_rows(rec, tl, course, &patient);
+        if self.prescribing {
+            for course in &tl.courses {
+                self.drug_record_rows(rec, tl, course, &patient);
+            }
+            self.issue_rows(rec, tl, &patient);
         }
-        self.issue_rows(rec, tl, &patient);
         self.out
             .iter_mut()
             .try_for_each(DeliveryFiles::flush_if_full)

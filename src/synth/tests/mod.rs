@@ -1,8 +1,10 @@
 //! End-to-end tests of the generator on small networks: determinism, delivery
 //! layout and manifests, delta contents, and the ground truth's expected rows against
-//! an independent re-count of the written files ([`recount`]); defects in [`defects`].
+//! an independent re-count of the written files ([`recount`]); defects in [`defects`];
+//! practices without prescribing in [`prescribing`].
 
 mod defects;
+mod prescribing;
 mod recount;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -28,6 +30,7 @@ pub(crate) fn config(out: PathBuf) -> SynthConfig {
         deltas: 2,
         as_of: chrono::NaiveDate::from_ymd_opt(2026, 3, 31).unwrap(),
         defect_rates: SynthConfig::default_defect_rates(),
+        without_prescribing: 0,
     }
 }
 

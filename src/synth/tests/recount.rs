@@ -103,12 +103,17 @@ pub(super) fn deliveries(root: &Path, practice: &PracticeTruth) -> Vec<(PathBuf,
 }
 
 pub(super) fn table_file(dir: &Path, manifest: &Manifest, table: &str) -> RecordBatch {
-    let file = manifest
-        .files
-        .iter()
-        .find(|f| f.table == table)
-        .unwrap_or_else(|| panic!("no {table} in {dir:?}"));
-    read(&dir.join(&file.path))
+    optional_table_file(dir, manifest, table).unwrap_or_else(|| panic!("no {table} in {dir:?}"))
+}
+
+/// The file of `table`, `None` when the manifest does not list it.
+pub(super) fn optional_table_file(
+    dir: &Path,
+    manifest: &Manifest,
+    table: &str,
+) -> Option<RecordBatch> {
+    let file = manifest.files.iter().find(|f| f.table == table)?;
+    Some(read(&dir.join(&file.path)))
 }
 
 /// One table's state: key → (version, patient).
@@ -295,7 +300,15 @@ pub(super) fn recount(
                 }
             }
         });
-        let batch = table_file(&dir, &manifest, medication_spec.name);
+        // A practice that shares no prescribing has no medication table at all.
+        let Some(batch) = optional_table_file(&dir, &manifest, medication_spec.name) else {
+            assert!(
+                truth.without_prescribing.contains(&practice.ods),
+                "no {} in {dir:?}",
+                medication_spec.name
+            );
+            continue;
+        };
         medications.apply(medication_spec, &batch, |i| {
             orphan_check(&batch, medication_spec, i);
             if practice.supplier == Supplier::Emis {
