@@ -202,9 +202,12 @@ fn bench_on_an_existing_store() {
             .unwrap()
         })
         .collect();
+    // PHM_BENCH_ONLY=<ID>: that cohort once.
+    let only = std::env::var("PHM_BENCH_ONLY").ok();
+    let first = only.clone().unwrap_or_else(|| "DM_REG".to_string());
     let dm: Vec<Cohort> = cohorts
         .iter()
-        .filter(|c| c.def.id == "DM_REG")
+        .filter(|c| c.def.id == first)
         .cloned()
         .collect();
     let opts = RunOptions {
@@ -220,7 +223,7 @@ fn bench_on_an_existing_store() {
         ("all", &cohorts),
         ("all", &cohorts),
     ];
-    if std::env::var_os("PHM_BENCH_ONLY").is_some() {
+    if only.is_some() {
         plan.truncate(1);
     }
     for (label, set) in plan {

@@ -1,13 +1,14 @@
 //! Criteria over the slice (`docs/cohort-language.md`, "Criteria"): per
 //! criterion, the matching events inside the person's window, a per-person
-//! aggregate (counts, refused values, spacing) and the ranked evidence event,
+//! aggregate (counts, refused values, spacing, the chosen event's key),
 //! joined to the persons in the base population and reduced to verdict, reason,
 //! count, value, refused and evidence.
 //!
 //! Output `crit_<n>.parquet` per criterion, one row per person in the base
 //! population: `person_key`, `practice`, `verdict`, `reason`, `count`, `value`,
 //! `refused`, `anchor_date` (the chosen event's date, for kinds that choose
-//! one), the evidence columns `ev_*` and `evidence`.
+//! one) and `ev_key` (the slice's `rkey` of the evidence event; the outputs
+//! fetch its columns once per cohort).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -16,14 +17,11 @@ use chrono::NaiveDate;
 use datafusion::arrow::datatypes::DataType;
 use datafusion::dataframe::DataFrameWriteOptions;
 use datafusion::functions_aggregate::expr_fn::{count, count_distinct, max, min, sum};
-use datafusion::functions_window::expr_fn::row_number;
-use datafusion::logical_expr::ExprFunctionExt;
-use datafusion::logical_expr::SortExpr;
 use datafusion::prelude::*;
 use datafusion::scalar::ScalarValue;
 
 use super::dates::{date_lit, shift, shift_expr};
-use super::scan::Slice;
+use super::scan::{Part, Slice};
 use super::url;
 use crate::cohort::model::{Anchor, Bound, Cmp, CountOp, Criterion, Kind, ValueTest};
 use crate::cohort::outcome::Reason;
@@ -34,26 +32,12 @@ use crate::cohort::{Cohort, Error, Result};
 pub struct CritResult {
     pub name: String,
     pub path: PathBuf,
+    /// The slice part it read.
+    pub part: Part,
 }
 
-/// Evidence columns as the explanations carry them, with their slice source.
-pub const EVIDENCE: [(&str, &str); 15] = [
-    ("ev_date", "ev_date"),
-    ("ev_precision", "ev_precision"),
-    ("ev_code_system", "ev_code_system"),
-    ("ev_source_code", "ev_source_code"),
-    ("ev_concept", "code"),
-    ("ev_term", "ev_term"),
-    ("ev_value", "value"),
-    ("ev_unit", "unit"),
-    ("ev_comparator", "comparator"),
-    ("ev_practice", "practice"),
-    ("ev_supplier", "supplier"),
-    ("ev_source_table", "source_table"),
-    ("ev_source_row_id", "source_row_id"),
-    ("ev_mapping_kind", "ev_mapping_kind"),
-    ("d_start", "d_start"),
-];
+/// Separates the parts of a packed chosen-event key (sorts before any text).
+const SEP: &str = "\u{2}";
 
 /// Evaluates every criterion of `cohort` (index `ci` in the run) in order.
 pub async fn evaluate(
@@ -71,6 +55,13 @@ pub async fn evaluate(
         let path = dir.join(format!("crit_{n}.parquet"));
         let t = std::time::Instant::now();
         let df = plan(ctx, slice, ci, c, index, pop, &done).await?;
+        if std::env::var_os("PHM_ENGINE_EXPLAIN").is_some() {
+            let b = df.clone().explain(false, true)?.collect().await?;
+            eprintln!(
+                "{}",
+                datafusion::arrow::util::pretty::pretty_format_batches(&b)?
+            );
+        }
         df.write_parquet(
             &url(&path),
             DataFrameWriteOptions::new().with_single_file_output(true),
@@ -82,6 +73,7 @@ pub async fn evaluate(
         out.push(CritResult {
             name: c.name.clone(),
             path,
+            part: Part::of(c),
         });
     }
     Ok(out)
@@ -301,24 +293,28 @@ async fn plan(
         col("d_start"),
         col("code"),
         col("value"),
-        col("comparator"),
-        col("unit"),
-        col("ev_date"),
-        col("ev_precision"),
-        col("ev_code_system"),
-        col("ev_source_code"),
-        col("ev_term"),
-        col("ev_mapping_kind"),
-        col("practice"),
-        col("supplier"),
-        col("source_table"),
-        col("source_row_id"),
+        col("rkey"),
         pass.alias("pass"),
         refused.alias("refused"),
         comparable.alias("comparable"),
         v2.alias("v2"),
     ])?;
-
+    // The chosen event is found by aggregation rather than ranking: `rkey`
+    // orders events as (date, practice, source_row_id) and is unique, so the
+    // greatest/least key is the latest/first event; after it, separated by
+    // \x02, come the event's flags and converted value, which never decide
+    // the order.
+    let flag_char = |e: Expr| case(when(e, lit("1")), lit("0"));
+    let packed = concat(vec![
+        col("rkey"),
+        lit(SEP),
+        flag_char(col("pass")),
+        flag_char(col("comparable")),
+        flag_char(col("value").is_not_null()),
+        lit(SEP),
+        coalesce(vec![cast(col("v2"), DataType::Utf8), lit("")]),
+    ]);
+    let null_s = || lit(ScalarValue::Utf8(None));
     let mut aggs = vec![
         count(lit(1i64)).alias("g_m"),
         sum(flag(col("pass"))).alias("g_q"),
@@ -347,50 +343,45 @@ async fn plan(
         aggs.push(min(d.clone()).alias("g_qmin"));
         aggs.push(max(d).alias("g_qmax"));
     }
+    let best = case(when(col("comparable"), col("v2")), null_f64());
+    aggs.push(match c.kind {
+        Kind::Exists | Kind::Count { .. } | Kind::Apart { .. } => {
+            max(case(when(col("pass"), packed.clone()), null_s())).alias("g_key")
+        }
+        Kind::Latest => max(packed.clone()).alias("g_key"),
+        Kind::First => min(packed.clone()).alias("g_key"),
+        Kind::Min => min(best).alias("g_best"),
+        Kind::Max => max(best).alias("g_best"),
+    });
     let agg = ev.clone().aggregate(vec![col("person_key")], aggs)?;
-    let agg = {
+    let mut agg = {
         let mut cols = vec![col("person_key").alias("g_pk")];
         for f in agg.schema().fields().iter().skip(1) {
             cols.push(col(f.name()));
         }
         agg.select(cols)?
     };
-
-    let desc = |n: &str| col(n).sort(false, false);
-    let asc = |n: &str| col(n).sort(true, false);
-    let latest: Vec<SortExpr> = vec![desc("d_start"), desc("practice"), desc("source_row_id")];
-    let (rank_set, order) = match c.kind {
-        Kind::Exists | Kind::Count { .. } | Kind::Apart { .. } => {
-            (ev.clone().filter(col("pass"))?, latest)
-        }
-        Kind::Latest => (ev.clone(), latest),
-        Kind::First => (
-            ev.clone(),
-            vec![asc("d_start"), asc("practice"), asc("source_row_id")],
-        ),
-        Kind::Min | Kind::Max => {
-            let mut o = vec![col("v2").sort(c.kind == Kind::Min, false)];
-            o.extend(latest);
-            (ev.clone().filter(col("comparable"))?, o)
-        }
-    };
-    let ranked = rank_set
-        .window(vec![
-            row_number()
-                .partition_by(vec![col("person_key")])
-                .order_by(order)
-                .build()?
-                .alias("rn"),
-        ])?
-        .filter(col("rn").eq(lit(1u64)))?;
-    let mut rcols = vec![col("person_key").alias("r_pk")];
-    for (name, src) in EVIDENCE {
-        rcols.push(col(src).alias(format!("r_{name}")));
+    if matches!(c.kind, Kind::Min | Kind::Max) {
+        // Ties on the value: the latest event.
+        let best = agg
+            .clone()
+            .select(vec![col("g_pk").alias("b_pk"), col("g_best").alias("b_v")])?;
+        let keyed = ev
+            .filter(col("comparable"))?
+            .join(
+                best,
+                JoinType::Inner,
+                &["person_key"],
+                &["b_pk"],
+                Some(col("v2").eq(col("b_v"))),
+            )?
+            .aggregate(vec![col("person_key")], vec![max(packed).alias("k_key")])?
+            .select(vec![
+                col("person_key").alias("k_pk"),
+                col("k_key").alias("g_key"),
+            ])?;
+        agg = agg.join(keyed, JoinType::Left, &["g_pk"], &["k_pk"], None)?;
     }
-    rcols.push(col("pass").alias("r_pass"));
-    rcols.push(col("comparable").alias("r_comparable"));
-    rcols.push(col("v2").alias("r_v2"));
-    let ranked = ranked.select(rcols)?;
 
     let persons = read(ctx, pop)
         .await?
@@ -399,9 +390,7 @@ async fn plan(
             col("person_key").alias("pk"),
             col("practice").alias("pop_practice"),
         ])?;
-    let mut f = persons
-        .join(agg, JoinType::Left, &["pk"], &["g_pk"], None)?
-        .join(ranked, JoinType::Left, &["pk"], &["r_pk"], None)?;
+    let mut f = persons.join(agg, JoinType::Left, &["pk"], &["g_pk"], None)?;
     let mut missing = lit(false);
     for (j, a) in anchors.iter().enumerate() {
         let ad = anchor_dates(ctx, &done[a], j).await?.select(vec![
@@ -411,11 +400,27 @@ async fn plan(
         f = f.join(ad, JoinType::Left, &["pk"], &[&format!("m{j}_pk")], None)?;
         missing = missing.or(col(format!("m{j}_date")).is_null());
     }
+    // The chosen event unpacked.
+    let key = col("g_key");
+    let chosen = key.clone().is_not_null();
+    let flags = split_part(key.clone(), lit(SEP), lit(2i64));
+    let flag_at = |i: i64| {
+        coalesce(vec![
+            substring(flags.clone(), lit(i), lit(1i64)).eq(lit("1")),
+            lit(false),
+        ])
+    };
+    let (r_pass, r_comparable, r_has_value) = (flag_at(1), flag_at(2), flag_at(3));
+    let r_v2 = cast(
+        nullif(split_part(key.clone(), lit(SEP), lit(3i64)), lit("")),
+        DataType::Float64,
+    );
+    let r_rkey = split_part(key.clone(), lit(SEP), lit(1i64));
+    let r_date = cast(substring(key, lit(1i64), lit(10i64)), DataType::Date32);
 
     let z = |n: &str| coalesce(vec![col(n), lit(0i64)]);
     let m = z("g_m");
     let q = z("g_q");
-    let chosen = col("r_pk").is_not_null();
     let reason = |r: Reason| lit(r.name());
     let (verdict, reason_expr, count_expr, value_expr) = match c.kind {
         Kind::Exists => {
@@ -453,26 +458,22 @@ async fn plan(
                 null_f64(),
             ),
             Some(_) => {
-                let v = chosen
-                    .clone()
-                    .and(coalesce(vec![col("r_pass"), lit(false)]));
+                let v = chosen.clone().and(r_pass.clone());
                 let r = case(
                     when(missing.clone(), reason(Reason::AnchorMissing))
                         .when(chosen.clone().not(), reason(Reason::NoEvents))
-                        .when(col("r_ev_value").is_null(), reason(Reason::NoValue))
-                        .when(col("r_comparable").not(), reason(Reason::UnitRefused))
-                        .when(col("r_pass"), reason(Reason::Met)),
+                        .when(r_has_value.not(), reason(Reason::NoValue))
+                        .when(r_comparable.clone().not(), reason(Reason::UnitRefused))
+                        .when(r_pass, reason(Reason::Met)),
                     reason(Reason::NotMet),
                 );
-                let value = case(when(col("r_comparable"), col("r_v2")), null_f64());
+                let value = case(when(r_comparable, r_v2), null_f64());
                 (v, r, m, value)
             }
         },
         Kind::Min | Kind::Max => {
             let ncmp = z("g_cmp");
-            let v = chosen
-                .clone()
-                .and(coalesce(vec![col("r_pass"), lit(false)]));
+            let v = chosen.clone().and(r_pass.clone());
             let r = case(
                 when(missing.clone(), reason(Reason::AnchorMissing))
                     .when(m.clone().eq(lit(0i64)), reason(Reason::NoEvents))
@@ -484,10 +485,10 @@ async fn plan(
                         ncmp.clone().eq(lit(0i64)).and(z("g_noval").gt(lit(0i64))),
                         reason(Reason::NoValue),
                     )
-                    .when(col("r_pass"), reason(Reason::Met)),
+                    .when(r_pass, reason(Reason::Met)),
                 reason(Reason::NotMet),
             );
-            (v, r, ncmp, col("r_v2"))
+            (v, r, ncmp, col("g_best"))
         }
     };
     let verdict = missing
@@ -500,11 +501,11 @@ async fn plan(
         lit(0i64)
     };
     let anchor_date = if c.kind.chooses_event() {
-        col("r_d_start")
+        r_date
     } else {
         lit(ScalarValue::Date32(None))
     };
-    let mut cols = vec![
+    Ok(f.select(vec![
         col("pk").alias("person_key"),
         col("pop_practice").alias("practice"),
         verdict.alias("verdict"),
@@ -513,27 +514,8 @@ async fn plan(
         cast(value_expr, DataType::Float64).alias("value"),
         refused.alias("refused"),
         anchor_date.alias("anchor_date"),
-    ];
-    for (name, _) in EVIDENCE.iter().filter(|(n, _)| *n != "d_start") {
-        cols.push(col(format!("r_{name}")).alias(*name));
-    }
-    cols.push(
-        case(
-            when(
-                chosen,
-                concat(vec![
-                    col("r_ev_practice"),
-                    lit("/"),
-                    col("r_ev_source_table"),
-                    lit("/"),
-                    col("r_ev_source_row_id"),
-                ]),
-            ),
-            lit(ScalarValue::Utf8(None)),
-        )
-        .alias("evidence"),
-    );
-    Ok(f.select(cols)?)
+        case(when(chosen, r_rkey), null_s()).alias("ev_key"),
+    ])?)
 }
 
 /// met / no_events / not_met, after anchor_missing.

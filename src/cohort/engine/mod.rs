@@ -120,17 +120,35 @@ async fn run_async(
         )
         .await?;
         tracing::debug!(elapsed = ?t.elapsed(), "slice written");
-        let mut runs = Vec::with_capacity(cohorts.len());
         let mut bases = population::Bases::default();
+        let mut evaluated = Vec::with_capacity(cohorts.len());
         for (i, cohort) in cohorts.iter().enumerate() {
             let cdir = work.dir.join(format!("c{i}"));
             std::fs::create_dir_all(&cdir).map_err(io(&cdir))?;
-            runs.push(
-                run_cohort(
+            evaluated.push(
+                evaluate(
                     &ctx, &view, &slice, &mut bases, i, cohort, opts, &work.dir, &cdir,
                 )
                 .await?,
             );
+        }
+        let t = std::time::Instant::now();
+        let all: Vec<criteria::CritResult> = evaluated
+            .iter()
+            .flat_map(|e| e.crit.iter().cloned())
+            .collect();
+        let evidence = outputs::evidence(&ctx, &slice, &all, &work.dir).await?;
+        tracing::debug!(elapsed = ?t.elapsed(), "evidence");
+        let mut runs = Vec::with_capacity(cohorts.len());
+        for (cohort, e) in cohorts.iter().zip(&evaluated) {
+            let t = std::time::Instant::now();
+            runs.push(
+                outputs::write(
+                    &ctx, cohort, opts, &e.access, &e.decided, &e.crit, &evidence,
+                )
+                .await?,
+            );
+            tracing::debug!(cohort = %cohort.def.key(), elapsed = ?t.elapsed(), "outputs");
         }
         Ok(runs)
     }
@@ -139,8 +157,15 @@ async fn run_async(
     result
 }
 
+/// One cohort evaluated, before its outputs are written.
+struct Evaluated {
+    access: scan::Access,
+    decided: PathBuf,
+    crit: Vec<criteria::CritResult>,
+}
+
 #[allow(clippy::too_many_arguments)]
-async fn run_cohort(
+async fn evaluate(
     ctx: &SessionContext,
     view: &scan::StoreView,
     slice: &scan::Slice,
@@ -150,7 +175,7 @@ async fn run_cohort(
     opts: &RunOptions,
     work: &Path,
     cdir: &Path,
-) -> Result<CohortRun> {
+) -> Result<Evaluated> {
     let def = &cohort.def;
     let index = opts.index_date;
     let access = view.access(def, index);
@@ -178,10 +203,11 @@ async fn run_cohort(
     let t = std::time::Instant::now();
     let decided = rules::write(ctx, def, &pop_path, &crit, cdir).await?;
     tracing::debug!(cohort = %def.key(), elapsed = ?t.elapsed(), "rules");
-    let t = std::time::Instant::now();
-    let run = outputs::write(ctx, cohort, opts, &access, &decided, &crit, cdir).await;
-    tracing::debug!(cohort = %def.key(), elapsed = ?t.elapsed(), "outputs");
-    run
+    Ok(Evaluated {
+        access,
+        decided,
+        crit,
+    })
 }
 
 fn context(memory_limit: Option<usize>, threads: usize) -> Result<SessionContext> {
@@ -194,6 +220,9 @@ fn context(memory_limit: Option<usize>, threads: usize) -> Result<SessionContext
         .execution
         .parquet
         .schema_force_view_types = false;
+    // Intermediate files are read once or twice, soon after: cheap compression.
+    config.options_mut().execution.parquet.compression =
+        Some(std::env::var("PHM_WORK_COMPRESSION").unwrap_or_else(|_| "lz4_raw".to_string()));
     // The slice keeps a small share of the event rows: evaluating the code
     // filter while decoding skips the other columns of the rows it drops.
     if std::env::var_os("PHM_NO_PUSHDOWN").is_none() {

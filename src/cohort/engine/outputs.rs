@@ -15,22 +15,87 @@ use datafusion::arrow::array::{
 };
 use datafusion::arrow::compute::concat_batches;
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
+use datafusion::dataframe::DataFrameWriteOptions;
 use datafusion::functions_aggregate::expr_fn::count;
 use datafusion::parquet::arrow::ArrowWriter;
 use datafusion::parquet::basic::{Compression, ZstdLevel};
 use datafusion::parquet::file::properties::WriterProperties;
 use datafusion::prelude::*;
+use datafusion::scalar::ScalarValue;
 
-use super::criteria::{CritResult, EVIDENCE};
-use super::scan::Access;
+use super::criteria::CritResult;
+use super::scan::{Access, Part, Slice};
 use super::{CohortRun, RunOptions, io, url};
 use crate::cohort::model::Action;
 use crate::cohort::outcome::{OTHERWISE, Status};
 use crate::cohort::{Cohort, Result};
 
+/// Evidence columns of the explanations, with their slice column.
+const EVIDENCE: [(&str, &str); 14] = [
+    ("ev_date", "ev_date"),
+    ("ev_precision", "ev_precision"),
+    ("ev_code_system", "ev_code_system"),
+    ("ev_source_code", "ev_source_code"),
+    ("ev_concept", "code"),
+    ("ev_term", "ev_term"),
+    ("ev_value", "value"),
+    ("ev_unit", "unit"),
+    ("ev_comparator", "comparator"),
+    ("ev_practice", "practice"),
+    ("ev_supplier", "supplier"),
+    ("ev_source_table", "source_table"),
+    ("ev_source_row_id", "source_row_id"),
+    ("ev_mapping_kind", "ev_mapping_kind"),
+];
+
 /// The practice attrition and combinations add up to.
 pub const NETWORK: &str = "ALL";
 
+/// The evidence columns of every chosen event of the run, one file per slice
+/// part (`e_key` = the slice's `rkey`): one pass over each part.
+pub async fn evidence(
+    ctx: &SessionContext,
+    slice: &Slice,
+    crit: &[CritResult],
+    work: &Path,
+) -> Result<BTreeMap<Part, PathBuf>> {
+    let mut evidence: BTreeMap<Part, PathBuf> = BTreeMap::new();
+    let parts: BTreeSet<Part> = crit.iter().map(|c| c.part).collect();
+    for part in parts {
+        let mut keys: Option<DataFrame> = None;
+        for c in crit.iter().filter(|c| c.part == part) {
+            let k = ctx
+                .read_parquet(url(&c.path), ParquetReadOptions::default())
+                .await?
+                .filter(col("ev_key").is_not_null())?
+                .select(vec![col("ev_key").alias("k")])?;
+            keys = Some(match keys {
+                None => k,
+                Some(u) => u.union(k)?,
+            });
+        }
+        let keys = keys.expect("a part has criteria").distinct()?;
+        let rows = slice.read_part(ctx, part).await?;
+        let mut cols = vec![col("rkey").alias("e_key")];
+        for (name, src) in EVIDENCE {
+            cols.push(col(src).alias(name));
+        }
+        let ev = keys
+            .join(rows, JoinType::RightSemi, &["k"], &["rkey"], None)?
+            .select(cols)?;
+        let path = work.join(format!("evidence_{}.parquet", evidence.len()));
+        ev.write_parquet(
+            &url(&path),
+            DataFrameWriteOptions::new().with_single_file_output(true),
+            None,
+        )
+        .await?;
+        evidence.insert(part, path);
+    }
+    Ok(evidence)
+}
+
+#[allow(clippy::too_many_arguments)]
 pub async fn write(
     ctx: &SessionContext,
     cohort: &Cohort,
@@ -38,7 +103,7 @@ pub async fn write(
     access: &Access,
     decided: &Path,
     crit: &[CritResult],
-    _work: &Path,
+    evidence: &BTreeMap<Part, PathBuf>,
 ) -> Result<CohortRun> {
     let def = &cohort.def;
     let key = def.key();
@@ -74,12 +139,29 @@ pub async fn write(
             col("value"),
             col("refused"),
         ];
-        for (name, _) in EVIDENCE.iter().filter(|(n, _)| *n != "d_start") {
-            cols.push(col(*name));
+        for (name, _) in EVIDENCE {
+            cols.push(col(name));
         }
-        cols.push(col("evidence"));
+        cols.push(
+            when(
+                col("e_key").is_not_null(),
+                concat(vec![
+                    col("ev_practice"),
+                    lit("/"),
+                    col("ev_source_table"),
+                    lit("/"),
+                    col("ev_source_row_id"),
+                ]),
+            )
+            .otherwise(lit(ScalarValue::Utf8(None)))?
+            .alias("evidence"),
+        );
         cols.push(lit(j as i64).alias("crit_order"));
-        let df = read(c.path.clone()).await?.select(cols)?;
+        let ev = read(evidence[&c.part].clone()).await?;
+        let df = read(c.path.clone())
+            .await?
+            .join(ev, JoinType::Left, &["ev_key"], &["e_key"], None)?
+            .select(cols)?;
         expl = Some(match expl {
             None => df,
             Some(u) => u.union(df)?,

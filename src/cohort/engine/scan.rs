@@ -199,7 +199,10 @@ impl Slice {
 
     /// The slice rows a criterion reads.
     pub async fn read(&self, ctx: &SessionContext, c: &Criterion) -> Result<DataFrame> {
-        let part = Part::of(c);
+        self.read_part(ctx, Part::of(c)).await
+    }
+
+    pub async fn read_part(&self, ctx: &SessionContext, part: Part) -> Result<DataFrame> {
         let path = self.parts.get(&part).ok_or_else(|| {
             Error::Store(format!("no slice of the {} table was written", part.name()))
         })?;
@@ -255,6 +258,7 @@ pub fn slice_schema() -> Schema {
         f("supplier", Utf8),
         f("source_table", Utf8),
         f("source_row_id", Utf8),
+        f("rkey", Utf8),
     ])
 }
 
@@ -483,6 +487,16 @@ async fn slice_plan(
         ),
         _ => (null_f(), null_s(), null_s(), null_s()),
     };
+    // Orders events as (date, practice, source_row_id); unique per row.
+    let rkey = concat(vec![
+        cast(start.clone(), DataType::Utf8),
+        lit("\u{1}"),
+        col("practice"),
+        lit("\u{1}"),
+        col("source_row_id"),
+        lit("\u{1}"),
+        col("source_table"),
+    ]);
     Ok(df.select(vec![
         col("person_key"),
         start.alias("d_start"),
@@ -502,5 +516,6 @@ async fn slice_plan(
         col("supplier"),
         col("source_table"),
         col("source_row_id"),
+        rkey.alias("rkey"),
     ])?)
 }
