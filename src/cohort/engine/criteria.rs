@@ -55,13 +55,6 @@ pub async fn evaluate(
         let path = dir.join(format!("crit_{n}.parquet"));
         let t = std::time::Instant::now();
         let df = plan(ctx, slice, ci, c, index, pop, &done).await?;
-        if std::env::var_os("PHM_ENGINE_EXPLAIN").is_some() {
-            let b = df.clone().explain(false, true)?.collect().await?;
-            eprintln!(
-                "{}",
-                datafusion::arrow::util::pretty::pretty_format_batches(&b)?
-            );
-        }
         df.write_parquet(
             &url(&path),
             DataFrameWriteOptions::new().with_single_file_output(true),

@@ -110,17 +110,13 @@ async fn run_async(
     let work = Work::create(&opts.out)?;
     let result = async {
         let t = std::time::Instant::now();
-        let slice = scan::write_slice(
-            &ctx,
-            &view,
-            cohorts,
-            opts.index_date,
-            opts.person.as_deref(),
-            &work,
-        )
-        .await?;
-        tracing::debug!(elapsed = ?t.elapsed(), "slice written");
-        let mut bases = population::Bases::default();
+        let person = opts.person.as_deref();
+        // The slice and the registrations at index are independent.
+        let (slice, mut bases) = tokio::try_join!(
+            scan::write_slice(&ctx, &view, cohorts, opts.index_date, person, &work),
+            population::Bases::prepare(&ctx, &view, cohorts, opts.index_date, person, &work.dir),
+        )?;
+        tracing::debug!(elapsed = ?t.elapsed(), "slice and registrations written");
         let mut evaluated = Vec::with_capacity(cohorts.len());
         for (i, cohort) in cohorts.iter().enumerate() {
             let cdir = work.dir.join(format!("c{i}"));

@@ -112,6 +112,7 @@ pub async fn write(
             .await
     };
 
+    let t0 = std::time::Instant::now();
     let membership = collect(
         read(decided.to_path_buf())
             .await?
@@ -167,6 +168,7 @@ pub async fn write(
             Some(u) => u.union(df)?,
         });
     }
+    tracing::debug!(elapsed = ?t0.elapsed(), "membership collected");
     let explanations = match expl {
         Some(df) => {
             let df = df.sort(vec![
@@ -186,6 +188,7 @@ pub async fn write(
         None => None,
     };
 
+    tracing::debug!(elapsed = ?t0.elapsed(), "explanations collected");
     let near_misses = collect(
         read(decided.to_path_buf())
             .await?
@@ -309,14 +312,28 @@ pub async fn write(
         std::fs::remove_dir_all(&tmp).map_err(io(&tmp))?;
     }
     std::fs::create_dir_all(&tmp).map_err(io(&tmp))?;
-    for (name, b) in &batches {
-        write_parquet(&tmp.join(format!("{name}.parquet")), b)?;
-        write_csv(&tmp.join(format!("{name}.csv")), b)?;
-    }
+    tracing::debug!(elapsed = ?t0.elapsed(), "all collected");
+    // The writers are single-threaded: one thread per file.
+    std::thread::scope(|scope| -> Result<()> {
+        let mut handles = Vec::new();
+        for (name, b) in &batches {
+            let (pq, csv) = (
+                tmp.join(format!("{name}.parquet")),
+                tmp.join(format!("{name}.csv")),
+            );
+            handles.push(scope.spawn(move || write_parquet(&pq, b)));
+            handles.push(scope.spawn(move || write_csv(&csv, b)));
+        }
+        for h in handles {
+            h.join().expect("writer thread")?;
+        }
+        Ok(())
+    })?;
     let json_path = tmp.join("run.json");
     let mut text = serde_json::to_string_pretty(&run_json).expect("run.json serialises");
     text.push('\n');
     std::fs::write(&json_path, text).map_err(io(&json_path))?;
+    tracing::debug!(elapsed = ?t0.elapsed(), "written");
     replace_dir(&tmp, &target)?;
 
     Ok(CohortRun {

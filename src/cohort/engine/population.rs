@@ -13,8 +13,6 @@ use chrono::{Datelike, NaiveDate};
 use datafusion::arrow::datatypes::DataType;
 use datafusion::dataframe::DataFrameWriteOptions;
 use datafusion::functions_aggregate::expr_fn::max;
-use datafusion::functions_window::expr_fn::row_number;
-use datafusion::logical_expr::ExprFunctionExt;
 use datafusion::prelude::*;
 
 use super::dates::{date_lit, shift};
@@ -32,6 +30,23 @@ pub struct Bases {
 }
 
 impl Bases {
+    /// Writes the base of every registration-type set `cohorts` ask for.
+    pub async fn prepare(
+        ctx: &SessionContext,
+        view: &StoreView,
+        cohorts: &[crate::cohort::Cohort],
+        index: NaiveDate,
+        person: Option<&str>,
+        work: &Path,
+    ) -> Result<Bases> {
+        let mut bases = Bases::default();
+        for c in cohorts {
+            let types = &c.def.population.registration_types;
+            bases.get(ctx, view, types, index, person, work).await?;
+        }
+        Ok(bases)
+    }
+
     /// `base_<n>.parquet`: `person_key`, `reg_practice`, `reg_start`, `dob`,
     /// `dod`, `is_test`, `rec_practice`, one row per person known to the store.
     async fn get(
@@ -50,14 +65,13 @@ impl Bases {
             return Ok(p.clone());
         }
         let path = work.join(format!("base_{}.parquet", self.written.len()));
-        base(ctx, view, &key, index, person)
-            .await?
-            .write_parquet(
-                &url(&path),
-                DataFrameWriteOptions::new().with_single_file_output(true),
-                None,
-            )
-            .await?;
+        let df = base(ctx, view, &key, index, person).await?;
+        df.write_parquet(
+            &url(&path),
+            DataFrameWriteOptions::new().with_single_file_output(true),
+            None,
+        )
+        .await?;
         self.written.push((key, path.clone()));
         Ok(path)
     }
@@ -142,23 +156,32 @@ async fn base(
                         .or(col("end_date").gt(idx.clone())),
                 ),
         )?
+        // The registration at index: latest start date, then greatest practice
+        // (then greatest patient id, for a duplicated record), by aggregating
+        // a key that orders them ("YYYY-MM-DD" \x01 practice \x01 patient id).
+        .aggregate(
+            vec![col("person_key")],
+            vec![
+                max(concat(vec![
+                    cast(col("start_date"), DataType::Utf8),
+                    lit("\u{1}"),
+                    col("practice"),
+                    lit("\u{1}"),
+                    col("patient_id"),
+                ]))
+                .alias("reg"),
+            ],
+        )?
         .select(vec![
             col("person_key").alias("r_pk"),
-            col("practice").alias("reg_practice"),
-            col("patient_id").alias("r_pid"),
-            col("start_date").alias("reg_start"),
-        ])?
-        .window(vec![
-            row_number()
-                .partition_by(vec![col("r_pk")])
-                .order_by(vec![
-                    col("reg_start").sort(false, false),
-                    col("reg_practice").sort(false, false),
-                ])
-                .build()?
-                .alias("rn"),
-        ])?
-        .filter(col("rn").eq(lit(1u64)))?;
+            split_part(col("reg"), lit("\u{1}"), lit(2i64)).alias("reg_practice"),
+            split_part(col("reg"), lit("\u{1}"), lit(3i64)).alias("r_pid"),
+            cast(
+                split_part(col("reg"), lit("\u{1}"), lit(1i64)),
+                DataType::Date32,
+            )
+            .alias("reg_start"),
+        ])?;
     let rows = patients.select(vec![
         col("practice").alias("p_practice"),
         col("patient_id").alias("p_pid"),

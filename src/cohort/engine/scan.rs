@@ -450,23 +450,26 @@ async fn slice_plan(
         _ => ("issue_date", "dmd_code"),
     };
     let mut df = view.read(ctx, table, person).await?;
-    let mut usable = col(date).is_not_null().and(col("date_flag").is_null());
-    match keep {
-        Keep::Codes(_) => {
-            usable = usable
-                .and(col(code).is_not_null())
-                .and(col("mapping_kind").not_eq(lit("unmapped")));
-        }
+    // Rows whose date is unusable (or, matching by code, whose code is
+    // unmapped) stay in the slice with no period, so no window holds them:
+    // testing that after the code join keeps the scan's only row filter the
+    // code, and the other columns are decoded for matching rows only.
+    let usable = match keep {
+        Keep::Codes(..) => col("date_flag")
+            .is_null()
+            .and(col("mapping_kind").not_eq(lit("unmapped"))),
         Keep::Dates((lo, hi)) => {
+            let mut range = col("date_flag").is_null().and(col(date).is_not_null());
             if let Some(lo) = lo {
-                usable = usable.and(col(date).gt_eq(super::dates::date_lit(*lo)));
+                range = range.and(col(date).gt_eq(super::dates::date_lit(*lo)));
             }
             if let Some(hi) = hi {
-                usable = usable.and(col(date).lt_eq(super::dates::date_lit(*hi)));
+                range = range.and(col(date).lt_eq(super::dates::date_lit(*hi)));
             }
+            df = df.filter(range)?;
+            lit(true)
         }
-    }
-    df = df.filter(usable)?;
+    };
     if let Keep::Codes(ucodes) = keep {
         let schema = codes_schema();
         let codes = ctx
@@ -476,6 +479,9 @@ async fn slice_plan(
         df = codes.join(df, JoinType::RightSemi, &["ucode"], &[code], None)?;
     }
     let (start, end) = period(col(date), col("date_precision"));
+    let null_d = || lit(ScalarValue::Date32(None));
+    let start = when(usable.clone(), start).otherwise(null_d())?;
+    let end = when(usable, end).otherwise(null_d())?;
     let null_f = || lit(ScalarValue::Float64(None));
     let null_s = || lit(ScalarValue::Utf8(None));
     let (value, comparator, unit, cunit) = match table {
