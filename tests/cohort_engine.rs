@@ -202,7 +202,7 @@ fn bench_on_an_existing_store() {
             .unwrap()
         })
         .collect();
-    // PHM_BENCH_ONLY=<ID>: that cohort once.
+    // PHM_BENCH_ONLY=<ID>: that cohort once; =ALL: every cohort once.
     let only = std::env::var("PHM_BENCH_ONLY").ok();
     let first = only.clone().unwrap_or_else(|| "DM_REG".to_string());
     let dm: Vec<Cohort> = cohorts
@@ -223,8 +223,10 @@ fn bench_on_an_existing_store() {
         ("all", &cohorts),
         ("all", &cohorts),
     ];
-    if only.is_some() {
-        plan.truncate(1);
+    match only.as_deref() {
+        Some("ALL") => plan = vec![("all", &cohorts)],
+        Some(_) => plan.truncate(1),
+        None => {}
     }
     for (label, set) in plan {
         let t = std::time::Instant::now();

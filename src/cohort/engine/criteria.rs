@@ -55,6 +55,7 @@ pub async fn evaluate(
         let path = dir.join(format!("crit_{n}.parquet"));
         let t = std::time::Instant::now();
         let df = plan(ctx, slice, ci, c, index, pop, &done).await?;
+        super::explain(&format!("criterion {}", c.name), &df).await?;
         df.write_parquet(
             &url(&path),
             DataFrameWriteOptions::new().with_single_file_output(true),

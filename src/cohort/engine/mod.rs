@@ -112,39 +112,57 @@ async fn run_async(
         let t = std::time::Instant::now();
         let person = opts.person.as_deref();
         // The slice and the registrations at index are independent.
-        let (slice, mut bases) = tokio::try_join!(
+        let (slice, bases) = tokio::try_join!(
             scan::write_slice(&ctx, &view, cohorts, opts.index_date, person, &work),
             population::Bases::prepare(&ctx, &view, cohorts, opts.index_date, person, &work.dir),
         )?;
         tracing::debug!(elapsed = ?t.elapsed(), "slice and registrations written");
-        let mut evaluated = Vec::with_capacity(cohorts.len());
-        for (i, cohort) in cohorts.iter().enumerate() {
-            let cdir = work.dir.join(format!("c{i}"));
+        // Cohorts two at a time: each is a chain of small queries that leaves
+        // cores idle between them.
+        let (ctx, view, slice, bases, work_dir) = (&ctx, &view, &slice, &bases, &work.dir);
+        let eval = |i: usize| async move {
+            let cdir = work_dir.join(format!("c{i}"));
             std::fs::create_dir_all(&cdir).map_err(io(&cdir))?;
-            evaluated.push(
-                evaluate(
-                    &ctx, &view, &slice, &mut bases, i, cohort, opts, &work.dir, &cdir,
-                )
-                .await?,
-            );
+            evaluate(ctx, view, slice, bases, i, &cohorts[i], opts, &cdir).await
+        };
+        let mut evaluated = Vec::with_capacity(cohorts.len());
+        let order: Vec<usize> = (0..cohorts.len()).collect();
+        for pair in order.chunks(2) {
+            if let [a, b] = pair {
+                let (x, y) = tokio::try_join!(eval(*a), eval(*b))?;
+                evaluated.extend([x, y]);
+            } else {
+                evaluated.push(eval(pair[0]).await?);
+            }
         }
         let t = std::time::Instant::now();
         let all: Vec<criteria::CritResult> = evaluated
             .iter()
             .flat_map(|e| e.crit.iter().cloned())
             .collect();
-        let evidence = outputs::evidence(&ctx, &slice, &all, &work.dir).await?;
+        let evidence = outputs::evidence(ctx, slice, &all, work_dir).await?;
         tracing::debug!(elapsed = ?t.elapsed(), "evidence");
+        let evidence = &evidence;
+        let write = |i: usize| {
+            let e: &Evaluated = &evaluated[i];
+            async move {
+                let t = std::time::Instant::now();
+                let cohort = &cohorts[i];
+                let run =
+                    outputs::write(ctx, cohort, opts, &e.access, &e.decided, &e.crit, evidence)
+                        .await?;
+                tracing::debug!(cohort = %cohort.def.key(), elapsed = ?t.elapsed(), "outputs");
+                Ok::<_, Error>(run)
+            }
+        };
         let mut runs = Vec::with_capacity(cohorts.len());
-        for (cohort, e) in cohorts.iter().zip(&evaluated) {
-            let t = std::time::Instant::now();
-            runs.push(
-                outputs::write(
-                    &ctx, cohort, opts, &e.access, &e.decided, &e.crit, &evidence,
-                )
-                .await?,
-            );
-            tracing::debug!(cohort = %cohort.def.key(), elapsed = ?t.elapsed(), "outputs");
+        for pair in order.chunks(2) {
+            if let [a, b] = pair {
+                let (x, y) = tokio::try_join!(write(*a), write(*b))?;
+                runs.extend([x, y]);
+            } else {
+                runs.push(write(pair[0]).await?);
+            }
         }
         Ok(runs)
     }
@@ -165,11 +183,10 @@ async fn evaluate(
     ctx: &SessionContext,
     view: &scan::StoreView,
     slice: &scan::Slice,
-    bases: &mut population::Bases,
+    bases: &population::Bases,
     ci: usize,
     cohort: &Cohort,
     opts: &RunOptions,
-    work: &Path,
     cdir: &Path,
 ) -> Result<Evaluated> {
     let def = &cohort.def;
@@ -178,20 +195,8 @@ async fn evaluate(
     for w in &access.warnings {
         tracing::warn!(cohort = %def.key(), "{w}");
     }
-    let person = opts.person.as_deref();
     let t = std::time::Instant::now();
-    let pop_path = population::write(
-        ctx,
-        view,
-        bases,
-        def,
-        index,
-        &access.unavailable,
-        person,
-        work,
-        cdir,
-    )
-    .await?;
+    let pop_path = population::write(ctx, bases, def, index, &access.unavailable, cdir).await?;
     tracing::debug!(cohort = %def.key(), elapsed = ?t.elapsed(), "population");
     let t = std::time::Instant::now();
     let crit = criteria::evaluate(ctx, slice, ci, cohort, index, &pop_path, cdir).await?;
@@ -217,14 +222,11 @@ fn context(memory_limit: Option<usize>, threads: usize) -> Result<SessionContext
         .parquet
         .schema_force_view_types = false;
     // Intermediate files are read once or twice, soon after: cheap compression.
-    config.options_mut().execution.parquet.compression =
-        Some(std::env::var("PHM_WORK_COMPRESSION").unwrap_or_else(|_| "lz4_raw".to_string()));
+    config.options_mut().execution.parquet.compression = Some("lz4_raw".to_string());
     // The slice keeps a small share of the event rows: evaluating the code
     // filter while decoding skips the other columns of the rows it drops.
-    if std::env::var_os("PHM_NO_PUSHDOWN").is_none() {
-        config.options_mut().execution.parquet.pushdown_filters = true;
-        config.options_mut().execution.parquet.reorder_filters = true;
-    }
+    config.options_mut().execution.parquet.pushdown_filters = true;
+    config.options_mut().execution.parquet.reorder_filters = true;
     let mut rt = RuntimeEnvBuilder::new();
     if let Some(limit) = memory_limit {
         rt = rt.with_memory_limit(limit, 1.0);
@@ -269,6 +271,18 @@ pub(crate) fn io(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
         path: path.to_path_buf(),
         source,
     }
+}
+
+/// With `PHM_ENGINE_EXPLAIN` set, logs the plan of `df` with its metrics
+/// (the query runs twice): a tool for measuring, at debug level.
+pub(crate) async fn explain(what: &str, df: &datafusion::prelude::DataFrame) -> Result<()> {
+    if std::env::var_os("PHM_ENGINE_EXPLAIN").is_none() {
+        return Ok(());
+    }
+    let b = df.clone().explain(false, true)?.collect().await?;
+    let text = datafusion::arrow::util::pretty::pretty_format_batches(&b)?;
+    tracing::debug!("{what}:\n{text}");
+    Ok(())
 }
 
 /// A path as DataFusion takes it.

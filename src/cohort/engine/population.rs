@@ -47,6 +47,18 @@ impl Bases {
         Ok(bases)
     }
 
+    /// The base written for `types` by [`Bases::prepare`].
+    fn path(&self, types: &[String]) -> Result<PathBuf> {
+        let mut key = types.to_vec();
+        key.sort();
+        key.dedup();
+        self.written
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map(|(_, p)| p.clone())
+            .ok_or_else(|| Error::Usage(format!("no registrations prepared for {key:?}")))
+    }
+
     /// `base_<n>.parquet`: `person_key`, `reg_practice`, `reg_start`, `dob`,
     /// `dod`, `is_test`, `rec_practice`, one row per person known to the store.
     async fn get(
@@ -77,28 +89,15 @@ impl Bases {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
 pub async fn write(
     ctx: &SessionContext,
-    view: &StoreView,
-    bases: &mut Bases,
+    bases: &Bases,
     def: &Definition,
     index: NaiveDate,
     unavailable: &[String],
-    person: Option<&str>,
-    work: &Path,
     dir: &Path,
 ) -> Result<PathBuf> {
-    let base = bases
-        .get(
-            ctx,
-            view,
-            &def.population.registration_types,
-            index,
-            person,
-            work,
-        )
-        .await?;
+    let base = bases.path(&def.population.registration_types)?;
     let base = ctx
         .read_parquet(url(&base), ParquetReadOptions::default())
         .await?;

@@ -417,6 +417,7 @@ pub async fn write_slice(
         let out = work.dir.join(format!("slice_{}", part.name()));
         std::fs::create_dir_all(&out).map_err(io(&out))?;
         let df = slice_plan(ctx, view, table, person, &filter).await?;
+        super::explain(&format!("slice part {}", part.name()), &df).await?;
         let t = std::time::Instant::now();
         df.write_parquet(
             &format!("{}/", url(&out)),
