@@ -410,7 +410,7 @@ async fn plan(
         DataType::Float64,
     );
     let r_rkey = split_part(key.clone(), lit(SEP), lit(1i64));
-    let r_date = cast(substring(key, lit(1i64), lit(10i64)), DataType::Date32);
+    let r_date = super::scan::key_date(key);
 
     let z = |n: &str| coalesce(vec![col(n), lit(0i64)]);
     let m = z("g_m");

@@ -81,6 +81,7 @@ fn unit_folding_in_the_query_matches_canonical_unit() {
             let spaced: String = s.chars().flat_map(|c| [c, ' ']).collect();
             inputs.push(spaced);
             inputs.push(format!("\t{}", s.to_uppercase()));
+            inputs.push(format!("{s}\u{a0}\u{2009}\u{3000}\r\n"));
         }
     }
     inputs.extend(
