@@ -5,16 +5,24 @@
 //! 1. [`scan`] opens the store read-only (refusing an interrupted commit or a
 //!    missing table), reads every practice's state and writes the *slice*: one
 //!    pass over events and one over medications keeping only rows whose code is
-//!    in some criterion's value set (all issues when a criterion reads
-//!    `any_code`) and whose date is usable, with the period each date stands
-//!    for and the folded unit. Every criterion of every cohort reads the slice.
-//! 2. Per cohort, [`population`] decides each person's status at the index date,
-//!    [`criteria`] evaluates the criteria in definition order (anchors first),
-//!    [`rules`] decides and finds near misses, [`outputs`] writes the files.
+//!    in some criterion's value set (and, for `any_code` criteria, every issue
+//!    dated inside their windows), with the period each date stands for (none
+//!    when the date is unusable), the folded unit and a row key that orders
+//!    events. Every criterion of every cohort reads the slice. Meanwhile
+//!    [`population`] writes each person's registration at index.
+//! 2. Per cohort (two at a time), [`population`] decides each person's status,
+//!    [`criteria`] evaluates the criteria in definition order (anchors first)
+//!    by aggregation per person (the chosen event is the greatest or least row
+//!    key), [`rules`] decides and finds near misses.
+//! 3. The evidence columns of every chosen event are fetched in one pass over
+//!    the slice, then [`outputs`] writes each cohort's files.
 //!
 //! Intermediate results go to `OUT/.work/` as Parquet (plans stay plain
-//! listing-table scans) and are removed at the end. Outputs of a cohort are
-//! written to a sibling folder and renamed over `OUT/<ID>@<version>/`.
+//! listing-table scans, built-in functions only) and are removed at the end.
+//! Outputs of a cohort are written to a sibling folder and renamed over
+//! `OUT/<ID>@<version>/`. `PHM_LOG=phm=debug` logs each stage's time;
+//! with `PHM_ENGINE_EXPLAIN` set as well, the plans of the slice and of each
+//! criterion with their metrics.
 
 mod criteria;
 mod dates;

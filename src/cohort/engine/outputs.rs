@@ -313,28 +313,33 @@ pub async fn write(
     }
     std::fs::create_dir_all(&tmp).map_err(io(&tmp))?;
     tracing::debug!(elapsed = ?t0.elapsed(), "all collected");
-    // The writers are single-threaded: one thread per file.
-    std::thread::scope(|scope| -> Result<()> {
-        let mut handles = Vec::new();
-        for (name, b) in &batches {
-            let (pq, csv) = (
-                tmp.join(format!("{name}.parquet")),
-                tmp.join(format!("{name}.csv")),
-            );
-            handles.push(scope.spawn(move || write_parquet(&pq, b)));
-            handles.push(scope.spawn(move || write_csv(&csv, b)));
-        }
-        for h in handles {
-            h.join().expect("writer thread")?;
-        }
-        Ok(())
-    })?;
-    let json_path = tmp.join("run.json");
-    let mut text = serde_json::to_string_pretty(&run_json).expect("run.json serialises");
-    text.push('\n');
-    std::fs::write(&json_path, text).map_err(io(&json_path))?;
-    tracing::debug!(elapsed = ?t0.elapsed(), "written");
-    replace_dir(&tmp, &target)?;
+    let written = (|| -> Result<()> {
+        // The writers are single-threaded: one thread per file.
+        std::thread::scope(|scope| -> Result<()> {
+            let mut handles = Vec::new();
+            for (name, b) in &batches {
+                let (pq, csv) = (
+                    tmp.join(format!("{name}.parquet")),
+                    tmp.join(format!("{name}.csv")),
+                );
+                handles.push(scope.spawn(move || write_parquet(&pq, b)));
+                handles.push(scope.spawn(move || write_csv(&csv, b)));
+            }
+            for h in handles {
+                h.join().expect("writer thread")?;
+            }
+            Ok(())
+        })?;
+        let json_path = tmp.join("run.json");
+        let mut text = serde_json::to_string_pretty(&run_json).expect("run.json serialises");
+        text.push('\n');
+        std::fs::write(&json_path, text).map_err(io(&json_path))?;
+        replace_dir(&tmp, &target)
+    })();
+    if written.is_err() {
+        let _ = std::fs::remove_dir_all(&tmp);
+    }
+    written?;
 
     Ok(CohortRun {
         key,
@@ -484,15 +489,9 @@ impl Counts {
 /// date count under the greatest practice holding a record of them.
 fn attrition(cohort: &Cohort, practices: &BTreeSet<String>, counts: &Counts) -> RecordBatch {
     let def = &cohort.def;
-    let mut cols: (
-        Vec<String>,
-        Vec<i64>,
-        Vec<String>,
-        Vec<i64>,
-        Vec<i64>,
-        Vec<i64>,
-        Vec<i64>,
-    ) = Default::default();
+    // (practice, step_order, step), then [entering, passing, removed, selected].
+    let mut keys: Vec<(String, i64, String)> = Vec::new();
+    let mut counts_of: Vec<[i64; 4]> = Vec::new();
     let scopes = std::iter::once(None).chain(practices.iter().map(Some));
     for scope in scopes {
         let here = |r: &CountRow| scope.is_none_or(|p| &r.practice == p);
@@ -501,13 +500,8 @@ fn attrition(cohort: &Cohort, practices: &BTreeSet<String>, counts: &Counts) -> 
         let mut order = 0i64;
         let mut push = |step: &str, entering: u64, passing: u64, removed: u64, selected: u64| {
             order += 1;
-            cols.0.push(name.clone());
-            cols.1.push(order);
-            cols.2.push(step.to_string());
-            cols.3.push(entering as i64);
-            cols.4.push(passing as i64);
-            cols.5.push(removed as i64);
-            cols.6.push(selected as i64);
+            keys.push((name.clone(), order, step.to_string()));
+            counts_of.push([entering, passing, removed, selected].map(|n| n as i64));
         };
         for s in Status::ALL.iter().filter(|s| **s != Status::InPopulation) {
             let removed = counts.sum(|r| here(r) && r.status == s.name());
@@ -539,14 +533,17 @@ fn attrition(cohort: &Cohort, practices: &BTreeSet<String>, counts: &Counts) -> 
         Field::new("removed", DataType::Int64, false),
         Field::new("selected", DataType::Int64, false),
     ]);
+    let count = |k: usize| -> ArrayRef {
+        Arc::new(Int64Array::from_iter_values(counts_of.iter().map(|c| c[k])))
+    };
     let columns: Vec<ArrayRef> = vec![
-        Arc::new(StringArray::from(cols.0)),
-        Arc::new(Int64Array::from(cols.1)),
-        Arc::new(StringArray::from(cols.2)),
-        Arc::new(Int64Array::from(cols.3)),
-        Arc::new(Int64Array::from(cols.4)),
-        Arc::new(Int64Array::from(cols.5)),
-        Arc::new(Int64Array::from(cols.6)),
+        Arc::new(StringArray::from_iter_values(keys.iter().map(|k| &k.0))),
+        Arc::new(Int64Array::from_iter_values(keys.iter().map(|k| k.1))),
+        Arc::new(StringArray::from_iter_values(keys.iter().map(|k| &k.2))),
+        count(0),
+        count(1),
+        count(2),
+        count(3),
     ];
     RecordBatch::try_new(Arc::new(schema), columns).expect("attrition columns")
 }
