@@ -36,7 +36,7 @@ python3 - "$work/store" <<'PY'
 import duckdb, sys
 s = sys.argv[1]
 for t in ["patients", "events", "medications"]:
-    n = duckdb.sql(f"select count(*) from read_parquet('{s}/canonical/{t}/*/*.parquet')").fetchone()[0]
+    n = duckdb.sql(f"select count(*) from read_parquet('{s}/canonical/{t}/*/*.parquet')").fetchall()[0][0]
     print(f"  {t}: {n:,} rows")
 PY
 
