@@ -338,6 +338,12 @@ fn describe(
         if let Some(d) = &r.description {
             put!(out, "     {d}");
         }
+        if !r.near_miss {
+            put!(
+                out,
+                "     (failing only this rule is not reported as a near miss)"
+            );
+        }
     }
     put!(out, "  Otherwise: {}", action_text(def.otherwise));
     out
