@@ -6,17 +6,15 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::io::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
 
-use super::{Failure, exit};
+use super::{Failure, emit, exit, open_release};
 use crate::cohort::model::{
     Action, Anchor, Bound, Cmp, CountOp, Criterion, Definition, Expr, IndexDate, Kind, Table,
 };
 use crate::cohort::{self, file};
-use crate::terminology::Release;
 use crate::valueset::{Catalogue, Expansion};
 
 #[derive(Debug, Args)]
@@ -90,17 +88,22 @@ pub fn run(args: CohortArgs) -> Result<u8, Failure> {
     }
 }
 
-/// A definition or value set error is the user's to fix; an unreadable file is not.
-fn failure(e: cohort::Error) -> Failure {
+/// Maps a cohort-stage error to the exit code a scheduler acts on: a
+/// definition, value set or request is the user's to fix; a store that cannot
+/// answer is a data error; an unreadable file or a failed query is not the
+/// user's to fix.
+pub(super) fn failure(e: cohort::Error) -> Failure {
+    use cohort::Error;
     let code = match &e {
-        cohort::Error::Io { .. } => exit::INTERNAL,
-        cohort::Error::ValueSet(crate::valueset::Error::Io { .. }) => exit::INTERNAL,
-        _ => exit::USAGE,
+        Error::Io { .. } | Error::ValueSet(crate::valueset::Error::Io { .. }) => exit::INTERNAL,
+        Error::Definition { .. } | Error::ValueSet(_) | Error::Usage(_) => exit::USAGE,
+        Error::Store(_) => exit::DATA,
+        Error::Engine(_) | Error::Arrow(_) | Error::Parquet(_) => exit::INTERNAL,
     };
     Failure::new(code, e)
 }
 
-fn catalogue(folders: &Folders) -> Result<Catalogue, Failure> {
+pub(super) fn catalogue(folders: &Folders) -> Result<Catalogue, Failure> {
     if !folders.valuesets.is_dir() {
         return Err(Failure::new(
             exit::USAGE,
@@ -114,31 +117,6 @@ fn catalogue(folders: &Folders) -> Result<Catalogue, Failure> {
         .map_err(|e| failure(cohort::Error::ValueSet(e)))
 }
 
-fn open(release: &Path) -> Result<Release, Failure> {
-    let manifest = release.join(crate::terminology::release::MANIFEST);
-    if !manifest.is_file() {
-        return Err(Failure::new(
-            exit::USAGE,
-            format!(
-                "{}: not a compiled release (no {}); hint: --release takes a folder written by `phm terminology import`",
-                release.display(),
-                crate::terminology::release::MANIFEST
-            ),
-        ));
-    }
-    Release::open(release).map_err(|e| failure(cohort::Error::ValueSet(e.into())))
-}
-
-/// Writes `text` to stdout; a closed pipe (`| head`) is not an error.
-fn emit(text: &str) -> Result<u8, Failure> {
-    match std::io::stdout().lock().write_all(text.as_bytes()) {
-        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
-            Err(Failure::new(exit::INTERNAL, format!("stdout: {e}")))
-        }
-        _ => Ok(exit::OK),
-    }
-}
-
 fn plural(n: usize, one: &str, many: &str) -> String {
     format!("{n} {}", if n == 1 { one } else { many })
 }
@@ -147,7 +125,7 @@ fn plural(n: usize, one: &str, many: &str) -> String {
 /// fails (exit 2) when any did.
 fn validate(args: ValidateArgs) -> Result<u8, Failure> {
     let catalogue = catalogue(&args.folders)?;
-    let release = args.release.as_deref().map(open).transpose()?;
+    let release = args.release.as_deref().map(open_release).transpose()?;
     let cohorts = &args.folders.cohorts;
     let keys: Vec<String> = if args.keys.is_empty() {
         let listed = file::list(cohorts).map_err(failure)?;
@@ -217,7 +195,7 @@ fn show(args: ShowArgs) -> Result<u8, Failure> {
     let (def, bound) = match args.release.as_deref() {
         None => (def, None),
         Some(dir) => {
-            let release = open(dir)?;
+            let release = open_release(dir)?;
             let c = cohort::bind(def, &catalogue, &release).map_err(failure)?;
             (c.def, Some((release.id().to_string(), c.expansions)))
         }

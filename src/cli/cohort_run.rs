@@ -6,13 +6,12 @@ use std::path::{Path, PathBuf};
 use chrono::NaiveDate;
 use clap::{Args, ValueEnum};
 
-use super::cohort::Folders;
-use super::{Failure, exit};
+use super::cohort::{Folders, catalogue, failure};
+use super::{Failure, emit, exit, open_release};
 use crate::cohort::engine::{self, CohortRun, RunOptions};
 use crate::cohort::model::IndexDate;
-use crate::cohort::{self, Cohort, Error, explain, file};
+use crate::cohort::{self, Cohort, explain, file};
 use crate::terminology::Release;
-use crate::valueset::Catalogue;
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
@@ -70,19 +69,9 @@ fn usage(e: impl std::fmt::Display) -> Failure {
     Failure::new(exit::USAGE, e)
 }
 
-/// Maps an error from the cohort stage to the exit code a scheduler acts on.
-pub fn failure(e: Error) -> Failure {
-    let code = match &e {
-        Error::Definition { .. } | Error::ValueSet(_) | Error::Usage(_) => exit::USAGE,
-        Error::Store(_) | Error::Io { .. } => exit::DATA,
-        Error::Engine(_) | Error::Arrow(_) | Error::Parquet(_) => exit::INTERNAL,
-    };
-    Failure::new(code, e)
-}
-
 /// Loads and binds the cohorts asked for.
 pub fn load(keys: &[String], folders: &Folders, release: &Release) -> Result<Vec<Cohort>, Failure> {
-    let catalogue = Catalogue::load(std::slice::from_ref(&folders.valuesets)).map_err(usage)?;
+    let catalogue = catalogue(folders)?;
     let mut out = Vec::new();
     for key in keys {
         let def = file::load(&folders.cohorts, key, &catalogue).map_err(failure)?;
@@ -214,7 +203,7 @@ pub fn table(runs: &[(NaiveDate, CohortRun)]) -> String {
 }
 
 pub fn run(args: RunArgs) -> Result<u8, Failure> {
-    let release = Release::open(&args.release).map_err(usage)?;
+    let release = open_release(&args.release)?;
     let keys = if args.all {
         all_keys(&args.folders)?
     } else {
@@ -229,19 +218,20 @@ pub fn run(args: RunArgs) -> Result<u8, Failure> {
         release.id(),
         args.memory_limit_mib.map(|m| m * 1024 * 1024),
     )?;
-    print!("{}", table(&runs));
+    let mut out = table(&runs);
     for (date, r) in &runs {
-        println!(
-            "{}: index {date}, {} in population, {} included → {}",
+        out.push_str(&format!(
+            "{}: index {date}, {} in population, {} included → {}\n",
             r.key,
             r.in_population,
             r.included,
             r.dir.display()
-        );
+        ));
         for w in &r.warnings {
             eprintln!("warning: {}: {w}", r.key);
         }
     }
+    emit(&out)?;
     let unavailable = runs.iter().any(|(_, r)| !r.unavailable.is_empty());
     if unavailable {
         eprintln!(
@@ -253,7 +243,7 @@ pub fn run(args: RunArgs) -> Result<u8, Failure> {
 }
 
 pub fn explain(args: ExplainArgs) -> Result<u8, Failure> {
-    let release = Release::open(&args.release).map_err(usage)?;
+    let release = open_release(&args.release)?;
     let cohort = load(std::slice::from_ref(&args.cohort), &args.folders, &release)?
         .pop()
         .expect("one cohort loaded");
@@ -282,11 +272,10 @@ pub fn explain(args: ExplainArgs) -> Result<u8, Failure> {
         ));
     };
     match args.format {
-        Format::Text => print!("{}", explain::narrative(&cohort.def, date, &e)),
-        Format::Json => println!(
-            "{}",
+        Format::Text => emit(&explain::narrative(&cohort.def, date, &e)),
+        Format::Json => emit(&format!(
+            "{}\n",
             serde_json::to_string_pretty(&e).expect("explanation serialises")
-        ),
+        )),
     }
-    Ok(exit::OK)
 }

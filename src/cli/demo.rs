@@ -12,10 +12,10 @@ use clap::Args;
 
 use super::cohort::Folders;
 use super::cohort_run;
-use super::{Failure, exit};
+use super::{Failure, emit, exit, open_release};
 use crate::cohort::explain;
 use crate::synth::{SynthConfig, generate};
-use crate::terminology::{Release, import};
+use crate::terminology::{Release, fixture, import};
 
 #[derive(Debug, Args)]
 pub struct DemoArgs {
@@ -41,13 +41,8 @@ fn data(e: impl std::fmt::Display) -> Failure {
 
 fn release(dir: &Path) -> Result<Release, Failure> {
     let out = dir.join("terminology").join("fixture");
-    if !out.join("release.json").is_file() {
-        let fixture = Path::new("terminology/fixture");
-        let inputs = import::Inputs {
-            rf2: vec![fixture.join("rf2")],
-            dmd: Some(fixture.join("dmd")),
-            ctv3_map: Some(fixture.join("ctv3/SRCtv3ToSnomed.txt")),
-        };
+    if !out.join(crate::terminology::release::MANIFEST).is_file() {
+        let inputs = fixture::inputs(Path::new("terminology/fixture"));
         eprintln!(
             "building the fixture terminology release → {}",
             out.display()
@@ -59,7 +54,7 @@ fn release(dir: &Path) -> Result<Release, Failure> {
             )
         })?;
     }
-    Release::open(&out).map_err(data)
+    open_release(&out)
 }
 
 pub fn run(args: DemoArgs) -> Result<u8, Failure> {
@@ -90,7 +85,8 @@ pub fn run(args: DemoArgs) -> Result<u8, Failure> {
     let store = args.dir.join("store");
     eprintln!("ingesting → {}", store.display());
     let subs = crate::ingest::history::Substitutions::from_release(&release);
-    let report = crate::ingest::run(&landing, &store, Some(&subs)).map_err(data)?;
+    let report =
+        crate::ingest::run(&landing, &store, Some(&subs)).map_err(super::ingest::failure)?;
     if !report.reconciles() {
         return Err(Failure::new(
             exit::INTERNAL,
@@ -108,8 +104,11 @@ pub fn run(args: DemoArgs) -> Result<u8, Failure> {
     );
     let defs: Vec<_> = cohorts.iter().map(|c| c.def.clone()).collect();
     let runs = cohort_run::evaluate(&store, cohorts, Some(args.as_of), &out, release.id(), None)?;
-    println!("Persons included per practice (index date {}):", args.as_of);
-    print!("{}", cohort_run::table(&runs));
+    let mut text = format!(
+        "Persons included per practice (index date {}):\n{}",
+        args.as_of,
+        cohort_run::table(&runs)
+    );
     // One example: an included person, from DM_REG when it ran.
     let mut order: Vec<&(NaiveDate, crate::cohort::engine::CohortRun)> = runs.iter().collect();
     order.sort_by_key(|(_, r)| !r.key.starts_with("DM_REG@"));
@@ -117,26 +116,24 @@ pub fn run(args: DemoArgs) -> Result<u8, Failure> {
         let Some(def) = defs.iter().find(|d| d.key() == r.key) else {
             continue;
         };
-        let outcomes = crate::cohort::engine::read_outcomes(&r.dir).map_err(data)?;
-        let Some(person) = outcomes.iter().find(|o| o.included == Some(true)) else {
+        let Some(person) = explain::first_included(&r.dir).map_err(data)? else {
             continue;
         };
-        if let Some(e) = explain::read(&r.dir, &r.key, &person.person_key).map_err(data)? {
-            println!("\nExample explanation:");
-            print!("{}", explain::narrative(def, *date, &e));
-            println!(
-                "(phm cohort explain {} --patient {} --store {} --release {} --index-date {date})",
+        if let Some(e) = explain::read(&r.dir, &r.key, &person).map_err(data)? {
+            text.push_str("\nExample explanation:\n");
+            text.push_str(&explain::narrative(def, *date, &e));
+            text.push_str(&format!(
+                "(phm cohort explain {} --patient {person} --store {} --release {} --index-date {date})\n",
                 r.key,
-                person.person_key,
                 store.display(),
                 args.dir.join("terminology/fixture").display()
-            );
+            ));
         }
         break;
     }
-    println!("\nOutputs: {}", out.display());
+    text.push_str(&format!("\nOutputs: {}\n", out.display()));
     for (_, r) in &runs {
-        println!("  {}", r.dir.display());
+        text.push_str(&format!("  {}\n", r.dir.display()));
     }
-    Ok(exit::OK)
+    emit(&text)
 }

@@ -25,22 +25,26 @@ pub struct IngestArgs {
     pub report: Option<PathBuf>,
 }
 
+/// The exit code of an ingest that could not run: another writer holds the
+/// store, the landing zone is wrong, or the store cannot be written.
+pub(super) fn failure(e: IngestError) -> Failure {
+    match e {
+        IngestError::Store(StoreError::Locked { .. }) => Failure::new(exit::LOCKED, e),
+        IngestError::NoLanding { .. } => Failure::new(exit::USAGE, e),
+        IngestError::Store(_) => Failure::new(exit::DATA, e),
+    }
+}
+
 pub fn run(args: IngestArgs) -> Result<u8, Failure> {
     let release = match &args.release {
-        Some(dir) => {
-            Some(crate::terminology::Release::open(dir).map_err(|e| Failure::new(exit::USAGE, e))?)
-        }
+        Some(dir) => Some(super::open_release(dir)?),
         None => None,
     };
     let substitutions = release
         .as_ref()
         .map(ingest::history::Substitutions::from_release);
     let report =
-        ingest::run(&args.landing, &args.store, substitutions.as_ref()).map_err(|e| match e {
-            IngestError::Store(StoreError::Locked { .. }) => Failure::new(exit::LOCKED, e),
-            IngestError::NoLanding { .. } => Failure::new(exit::USAGE, e),
-            IngestError::Store(_) => Failure::new(exit::DATA, e),
-        })?;
+        ingest::run(&args.landing, &args.store, substitutions.as_ref()).map_err(failure)?;
     if let Some(path) = &args.report {
         let json = serde_json::to_vec_pretty(&report).expect("report serialises");
         std::fs::write(path, json)

@@ -85,6 +85,40 @@ impl Failure {
     }
 }
 
+/// Opens a compiled terminology release. A folder that is not one is a usage
+/// error with a hint; a release that cannot be read is a data error.
+pub(crate) fn open_release(dir: &std::path::Path) -> Result<crate::terminology::Release, Failure> {
+    let manifest = dir.join(crate::terminology::release::MANIFEST);
+    if !manifest.is_file() {
+        return Err(Failure::new(
+            exit::USAGE,
+            format!(
+                "{}: not a compiled release (no {}); hint: --release takes a folder written by `phm terminology import`",
+                dir.display(),
+                crate::terminology::release::MANIFEST
+            ),
+        ));
+    }
+    crate::terminology::Release::open(dir).map_err(|e| {
+        let code = match e {
+            crate::terminology::Error::Io { .. } => exit::INTERNAL,
+            _ => exit::DATA,
+        };
+        Failure::new(code, e)
+    })
+}
+
+/// Writes `text` to stdout; a closed pipe (`| head`) is not an error.
+pub(crate) fn emit(text: &str) -> Result<u8, Failure> {
+    use std::io::Write;
+    match std::io::stdout().lock().write_all(text.as_bytes()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(Failure::new(exit::INTERNAL, format!("stdout: {e}")))
+        }
+        _ => Ok(exit::OK),
+    }
+}
+
 pub fn init_logging(format: LogFormat, verbose: u8) {
     let default = match verbose {
         0 => "warn",

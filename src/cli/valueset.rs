@@ -3,13 +3,11 @@
 //! versions.
 
 use std::fmt::Write as _;
-use std::io::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
 
-use super::{Failure, exit};
-use crate::terminology::Release;
+use super::{Failure, emit, exit, open_release};
 use crate::valueset::{self, Catalogue, Error, expand};
 
 #[derive(Debug, Args)]
@@ -86,31 +84,6 @@ fn failure(e: Error) -> Failure {
     Failure::new(code, e)
 }
 
-fn open(release: &Path) -> Result<Release, Failure> {
-    let manifest = release.join(crate::terminology::release::MANIFEST);
-    if !manifest.is_file() {
-        return Err(Failure::new(
-            exit::USAGE,
-            format!(
-                "{}: not a compiled release (no {}); hint: --release takes a folder written by `phm terminology import`",
-                release.display(),
-                crate::terminology::release::MANIFEST
-            ),
-        ));
-    }
-    Release::open(release).map_err(|e| failure(e.into()))
-}
-
-/// Writes `text` to stdout; a closed pipe (`| head`) is not an error.
-fn emit(text: &str) -> Result<u8, Failure> {
-    match std::io::stdout().lock().write_all(text.as_bytes()) {
-        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
-            Err(Failure::new(exit::INTERNAL, format!("stdout: {e}")))
-        }
-        _ => Ok(exit::OK),
-    }
-}
-
 pub fn run(args: ValuesetArgs) -> Result<u8, Failure> {
     let mut out = String::new();
     match args.command {
@@ -132,7 +105,7 @@ pub fn run(args: ValuesetArgs) -> Result<u8, Failure> {
         ValuesetCommand::Expand(a) => {
             let catalogue = Catalogue::load(&a.dirs.dir).map_err(failure)?;
             let set = catalogue.get(&a.value_set).map_err(failure)?;
-            let release = open(&a.release)?;
+            let release = open_release(&a.release)?;
             let expansion = expand(&catalogue, set, &release).map_err(failure)?;
             let summary = format!(
                 "{}@{} against release {}: {} codes, sha256 {}",
@@ -180,7 +153,7 @@ pub fn run(args: ValuesetArgs) -> Result<u8, Failure> {
                     let title = format!("{} -> {}", x.key(), y.key());
                     match releases.first() {
                         Some(dir) => {
-                            let release = open(dir)?;
+                            let release = open_release(dir)?;
                             let left = expand(&catalogue, x, &release).map_err(failure)?;
                             let right = expand(&catalogue, y, &release).map_err(failure)?;
                             (
@@ -199,7 +172,7 @@ pub fn run(args: ValuesetArgs) -> Result<u8, Failure> {
                     }
                 }
                 (None, [old, new]) => {
-                    let (old, new) = (open(old)?, open(new)?);
+                    let (old, new) = (open_release(old)?, open_release(new)?);
                     let left = expand(&catalogue, x, &old).map_err(failure)?;
                     let right = expand(&catalogue, x, &new).map_err(failure)?;
                     (

@@ -13,15 +13,13 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use chrono::NaiveDate;
-use datafusion::arrow::array::{
-    Array, AsArray, BooleanArray, Date32Array, Float64Array, Int64Array, RecordBatch, UInt64Array,
-};
-use datafusion::arrow::datatypes::DataType;
+use datafusion::arrow::array::{Array, Float64Array};
 use serde::Serialize;
 
+use super::Result;
+use super::engine::read::{self as out, Columns, opt_str};
 use super::model::{Action, Anchor, Bound, Cmp, Criterion, Definition, Expr, Kind, Table};
 use super::outcome::{OTHERWISE, Status};
-use super::{Error, Result};
 
 /// The event a criterion's verdict rests on, as recorded.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -70,91 +68,91 @@ pub struct Explanation {
 /// Reads `person_key`'s rows from a cohort's output folder; `None` when the
 /// person is not in the membership file (unknown to the store at run time).
 pub fn read(dir: &Path, cohort: &str, person_key: &str) -> Result<Option<Explanation>> {
-    let membership = read_file(&dir.join("membership.parquet"))?;
-    let mut found = None;
-    for batch in &membership {
-        let keys = strings(batch, "person_key")?;
-        if let Some(i) = keys.iter().position(|k| k.as_deref() == Some(person_key)) {
-            found = Some(Explanation {
-                cohort: cohort.to_string(),
-                person_key: person_key.to_string(),
-                practice: strings(batch, "practice")?[i].clone(),
-                status: strings(batch, "status")?[i].clone().unwrap_or_default(),
-                included: bools(batch, "included")?[i],
-                deciding_rule: strings(batch, "deciding_rule")?[i].clone(),
-                near_miss_rule: strings(batch, "near_miss_rule")?[i].clone(),
-                criteria: Vec::new(),
-            });
-            break;
-        }
-    }
-    let Some(mut explanation) = found else {
+    let membership = out::read(&dir.join("membership.parquet"))?;
+    let m = Columns::new(&membership, dir)?;
+    let keys = m.str("person_key")?;
+    let Some(i) = (0..keys.len()).find(|&i| keys.is_valid(i) && keys.value(i) == person_key) else {
         return Ok(None);
     };
-    for batch in read_file(&dir.join("explanations.parquet"))? {
-        let keys = strings(&batch, "person_key")?;
-        let rows: Vec<usize> = (0..batch.num_rows())
-            .filter(|&i| keys[i].as_deref() == Some(person_key))
-            .collect();
-        if rows.is_empty() {
-            continue;
-        }
-        let criterion = strings(&batch, "criterion")?;
-        let verdict = bools(&batch, "verdict")?;
-        let reason = strings(&batch, "reason")?;
-        let count = ints(&batch, "count")?;
-        let value = floats(&batch, "value")?;
-        let refused = ints(&batch, "refused")?;
-        let ev_date = dates(&batch, "ev_date")?;
-        let ev_concept = ints(&batch, "ev_concept")?;
-        let ev_value = floats(&batch, "ev_value")?;
-        let s = |name: &str| strings(&batch, name);
-        let (precision, system, code, term) = (
-            s("ev_precision")?,
-            s("ev_code_system")?,
-            s("ev_source_code")?,
-            s("ev_term")?,
-        );
-        let (comparator, unit, practice, supplier) = (
-            s("ev_comparator")?,
-            s("ev_unit")?,
-            s("ev_practice")?,
-            s("ev_supplier")?,
-        );
-        let (table, row_id, mapping) = (
-            s("ev_source_table")?,
-            s("ev_source_row_id")?,
-            s("ev_mapping_kind")?,
-        );
-        for i in rows {
-            let evidence = row_id[i].as_ref().map(|_| Evidence {
-                date: ev_date[i],
-                precision: precision[i].clone(),
-                code_system: system[i].clone(),
-                source_code: code[i].clone(),
-                concept: ev_concept[i].map(|c| c as i64),
-                term: term[i].clone(),
-                value: ev_value[i],
-                comparator: comparator[i].clone(),
-                unit: unit[i].clone(),
-                practice: practice[i].clone(),
-                supplier: supplier[i].clone(),
-                source_table: table[i].clone(),
-                source_row_id: row_id[i].clone(),
-                mapping_kind: mapping[i].clone(),
-            });
-            explanation.criteria.push(CriterionExplanation {
-                criterion: criterion[i].clone().unwrap_or_default(),
-                verdict: verdict[i].unwrap_or(false),
-                reason: reason[i].clone().unwrap_or_default(),
-                count: count[i].unwrap_or(0),
-                value: value[i],
-                refused: refused[i].unwrap_or(0),
-                evidence,
-            });
-        }
+    let included = m.bool("included")?;
+    let mut explanation = Explanation {
+        cohort: cohort.to_string(),
+        person_key: person_key.to_string(),
+        practice: opt_str(&m.str("practice")?, i),
+        status: opt_str(&m.str("status")?, i).unwrap_or_default(),
+        included: included.is_valid(i).then(|| included.value(i)),
+        deciding_rule: opt_str(&m.str("deciding_rule")?, i),
+        near_miss_rule: opt_str(&m.str("near_miss_rule")?, i),
+        criteria: Vec::new(),
+    };
+    let explanations = out::read(&dir.join("explanations.parquet"))?;
+    let e = Columns::new(&explanations, dir)?;
+    let keys = e.str("person_key")?;
+    let (criterion, verdict, reason) = (e.str("criterion")?, e.bool("verdict")?, e.str("reason")?);
+    let (count, value, refused) = (e.i64("count")?, e.f64("value")?, e.i64("refused")?);
+    let (ev_date, ev_concept, ev_value) =
+        (e.date("ev_date")?, e.i64("ev_concept")?, e.f64("ev_value")?);
+    let s = |name: &str| e.str(name);
+    let (precision, system, code, term) = (
+        s("ev_precision")?,
+        s("ev_code_system")?,
+        s("ev_source_code")?,
+        s("ev_term")?,
+    );
+    let (comparator, unit, practice, supplier) = (
+        s("ev_comparator")?,
+        s("ev_unit")?,
+        s("ev_practice")?,
+        s("ev_supplier")?,
+    );
+    let (table, row_id, mapping) = (
+        s("ev_source_table")?,
+        s("ev_source_row_id")?,
+        s("ev_mapping_kind")?,
+    );
+    let float = |a: &Float64Array, i: usize| a.is_valid(i).then(|| a.value(i));
+    for i in (0..keys.len()).filter(|&i| keys.is_valid(i) && keys.value(i) == person_key) {
+        let evidence = row_id.is_valid(i).then(|| Evidence {
+            date: ev_date
+                .is_valid(i)
+                .then(|| ev_date.value_as_date(i))
+                .flatten(),
+            precision: opt_str(&precision, i),
+            code_system: opt_str(&system, i),
+            source_code: opt_str(&code, i),
+            concept: ev_concept.is_valid(i).then(|| ev_concept.value(i)),
+            term: opt_str(&term, i),
+            value: float(&ev_value, i),
+            comparator: opt_str(&comparator, i),
+            unit: opt_str(&unit, i),
+            practice: opt_str(&practice, i),
+            supplier: opt_str(&supplier, i),
+            source_table: opt_str(&table, i),
+            source_row_id: opt_str(&row_id, i),
+            mapping_kind: opt_str(&mapping, i),
+        });
+        explanation.criteria.push(CriterionExplanation {
+            criterion: opt_str(&criterion, i).unwrap_or_default(),
+            verdict: verdict.is_valid(i) && verdict.value(i),
+            reason: opt_str(&reason, i).unwrap_or_default(),
+            count: count.value(i) as u64,
+            value: float(&value, i),
+            refused: refused.value(i) as u64,
+            evidence,
+        });
     }
     Ok(Some(explanation))
+}
+
+/// The person key of the first included person in a cohort's membership file
+/// (sorted by person key), if anyone is included.
+pub fn first_included(dir: &Path) -> Result<Option<String>> {
+    let membership = out::read(&dir.join("membership.parquet"))?;
+    let m = Columns::new(&membership, dir)?;
+    let (keys, included) = (m.str("person_key")?, m.bool("included")?);
+    Ok((0..keys.len())
+        .find(|&i| included.is_valid(i) && included.value(i))
+        .and_then(|i| opt_str(&keys, i)))
 }
 
 /// The narrative for a clinical lead.
@@ -474,83 +472,4 @@ fn evidence(ev: &Evidence) -> String {
         ev.mapping_kind.as_deref().unwrap_or("?")
     );
     text
-}
-
-fn read_file(path: &Path) -> Result<Vec<RecordBatch>> {
-    let file = std::fs::File::open(path).map_err(|source| Error::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    let reader =
-        datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)?
-            .build()?;
-    Ok(reader.collect::<Result<Vec<_>, _>>()?)
-}
-
-fn column<'a>(batch: &'a RecordBatch, name: &str) -> Result<&'a dyn Array> {
-    batch
-        .column_by_name(name)
-        .map(|c| c.as_ref())
-        .ok_or_else(|| Error::Store(format!("cohort output lacks column {name}")))
-}
-
-fn strings(batch: &RecordBatch, name: &str) -> Result<Vec<Option<String>>> {
-    let col = column(batch, name)?;
-    let cast = datafusion::arrow::compute::cast(col, &DataType::Utf8)?;
-    let a = cast.as_string::<i32>();
-    Ok((0..a.len())
-        .map(|i| a.is_valid(i).then(|| a.value(i).to_string()))
-        .collect())
-}
-
-fn bools(batch: &RecordBatch, name: &str) -> Result<Vec<Option<bool>>> {
-    let col = column(batch, name)?;
-    let a = col
-        .as_any()
-        .downcast_ref::<BooleanArray>()
-        .ok_or_else(|| Error::Store(format!("column {name} is not boolean")))?;
-    Ok((0..a.len())
-        .map(|i| a.is_valid(i).then(|| a.value(i)))
-        .collect())
-}
-
-fn ints(batch: &RecordBatch, name: &str) -> Result<Vec<Option<u64>>> {
-    let col = column(batch, name)?;
-    if let Some(a) = col.as_any().downcast_ref::<Int64Array>() {
-        return Ok((0..a.len())
-            .map(|i| a.is_valid(i).then(|| a.value(i) as u64))
-            .collect());
-    }
-    let cast = datafusion::arrow::compute::cast(col, &DataType::UInt64)?;
-    let a = cast
-        .as_any()
-        .downcast_ref::<UInt64Array>()
-        .expect("cast to UInt64");
-    Ok((0..a.len())
-        .map(|i| a.is_valid(i).then(|| a.value(i)))
-        .collect())
-}
-
-fn floats(batch: &RecordBatch, name: &str) -> Result<Vec<Option<f64>>> {
-    let col = column(batch, name)?;
-    let cast = datafusion::arrow::compute::cast(col, &DataType::Float64)?;
-    let a = cast
-        .as_any()
-        .downcast_ref::<Float64Array>()
-        .expect("cast to Float64");
-    Ok((0..a.len())
-        .map(|i| a.is_valid(i).then(|| a.value(i)))
-        .collect())
-}
-
-fn dates(batch: &RecordBatch, name: &str) -> Result<Vec<Option<NaiveDate>>> {
-    let col = column(batch, name)?;
-    let cast = datafusion::arrow::compute::cast(col, &DataType::Date32)?;
-    let a = cast
-        .as_any()
-        .downcast_ref::<Date32Array>()
-        .expect("cast to Date32");
-    Ok((0..a.len())
-        .map(|i| a.is_valid(i).then(|| a.value_as_date(i)).flatten())
-        .collect())
 }

@@ -157,13 +157,16 @@ impl ValueSet {
     }
 }
 
-fn valid_id(s: &str) -> bool {
+/// Upper-case letters, digits and `_`, starting with a letter (value set and
+/// cohort ids).
+pub(crate) fn valid_id(s: &str) -> bool {
     s.starts_with(|c: char| c.is_ascii_uppercase())
         && s.bytes()
             .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == b'_')
 }
 
-fn valid_version(s: &str) -> bool {
+/// Letters, digits, `.`, `_` and `-` (value set and cohort versions).
+pub(crate) fn valid_version(s: &str) -> bool {
     !s.is_empty()
         && s.bytes()
             .all(|c| c.is_ascii_alphanumeric() || b"._-".contains(&c))

@@ -577,15 +577,7 @@ pub fn terminology() -> &'static Terminology {
         let tmp = tempfile::tempdir().unwrap();
         let fixture = repo("terminology/fixture");
         let out = tmp.path().join("fixture");
-        import::import(
-            &import::Inputs {
-                rf2: vec![fixture.join("rf2")],
-                dmd: Some(fixture.join("dmd")),
-                ctv3_map: Some(fixture.join("ctv3/SRCtv3ToSnomed.txt")),
-            },
-            &out,
-        )
-        .unwrap();
+        import::import(&phm::terminology::fixture::inputs(&fixture), &out).unwrap();
         let release = Release::open(&out).unwrap();
         // The release is fully read into memory; the folder can go.
         drop(tmp);

@@ -28,7 +28,7 @@ mod criteria;
 mod dates;
 mod outputs;
 mod population;
-mod read;
+pub(crate) mod read;
 mod rules;
 mod scan;
 #[cfg(test)]

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use datafusion::arrow::array::{
-    Array, BooleanArray, Float64Array, Int64Array, RecordBatch, StringArray,
+    Array, BooleanArray, Date32Array, Float64Array, Int64Array, RecordBatch, StringArray,
 };
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::DataType;
@@ -72,7 +72,8 @@ pub fn read_outcomes(dir: &Path) -> Result<Vec<PersonOutcome>> {
     Ok(out)
 }
 
-fn read(path: &Path) -> Result<RecordBatch> {
+/// One output file as a single batch.
+pub(crate) fn read(path: &Path) -> Result<RecordBatch> {
     crate::store::read_parquet(path).map_err(|e| Error::Store(e.to_string()))
 }
 
@@ -80,17 +81,18 @@ fn bad(dir: &Path, message: String) -> Error {
     Error::Store(format!("{}: {message}", dir.display()))
 }
 
-fn opt_str(a: &StringArray, i: usize) -> Option<String> {
+pub(crate) fn opt_str(a: &StringArray, i: usize) -> Option<String> {
     (!a.is_null(i)).then(|| a.value(i).to_string())
 }
 
-struct Columns<'a> {
+/// Typed columns of an output batch (cast to the type asked for).
+pub(crate) struct Columns<'a> {
     batch: &'a RecordBatch,
     dir: &'a Path,
 }
 
 impl<'a> Columns<'a> {
-    fn new(batch: &'a RecordBatch, dir: &'a Path) -> Result<Columns<'a>> {
+    pub(crate) fn new(batch: &'a RecordBatch, dir: &'a Path) -> Result<Columns<'a>> {
         Ok(Columns { batch, dir })
     }
 
@@ -102,7 +104,7 @@ impl<'a> Columns<'a> {
         Ok(cast(c, t)?)
     }
 
-    fn str(&self, name: &str) -> Result<StringArray> {
+    pub(crate) fn str(&self, name: &str) -> Result<StringArray> {
         let c = self.column(name, &DataType::Utf8)?;
         Ok(c.as_any()
             .downcast_ref::<StringArray>()
@@ -110,7 +112,7 @@ impl<'a> Columns<'a> {
             .clone())
     }
 
-    fn bool(&self, name: &str) -> Result<BooleanArray> {
+    pub(crate) fn bool(&self, name: &str) -> Result<BooleanArray> {
         let c = self.column(name, &DataType::Boolean)?;
         Ok(c.as_any()
             .downcast_ref::<BooleanArray>()
@@ -118,7 +120,7 @@ impl<'a> Columns<'a> {
             .clone())
     }
 
-    fn i64(&self, name: &str) -> Result<Int64Array> {
+    pub(crate) fn i64(&self, name: &str) -> Result<Int64Array> {
         let c = self.column(name, &DataType::Int64)?;
         Ok(c.as_any()
             .downcast_ref::<Int64Array>()
@@ -126,7 +128,15 @@ impl<'a> Columns<'a> {
             .clone())
     }
 
-    fn f64(&self, name: &str) -> Result<Float64Array> {
+    pub(crate) fn date(&self, name: &str) -> Result<Date32Array> {
+        let c = self.column(name, &DataType::Date32)?;
+        Ok(c.as_any()
+            .downcast_ref::<Date32Array>()
+            .expect("cast to Date32")
+            .clone())
+    }
+
+    pub(crate) fn f64(&self, name: &str) -> Result<Float64Array> {
         let c = self.column(name, &DataType::Float64)?;
         Ok(c.as_any()
             .downcast_ref::<Float64Array>()

@@ -38,7 +38,7 @@ use toml::Spanned;
 use super::model::{Action, Anchor, Bound, Definition, IndexDate, Population, Rule};
 use super::{Error, Result};
 use crate::valueset::catalogue::version_cmp;
-use crate::valueset::definition::split_key;
+use crate::valueset::definition::{split_key, valid_id, valid_version};
 use crate::valueset::{Catalogue, Pos};
 
 /// The values of `status`.
@@ -129,19 +129,6 @@ impl Cx<'_> {
         });
         if plain { span.start + 1 } else { span.start }
     }
-}
-
-/// Upper-case letters, digits and `_`, starting with a letter.
-fn valid_id(s: &str) -> bool {
-    s.starts_with(|c: char| c.is_ascii_uppercase())
-        && s.bytes()
-            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == b'_')
-}
-
-fn valid_version(s: &str) -> bool {
-    !s.is_empty()
-        && s.bytes()
-            .all(|c| c.is_ascii_alphanumeric() || b"._-".contains(&c))
 }
 
 /// A criterion name: snake_case, not a word of the condition or bound syntax.
