@@ -7,7 +7,9 @@
 //! compiles cohorts into DataFusion plans over the canonical store and writes
 //! the run's outputs; [`reference`] is an independent, plain-Rust evaluator of
 //! the same semantics used to check the engine. [`outcome`] is the per-person
-//! result both produce. Semantics: `docs/cohort-language.md`.
+//! result both produce; [`explain`] reads one person's rows back from a run's
+//! outputs and tells them as a narrative or JSON. Semantics:
+//! `docs/cohort-language.md`.
 
 pub mod engine;
 pub mod explain;
