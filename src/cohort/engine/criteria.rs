@@ -238,11 +238,8 @@ async fn plan(
     done: &BTreeMap<String, PathBuf>,
 ) -> Result<DataFrame> {
     let anchors = anchors(c);
-    let mut ev = slice.read(ctx, c).await?;
-    if !c.any_code {
-        let codes = slice.read_codes(ctx, &Slice::key(ci, &c.name)).await?;
-        ev = codes.join(ev, JoinType::RightSemi, &["vcode"], &["code"], None)?;
-    }
+    // The criterion's code classes only: no code test left to do.
+    let mut ev = slice.read(ctx, ci, c).await?;
     for (j, a) in anchors.iter().enumerate() {
         let ad = anchor_dates(ctx, &done[a], j).await?;
         ev = ev.join(

@@ -8,7 +8,9 @@
 //!    in some criterion's value set (and, for `any_code` criteria, every issue
 //!    dated inside their windows), with the period each date stands for (none
 //!    when the date is unusable), the folded unit and a row key that orders
-//!    events. Every criterion of every cohort reads the slice. Meanwhile
+//!    events. Code rows are written by *class* (the codes that belong to
+//!    the same set of criteria), so each criterion reads only the rows of
+//!    its own codes, however many cohorts share the run. Meanwhile
 //!    [`population`] writes each person's registration at index.
 //! 2. Per cohort (two at a time), [`population`] decides each person's status,
 //!    [`criteria`] evaluates the criteria in definition order (anchors first)

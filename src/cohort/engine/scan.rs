@@ -184,53 +184,96 @@ impl Part {
 }
 
 /// The slice files of one run.
+///
+/// A code part is written in one folder per *code class*, `class=N/`: the
+/// codes that belong to exactly the same set of criteria. A criterion then
+/// reads the folders of its classes and nothing else, however many other
+/// criteria the run has.
 pub struct Slice {
-    /// `(vs, code)`: the codes each criterion matches, `vs` = [`Slice::key`].
-    pub codes: PathBuf,
-    /// A folder of Parquet files per part.
+    /// A folder per part.
     pub parts: BTreeMap<Part, PathBuf>,
+    /// The classes each criterion reads, by [`Slice::key`].
+    pub classes: BTreeMap<String, Vec<usize>>,
+    /// The classes of each code part.
+    pub part_classes: BTreeMap<Part, Vec<usize>>,
+    /// An empty file with the slice's columns: every read lists it, so a
+    /// criterion whose codes matched no row reads an empty table.
+    empty: PathBuf,
 }
 
 impl Slice {
-    /// The `vs` value of a criterion in the codes table.
+    /// The key of a criterion in [`Slice::classes`].
     pub fn key(cohort: usize, criterion: &str) -> String {
         format!("{cohort}/{criterion}")
     }
 
-    /// The slice rows a criterion reads.
-    pub async fn read(&self, ctx: &SessionContext, c: &Criterion) -> Result<DataFrame> {
-        self.read_part(ctx, Part::of(c)).await
+    /// The slice rows a criterion reads: events or issues with its codes (or,
+    /// for `any_code`, every issue of the part).
+    pub async fn read(&self, ctx: &SessionContext, ci: usize, c: &Criterion) -> Result<DataFrame> {
+        let part = Part::of(c);
+        match part {
+            Part::Codes(_) => {
+                let classes = self
+                    .classes
+                    .get(&Slice::key(ci, &c.name))
+                    .cloned()
+                    .unwrap_or_default();
+                self.read_classes(ctx, part, &classes).await
+            }
+            Part::AnyMedication => self.read_part(ctx, part).await,
+        }
     }
 
+    /// Every row of a part.
     pub async fn read_part(&self, ctx: &SessionContext, part: Part) -> Result<DataFrame> {
-        let path = self.parts.get(&part).ok_or_else(|| {
+        match part {
+            Part::Codes(_) => {
+                let classes = self.part_classes.get(&part).cloned().unwrap_or_default();
+                self.read_classes(ctx, part, &classes).await
+            }
+            Part::AnyMedication => {
+                let dir = self.dir(part)?;
+                self.read_paths(ctx, vec![format!("{}/", url(dir))]).await
+            }
+        }
+    }
+
+    fn dir(&self, part: Part) -> Result<&PathBuf> {
+        self.parts.get(&part).ok_or_else(|| {
             Error::Store(format!("no slice of the {} table was written", part.name()))
-        })?;
+        })
+    }
+
+    async fn read_classes(
+        &self,
+        ctx: &SessionContext,
+        part: Part,
+        classes: &[usize],
+    ) -> Result<DataFrame> {
+        let dir = self.dir(part)?;
+        // A class with no matching row has no folder.
+        let paths = classes
+            .iter()
+            .map(|k| dir.join(format!("class={k}")))
+            .filter(|d| d.is_dir())
+            .map(|d| format!("{}/", url(&d)))
+            .collect();
+        self.read_paths(ctx, paths).await
+    }
+
+    async fn read_paths(&self, ctx: &SessionContext, mut paths: Vec<String>) -> Result<DataFrame> {
+        paths.push(url(&self.empty));
         let schema = slice_schema();
         Ok(ctx
-            .read_parquet(
-                format!("{}/", url(path)),
-                ParquetReadOptions::default().schema(&schema),
-            )
+            .read_parquet(paths, ParquetReadOptions::default().schema(&schema))
             .await?)
-    }
-
-    pub async fn read_codes(&self, ctx: &SessionContext, key: &str) -> Result<DataFrame> {
-        let schema = codes_schema();
-        Ok(ctx
-            .read_parquet(
-                url(&self.codes),
-                ParquetReadOptions::default().schema(&schema),
-            )
-            .await?
-            .filter(col("vs").eq(lit(key)))?
-            .select(vec![col("code").alias("vcode")])?)
     }
 }
 
+/// Columns of a part's codes file: each code with its class.
 fn codes_schema() -> Schema {
     Schema::new(vec![
-        Field::new("vs", DataType::Utf8, false),
+        Field::new("class", DataType::Utf8, false),
         Field::new("code", DataType::Int64, false),
     ])
 }
@@ -263,14 +306,26 @@ pub fn slice_schema() -> Schema {
 }
 
 fn write_codes(path: &Path, rows: &[(String, i64)]) -> Result<()> {
-    let schema: SchemaRef = Arc::new(codes_schema());
-    let batch = RecordBatch::try_new(
-        schema.clone(),
-        vec![
-            Arc::new(StringArray::from_iter_values(rows.iter().map(|r| &r.0))),
-            Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.1))),
-        ],
-    )?;
+    write_batch_file(path, codes_schema(), |schema| {
+        RecordBatch::try_new(
+            schema,
+            vec![
+                Arc::new(StringArray::from_iter_values(rows.iter().map(|r| &r.0))),
+                Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.1))),
+            ],
+        )
+    })
+}
+
+fn write_batch_file(
+    path: &Path,
+    schema: Schema,
+    batch: impl FnOnce(
+        SchemaRef,
+    ) -> std::result::Result<RecordBatch, datafusion::arrow::error::ArrowError>,
+) -> Result<()> {
+    let schema: SchemaRef = Arc::new(schema);
+    let batch = batch(schema.clone())?;
     let file = File::create(path).map_err(io(path))?;
     let mut w = ArrowWriter::try_new(file, schema, None)?;
     w.write(&batch)?;
@@ -378,7 +433,7 @@ fn any_code_range(
     Ok((lo, literal(&c.window.upper)?))
 }
 
-/// Writes the codes table and the slice parts the run's criteria read.
+/// Writes the slice parts the run's criteria read, code parts by class.
 pub async fn write_slice(
     ctx: &SessionContext,
     view: &StoreView,
@@ -387,8 +442,8 @@ pub async fn write_slice(
     person: Option<&str>,
     work: &Work,
 ) -> Result<Slice> {
-    let mut rows: Vec<(String, i64)> = Vec::new();
-    let mut union: BTreeMap<Table, BTreeSet<i64>> = BTreeMap::new();
+    // Per code part: each code with the criteria (keys) that match it.
+    let mut members: BTreeMap<Table, BTreeMap<i64, BTreeSet<String>>> = BTreeMap::new();
     let mut parts: BTreeSet<Part> = BTreeSet::new();
     // The union of the any_code windows; `None` inside: unbounded.
     let mut range: Option<(Option<NaiveDate>, Option<NaiveDate>)> = None;
@@ -408,34 +463,47 @@ pub async fn write_slice(
                 }
                 Some(codes) => {
                     let key = Slice::key(i, &c.name);
-                    let set = union.entry(c.table).or_default();
+                    let table = members.entry(c.table).or_default();
                     for code in codes {
-                        let code = code as i64;
-                        rows.push((key.clone(), code));
-                        set.insert(code);
+                        table.entry(code as i64).or_default().insert(key.clone());
                     }
                 }
             }
         }
     }
-    let codes = work.dir.join("codes.parquet");
-    write_codes(&codes, &rows)?;
+    let empty = work.dir.join("slice_empty.parquet");
+    write_batch_file(&empty, slice_schema(), |schema| {
+        Ok(RecordBatch::new_empty(schema))
+    })?;
     let mut slice = Slice {
-        codes,
         parts: BTreeMap::new(),
+        classes: BTreeMap::new(),
+        part_classes: BTreeMap::new(),
+        empty,
     };
+    // Class numbers are unique across parts.
+    let mut next_class = 0usize;
     for part in parts {
         let table = part.table();
         let filter = match part {
             Part::Codes(_) => {
-                let ucodes: Vec<(String, i64)> = union
-                    .get(&table)
-                    .into_iter()
-                    .flatten()
-                    .map(|c| (String::new(), *c))
-                    .collect();
-                let upath = work.dir.join(format!("ucodes_{}.parquet", table.name()));
-                write_codes(&upath, &ucodes)?;
+                let mut classes: BTreeMap<&BTreeSet<String>, usize> = BTreeMap::new();
+                let mut rows: Vec<(String, i64)> = Vec::new();
+                for (code, keys) in members.get(&table).into_iter().flatten() {
+                    let class = *classes.entry(keys).or_insert_with(|| {
+                        next_class += 1;
+                        next_class - 1
+                    });
+                    rows.push((class.to_string(), *code));
+                }
+                for (keys, class) in &classes {
+                    for k in keys.iter() {
+                        slice.classes.entry(k.clone()).or_default().push(*class);
+                    }
+                    slice.part_classes.entry(part).or_default().push(*class);
+                }
+                let upath = work.dir.join(format!("codes_{}.parquet", table.name()));
+                write_codes(&upath, &rows)?;
                 Keep::Codes(upath)
             }
             Part::AnyMedication => Keep::Dates(range.unwrap_or((None, None))),
@@ -445,12 +513,12 @@ pub async fn write_slice(
         let df = slice_plan(ctx, view, table, person, &filter).await?;
         super::explain(&format!("slice part {}", part.name()), &df).await?;
         let t = std::time::Instant::now();
-        df.write_parquet(
-            &format!("{}/", url(&out)),
-            DataFrameWriteOptions::new().with_single_file_output(false),
-            None,
-        )
-        .await?;
+        let mut options = DataFrameWriteOptions::new().with_single_file_output(false);
+        if let Keep::Codes(_) = filter {
+            options = options.with_partition_by(vec!["class".to_string()]);
+        }
+        df.write_parquet(&format!("{}/", url(&out)), options, None)
+            .await?;
         tracing::debug!(part = part.name(), elapsed = ?t.elapsed(), "slice part written");
         slice.parts.insert(part, out);
     }
@@ -497,13 +565,14 @@ async fn slice_plan(
             lit(true)
         }
     };
-    if let Keep::Codes(ucodes) = keep {
+    if let Keep::Codes(codes) = keep {
         let schema = codes_schema();
         let codes = ctx
-            .read_parquet(url(ucodes), ParquetReadOptions::default().schema(&schema))
+            .read_parquet(url(codes), ParquetReadOptions::default().schema(&schema))
             .await?
-            .select(vec![col("code").alias("ucode")])?;
-        df = codes.join(df, JoinType::RightSemi, &["ucode"], &[code], None)?;
+            .select(vec![col("class"), col("code").alias("ucode")])?;
+        // A code has one class: the join keeps each row once.
+        df = codes.join(df, JoinType::Inner, &["ucode"], &[code], None)?;
     }
     let (start, end) = period(col(date), col("date_precision"));
     let null_d = || lit(ScalarValue::Date32(None));
@@ -530,7 +599,7 @@ async fn slice_plan(
         lit("\u{1}"),
         col("source_table"),
     ]);
-    Ok(df.select(vec![
+    let mut columns = vec![
         col("person_key"),
         start.alias("d_start"),
         end.alias("d_end"),
@@ -550,5 +619,9 @@ async fn slice_plan(
         col("source_table"),
         col("source_row_id"),
         rkey.alias("rkey"),
-    ])?)
+    ];
+    if let Keep::Codes(_) = keep {
+        columns.push(col("class"));
+    }
+    Ok(df.select(columns)?)
 }
