@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Cohort benchmark: one register cohort (DM_REG) and all shipped cohorts in one
 # run with `phm cohort run` (release build), against a hand-written DuckDB query
-# for DM_REG over the same canonical Parquet files. The DuckDB query implements
-# the documented semantics independently, and its per-practice counts must
-# equal phm's.
+# for DM_REG over the same canonical Parquet files, as counts per practice and
+# as the membership written to Parquet. The DuckDB query implements the
+# documented semantics independently; its per-practice counts and its included
+# persons must equal phm's.
 #
 #   benches/cohort.sh [PATIENTS] [PRACTICES] [WORKDIR] [REPEATS]
 #
@@ -100,24 +101,40 @@ with codes as (
   select distinct ev.person_key from ev join dm using (person_key)
   where ev.vs = 'res' and ev.d_start > dm.dm_date and ev.d_end <= date '{index}'
 )
+"""
+counts = sql + """
 select pop.practice, count(*) as n
 from pop join dm using (person_key)
 where pop.person_key not in (select person_key from resolved)
 group by 1 order by 1
 """
+# The cohort itself: every person in the population with the included flag,
+# written as Parquet (phm's membership file, without the other outputs).
+members = sql + """
+select pop.person_key, pop.practice,
+       dm.person_key is not null and resolved.person_key is null as included
+from pop left join dm using (person_key) left join resolved using (person_key)
+order by pop.person_key
+"""
 con = duckdb.connect()
 con.execute("set threads = 2")
-times = []
-for _ in range(repeats):
-    t = time.perf_counter()
-    rows = con.execute(sql).fetchall()
-    times.append(time.perf_counter() - t)
-for t in times:
-    print(f"  duckdb run: {t:.2f} s")
+def timed(label, run):
+    for _ in range(repeats):
+        t = time.perf_counter()
+        out = run()
+        print(f"  duckdb {label}: {time.perf_counter() - t:.2f} s")
+    return out
+rows = timed("counts per practice", lambda: con.execute(counts).fetchall())
+timed("membership to Parquet", lambda: con.execute(
+    f"copy ({members}) to '{work}/duck_members.parquet' (format parquet)"))
 duck = dict(rows)
 phm = dict(con.execute(f"""
   select practice, count(*) from read_parquet('{work}/out-one/DM_REG@2025.1/membership.parquet')
   where included group by 1""").fetchall())
 assert duck == phm, f"DM_REG per practice differs: duckdb {duck} phm {phm}"
 print(f"  DM_REG per-practice counts agree: {sum(duck.values())} persons over {len(duck)} practices")
+included = lambda f: {r[0] for r in con.execute(
+    f"select person_key from read_parquet('{f}') where included").fetchall()}
+assert included(f"{work}/duck_members.parquet") == included(f"{work}/out-one/DM_REG@2025.1/membership.parquet")
+print("  DM_REG included persons agree person by person")
 PY
