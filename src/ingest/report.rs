@@ -141,7 +141,7 @@ impl IngestReport {
         let mut out = String::new();
         let _ = writeln!(
             out,
-            "{:<8} {:<5} {:<10} {:>9} {:>10} {:>13} {:>11} {:>11}  {}",
+            "{:<8} {:<5} {:<10} {:>9} {:>10} {:>13} {:>11} {:>11}  reconciles",
             "practice",
             "supp",
             "status",
@@ -150,7 +150,6 @@ impl IngestReport {
             "medications",
             "quarantined",
             "deleted",
-            "reconciles"
         );
         for p in &self.practices {
             let loaded = |t: &str| {

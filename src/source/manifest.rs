@@ -134,13 +134,13 @@ impl Manifest {
                 path: path.clone(),
                 message: e.to_string(),
             })?;
-        if let Some(supplier) = value.get("supplier").and_then(|s| s.as_str()) {
-            if !matches!(supplier, "emis" | "tpp") {
-                return Err(ManifestError::UnknownSupplier {
-                    path,
-                    supplier: supplier.to_string(),
-                });
-            }
+        if let Some(supplier) = value.get("supplier").and_then(|s| s.as_str())
+            && !matches!(supplier, "emis" | "tpp")
+        {
+            return Err(ManifestError::UnknownSupplier {
+                path,
+                supplier: supplier.to_string(),
+            });
         }
         let manifest: Manifest =
             serde_json::from_value(value).map_err(|e| ManifestError::Malformed {

@@ -184,11 +184,11 @@ pub fn merge(spec: &TableSpec, state: Option<&RecordBatch>, delta: &RecordBatch)
         };
         let v = delta_versions.as_ref().map_or(i64::MIN, |v| v[j]);
         let current = slots.get(key).copied();
-        if let (Some(_), Some((_, cur_v))) = (spec.version, current) {
-            if v < cur_v {
-                outcome[j] = Outcome::Superseded;
-                continue;
-            }
+        if let (Some(_), Some((_, cur_v))) = (spec.version, current)
+            && v < cur_v
+        {
+            outcome[j] = Outcome::Superseded;
+            continue;
         }
         if let Some((Slot::Delta(k), _)) = current {
             if !deletes[j] && same_content(spec, delta, k, j) {

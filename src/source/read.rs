@@ -49,8 +49,9 @@ pub enum ReadError {
         path: PathBuf,
         table: &'static str,
         column: &'static str,
-        actual: DataType,
-        expected: DataType,
+        // Boxed: keeps every `Result<_, ReadError>` small.
+        actual: Box<DataType>,
+        expected: Box<DataType>,
         supplier: &'static str,
         version: &'static str,
     },
@@ -132,8 +133,8 @@ pub fn read_source_file(
                 path: path.to_path_buf(),
                 table: spec.name,
                 column,
-                actual: field.data_type().clone(),
-                expected: ty.data_type(),
+                actual: Box::new(field.data_type().clone()),
+                expected: Box::new(ty.data_type()),
                 supplier: origin.supplier,
                 version: origin.schema_version,
             });
