@@ -19,7 +19,8 @@ use phm::cohort::{Cohort, bind, file};
 const INCLUDES_NOBODY_HERE: &[(&str, &str)] = &[(
     "MEDRVW_DUE",
     "needs 10 distinct dm+d codes issued in 6 months; the generator's formulary \
-     (antibacterials and DOACs) gives at most 9 on every seed tried",
+     (antibacterials and DOACs) gives at most 9 on every seed tried. Its \
+     inclusion path is pinned by tests/cohort_spec/38_shipped_medrvw_due.toml",
 )];
 
 /// Every version of every shipped cohort, bound to the fixture release.

@@ -6,7 +6,8 @@
 //! (`outcome::differences`).
 //!
 //! Case file keys: `title`, `index` (YYYY-MM-DD), `definition` (the cohort
-//! TOML), `patients`, `registrations`, `events`, `medications` (tables, see
+//! TOML) or `cohort` (a shipped definition, `ID/version` under `cohorts/`),
+//! `patients`, `registrations`, `events`, `medications` (tables, see
 //! `cohort_support::StoreRows::from_tables`), `capability` (practice → its
 //! canonical tables, to simulate a practice lacking one), and `[expect.PERSON]`
 //! with `status`, `practice`, `included`, `rule` (the deciding rule),
@@ -32,7 +33,10 @@ use serde::Deserialize;
 struct Case {
     title: String,
     index: String,
-    definition: String,
+    #[serde(default)]
+    definition: Option<String>,
+    #[serde(default)]
+    cohort: Option<String>,
     patients: String,
     #[serde(default)]
     registrations: String,
@@ -176,8 +180,17 @@ fn run_case(path: &Path, tmp: &Path) -> Vec<String> {
     let case: Case = toml::from_str(&text)
         .unwrap_or_else(|e| panic!("{}: not a spec case: {e}", path.display()));
     let t = terminology();
-    let def_path = path.with_extension("definition.toml");
-    let def = match phm::cohort::file::parse(&def_path, &case.definition, &t.catalogue) {
+    let (def_path, definition) = match (&case.definition, &case.cohort) {
+        (Some(text), None) => (path.with_extension("definition.toml"), text.clone()),
+        (None, Some(shipped)) => {
+            let p = repo(&format!("cohorts/{shipped}.toml"));
+            let text =
+                std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+            (p, text)
+        }
+        _ => return vec!["give exactly one of `definition` and `cohort`".to_string()],
+    };
+    let def = match phm::cohort::file::parse(&def_path, &definition, &t.catalogue) {
         Ok(d) => d,
         Err(e) => return vec![format!("the definition does not parse: {e}")],
     };
