@@ -15,7 +15,6 @@ use std::path::{Path, PathBuf};
 
 use chrono::NaiveDate;
 use datafusion::arrow::datatypes::DataType;
-use datafusion::dataframe::DataFrameWriteOptions;
 use datafusion::functions_aggregate::expr_fn::{count, count_distinct, max, min, sum};
 use datafusion::prelude::*;
 use datafusion::scalar::ScalarValue;
@@ -56,12 +55,7 @@ pub async fn evaluate(
         let t = std::time::Instant::now();
         let df = plan(ctx, slice, ci, c, index, pop, &done).await?;
         super::explain(&format!("criterion {}", c.name), &df).await?;
-        df.write_parquet(
-            &url(&path),
-            DataFrameWriteOptions::new().with_single_file_output(true),
-            None,
-        )
-        .await?;
+        super::write_work(df, &path).await?;
         tracing::debug!(criterion = %c.name, elapsed = ?t.elapsed(), "criterion");
         done.insert(c.name.clone(), path.clone());
         out.push(CritResult {

@@ -295,6 +295,37 @@ pub(crate) async fn explain(what: &str, df: &datafusion::prelude::DataFrame) -> 
     Ok(())
 }
 
+/// Writes `df` to the one Parquet work file `path`.
+pub(crate) async fn write_work(df: datafusion::prelude::DataFrame, path: &Path) -> Result<()> {
+    df.write_parquet(
+        &url(path),
+        datafusion::dataframe::DataFrameWriteOptions::new().with_single_file_output(true),
+        None,
+    )
+    .await?;
+    Ok(())
+}
+
+/// Writes a batch phm built itself to the Parquet file `path` (zstd level 1).
+pub(crate) fn write_batch(
+    path: &Path,
+    batch: &datafusion::arrow::array::RecordBatch,
+) -> Result<()> {
+    use datafusion::parquet::arrow::ArrowWriter;
+    use datafusion::parquet::basic::{Compression, ZstdLevel};
+    use datafusion::parquet::file::properties::WriterProperties;
+    let props = WriterProperties::builder()
+        .set_compression(Compression::ZSTD(
+            ZstdLevel::try_new(1).expect("level 1 is valid"),
+        ))
+        .build();
+    let file = std::fs::File::create(path).map_err(io(path))?;
+    let mut w = ArrowWriter::try_new(file, batch.schema(), Some(props))?;
+    w.write(batch)?;
+    w.close()?;
+    Ok(())
+}
+
 /// A path as DataFusion takes it.
 pub(crate) fn url(path: &Path) -> String {
     path.to_string_lossy().into_owned()

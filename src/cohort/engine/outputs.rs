@@ -15,11 +15,7 @@ use datafusion::arrow::array::{
 };
 use datafusion::arrow::compute::concat_batches;
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
-use datafusion::dataframe::DataFrameWriteOptions;
 use datafusion::functions_aggregate::expr_fn::count;
-use datafusion::parquet::arrow::ArrowWriter;
-use datafusion::parquet::basic::{Compression, ZstdLevel};
-use datafusion::parquet::file::properties::WriterProperties;
 use datafusion::prelude::*;
 use datafusion::scalar::ScalarValue;
 
@@ -84,12 +80,7 @@ pub async fn evidence(
             .join(rows, JoinType::RightSemi, &["k"], &["rkey"], None)?
             .select(cols)?;
         let path = work.join(format!("evidence_{}.parquet", evidence.len()));
-        ev.write_parquet(
-            &url(&path),
-            DataFrameWriteOptions::new().with_single_file_output(true),
-            None,
-        )
-        .await?;
+        super::write_work(ev, &path).await?;
         evidence.insert(part, path);
     }
     Ok(evidence)
@@ -322,7 +313,7 @@ pub async fn write(
                     tmp.join(format!("{name}.parquet")),
                     tmp.join(format!("{name}.csv")),
                 );
-                handles.push(scope.spawn(move || write_parquet(&pq, b)));
+                handles.push(scope.spawn(move || super::write_batch(&pq, b)));
                 handles.push(scope.spawn(move || write_csv(&csv, b)));
             }
             for h in handles {
@@ -378,19 +369,6 @@ async fn collect(df: DataFrame) -> Result<RecordBatch> {
     let schema = Arc::new(df.schema().as_arrow().clone());
     let batches = df.collect().await?;
     Ok(concat_batches(&schema, &batches)?)
-}
-
-fn write_parquet(path: &Path, batch: &RecordBatch) -> Result<()> {
-    let props = WriterProperties::builder()
-        .set_compression(Compression::ZSTD(
-            ZstdLevel::try_new(1).expect("level 1 is valid"),
-        ))
-        .build();
-    let file = File::create(path).map_err(io(path))?;
-    let mut w = ArrowWriter::try_new(file, batch.schema(), Some(props))?;
-    w.write(batch)?;
-    w.close()?;
-    Ok(())
 }
 
 fn write_csv(path: &Path, batch: &RecordBatch) -> Result<()> {

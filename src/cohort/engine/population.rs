@@ -11,7 +11,6 @@ use std::path::{Path, PathBuf};
 
 use chrono::{Datelike, NaiveDate};
 use datafusion::arrow::datatypes::DataType;
-use datafusion::dataframe::DataFrameWriteOptions;
 use datafusion::functions_aggregate::expr_fn::max;
 use datafusion::prelude::*;
 
@@ -78,12 +77,7 @@ impl Bases {
         }
         let path = work.join(format!("base_{}.parquet", self.written.len()));
         let df = base(ctx, view, &key, index, person).await?;
-        df.write_parquet(
-            &url(&path),
-            DataFrameWriteOptions::new().with_single_file_output(true),
-            None,
-        )
-        .await?;
+        super::write_work(df, &path).await?;
         self.written.push((key, path.clone()));
         Ok(path)
     }
@@ -103,12 +97,7 @@ pub async fn write(
         .await?;
     let df = status(base, def, index, unavailable)?;
     let path = dir.join("pop.parquet");
-    df.write_parquet(
-        &url(&path),
-        DataFrameWriteOptions::new().with_single_file_output(true),
-        None,
-    )
-    .await?;
+    super::write_work(df, &path).await?;
     Ok(path)
 }
 

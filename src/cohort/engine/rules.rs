@@ -8,7 +8,6 @@
 
 use std::path::{Path, PathBuf};
 
-use datafusion::dataframe::DataFrameWriteOptions;
 use datafusion::prelude::*;
 use datafusion::scalar::ScalarValue;
 
@@ -145,12 +144,7 @@ pub async fn write(
         only_in_pop(mask, ScalarValue::Utf8(None)).alias("mask"),
     ])?;
     let path = dir.join("decisions.parquet");
-    df.write_parquet(
-        &url(&path),
-        DataFrameWriteOptions::new().with_single_file_output(true),
-        None,
-    )
-    .await?;
+    super::write_work(df, &path).await?;
     Ok(path)
 }
 

@@ -3,15 +3,13 @@
 //! criterion of the run reads.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use chrono::NaiveDate;
 use datafusion::arrow::array::{Int64Array, RecordBatch, StringArray};
-use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::dataframe::DataFrameWriteOptions;
-use datafusion::parquet::arrow::ArrowWriter;
 use datafusion::prelude::*;
 use datafusion::scalar::ScalarValue;
 
@@ -191,11 +189,11 @@ impl Part {
 /// criteria the run has.
 pub struct Slice {
     /// A folder per part.
-    pub parts: BTreeMap<Part, PathBuf>,
+    parts: BTreeMap<Part, PathBuf>,
     /// The classes each criterion reads, by [`Slice::key`].
-    pub classes: BTreeMap<String, Vec<usize>>,
+    classes: BTreeMap<String, Vec<usize>>,
     /// The classes of each code part.
-    pub part_classes: BTreeMap<Part, Vec<usize>>,
+    part_classes: BTreeMap<Part, Vec<usize>>,
     /// An empty file with the slice's columns: every read lists it, so a
     /// criterion whose codes matched no row reads an empty table.
     empty: PathBuf,
@@ -306,31 +304,14 @@ pub fn slice_schema() -> Schema {
 }
 
 fn write_codes(path: &Path, rows: &[(String, i64)]) -> Result<()> {
-    write_batch_file(path, codes_schema(), |schema| {
-        RecordBatch::try_new(
-            schema,
-            vec![
-                Arc::new(StringArray::from_iter_values(rows.iter().map(|r| &r.0))),
-                Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.1))),
-            ],
-        )
-    })
-}
-
-fn write_batch_file(
-    path: &Path,
-    schema: Schema,
-    batch: impl FnOnce(
-        SchemaRef,
-    ) -> std::result::Result<RecordBatch, datafusion::arrow::error::ArrowError>,
-) -> Result<()> {
-    let schema: SchemaRef = Arc::new(schema);
-    let batch = batch(schema.clone())?;
-    let file = File::create(path).map_err(io(path))?;
-    let mut w = ArrowWriter::try_new(file, schema, None)?;
-    w.write(&batch)?;
-    w.close()?;
-    Ok(())
+    let batch = RecordBatch::try_new(
+        Arc::new(codes_schema()),
+        vec![
+            Arc::new(StringArray::from_iter_values(rows.iter().map(|r| &r.0))),
+            Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.1))),
+        ],
+    )?;
+    super::write_batch(path, &batch)
 }
 
 /// The folded unit: whitespace removed, lower case (as `canonical::units`).
@@ -472,9 +453,7 @@ pub async fn write_slice(
         }
     }
     let empty = work.dir.join("slice_empty.parquet");
-    write_batch_file(&empty, slice_schema(), |schema| {
-        Ok(RecordBatch::new_empty(schema))
-    })?;
+    super::write_batch(&empty, &RecordBatch::new_empty(Arc::new(slice_schema())))?;
     let mut slice = Slice {
         parts: BTreeMap::new(),
         classes: BTreeMap::new(),
