@@ -5,8 +5,7 @@
 //! 1. [`scan`] opens the store read-only (refusing an interrupted commit or a
 //!    missing table), reads every practice's state and writes the *slice*: one
 //!    pass over events and one over medications keeping only rows whose code is
-//!    in some criterion's value set (the store is sorted by code, so [`pages`]
-//!    hands the scan only the pages whose code range holds one of the codes) (and, for `any_code` criteria, every issue
+//!    in some criterion's value set (and, for `any_code` criteria, every issue
 //!    dated inside their windows), with the period each date stands for (none
 //!    when the date is unusable), the folded unit and a row key that orders
 //!    events. Code rows are written by *class* (the codes that belong to
@@ -21,9 +20,7 @@
 //!    the slice, then [`outputs`] writes each cohort's files.
 //!
 //! Intermediate results go to `OUT/.work/` as Parquet (plans stay plain
-//! listing-table scans, built-in functions only, except the store scan of the
-//! slice, whose files carry a row selection; a distributed run needs a codec
-//! for it) and are removed at the end.
+//! listing-table scans, built-in functions only) and are removed at the end.
 //! Outputs of a cohort are written to a sibling folder and renamed over
 //! `OUT/<ID>@<version>/`. `PHM_LOG=phm=debug` logs each stage's time;
 //! with `PHM_ENGINE_EXPLAIN` set as well, the plans of the slice and of each
@@ -32,7 +29,6 @@
 mod criteria;
 mod dates;
 mod outputs;
-mod pages;
 mod population;
 pub(crate) mod read;
 mod rules;

@@ -134,34 +134,6 @@ impl StoreView {
     }
 }
 
-impl StoreView {
-    /// One canonical table, only the pages whose `column` may hold one of
-    /// `codes` (sorted): see [`super::pages`].
-    pub async fn read_pages(
-        &self,
-        ctx: &SessionContext,
-        table: Table,
-        column: &str,
-        codes: &[i64],
-        person: Option<&str>,
-    ) -> Result<DataFrame> {
-        let schema = canonical(table).schema();
-        let pages =
-            super::pages::CodePages::select(&table_dir(&self.root, table), schema, column, codes)?;
-        tracing::debug!(
-            table = table.name(),
-            selected = pages.selected,
-            total = pages.total,
-            "pages selected by code"
-        );
-        let df = ctx.read_table(Arc::new(pages))?;
-        Ok(match person {
-            Some(p) => df.filter(col("person_key").eq(lit(p)))?,
-            None => df,
-        })
-    }
-}
-
 fn canonical(t: Table) -> CanonicalTable {
     match t {
         Table::Patients => CanonicalTable::Patients,
@@ -511,9 +483,7 @@ pub async fn write_slice(
                 }
                 let upath = work.dir.join(format!("codes_{}.parquet", table.name()));
                 write_codes(&upath, &rows)?;
-                let mut codes: Vec<i64> = rows.iter().map(|r| r.1).collect();
-                codes.sort_unstable();
-                Keep::Codes(upath, codes)
+                Keep::Codes(upath)
             }
             Part::AnyMedication => Keep::Dates(range.unwrap_or((None, None))),
         };
@@ -523,7 +493,7 @@ pub async fn write_slice(
         super::explain(&format!("slice part {}", part.name()), &df).await?;
         let t = std::time::Instant::now();
         let mut options = DataFrameWriteOptions::new().with_single_file_output(false);
-        if let Keep::Codes(..) = filter {
+        if let Keep::Codes(_) = filter {
             options = options.with_partition_by(vec!["class".to_string()]);
         }
         df.write_parquet(&format!("{}/", url(&out)), options, None)
@@ -536,8 +506,8 @@ pub async fn write_slice(
 
 /// What a slice part keeps of its table.
 enum Keep {
-    /// Rows whose code is in this codes file (its codes, sorted).
-    Codes(PathBuf, Vec<i64>),
+    /// Rows whose code is in this codes file.
+    Codes(PathBuf),
     /// Rows whose recorded date is inside the range.
     Dates((Option<NaiveDate>, Option<NaiveDate>)),
 }
@@ -553,10 +523,7 @@ async fn slice_plan(
         Table::Events => ("event_date", "snomed_concept_id"),
         _ => ("issue_date", "dmd_code"),
     };
-    let mut df = match keep {
-        Keep::Codes(_, codes) => view.read_pages(ctx, table, code, codes, person).await?,
-        Keep::Dates(_) => view.read(ctx, table, person).await?,
-    };
+    let mut df = view.read(ctx, table, person).await?;
     // Rows whose date is unusable (or, matching by code, whose code is
     // unmapped) stay in the slice with no period, so no window holds them:
     // testing that after the code join keeps the scan's only row filter the
@@ -577,7 +544,7 @@ async fn slice_plan(
             lit(true)
         }
     };
-    if let Keep::Codes(codes, _) = keep {
+    if let Keep::Codes(codes) = keep {
         let schema = codes_schema();
         let codes = ctx
             .read_parquet(url(codes), ParquetReadOptions::default().schema(&schema))
@@ -632,7 +599,7 @@ async fn slice_plan(
         col("source_row_id"),
         rkey.alias("rkey"),
     ];
-    if let Keep::Codes(..) = keep {
+    if let Keep::Codes(_) = keep {
         columns.push(col("class"));
     }
     Ok(df.select(columns)?)
