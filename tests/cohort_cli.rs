@@ -53,19 +53,18 @@ fn run_explain_and_exit_codes() {
     let release = release(tmp.path());
     let out = tmp.path().join("out");
     let (s, o) = (store.to_str().unwrap(), out.to_str().unwrap());
+    let run = |cohorts: &[&str], store: &str, index: Option<&str>| {
+        let mut args = vec!["cohort", "run"];
+        args.extend_from_slice(cohorts);
+        args.extend(["--store", store, "--release", &release, "--out", o]);
+        if let Some(d) = index {
+            args.extend(["--index-date", d]);
+        }
+        common::phm(&args)
+    };
 
     // A parameter index date must be given: usage error, nothing written.
-    let r = common::phm(&[
-        "cohort",
-        "run",
-        "DM_REG",
-        "--store",
-        s,
-        "--release",
-        &release,
-        "--out",
-        o,
-    ]);
+    let r = run(&["DM_REG"], s, None);
     assert_eq!(r.status.code(), Some(2), "{}", common::stderr(&r));
     assert!(
         common::stderr(&r).contains("--index-date"),
@@ -75,19 +74,7 @@ fn run_explain_and_exit_codes() {
     assert!(!out.exists());
 
     // An unknown cohort is a usage error naming what exists.
-    let r = common::phm(&[
-        "cohort",
-        "run",
-        "NO_SUCH",
-        "--store",
-        s,
-        "--release",
-        &release,
-        "--out",
-        o,
-        "--index-date",
-        "2026-03-31",
-    ]);
+    let r = run(&["NO_SUCH"], s, Some("2026-03-31"));
     assert_eq!(r.status.code(), Some(2), "{}", common::stderr(&r));
     assert!(
         common::stderr(&r).contains("NO_SUCH"),
@@ -97,36 +84,12 @@ fn run_explain_and_exit_codes() {
 
     // A store that is not there is a data error, not an empty cohort.
     let missing = tmp.path().join("no-store");
-    let r = common::phm(&[
-        "cohort",
-        "run",
-        "DM_REG",
-        "--store",
-        missing.to_str().unwrap(),
-        "--release",
-        &release,
-        "--out",
-        o,
-        "--index-date",
-        "2026-03-31",
-    ]);
+    let r = run(&["DM_REG"], missing.to_str().unwrap(), Some("2026-03-31"));
     assert_eq!(r.status.code(), Some(3), "{}", common::stderr(&r));
     assert!(!common::stderr(&r).is_empty());
 
     // DM_REG reads events only: both practices answer; exit 0.
-    let r = common::phm(&[
-        "cohort",
-        "run",
-        "DM_REG",
-        "--store",
-        s,
-        "--release",
-        &release,
-        "--out",
-        o,
-        "--index-date",
-        "2026-03-31",
-    ]);
+    let r = run(&["DM_REG"], s, Some("2026-03-31"));
     assert_eq!(r.status.code(), Some(0), "{}", common::stderr(&r));
     let table = common::stdout(&r);
     let row = |p: &str| {
@@ -164,20 +127,7 @@ fn run_explain_and_exit_codes() {
 
     // AF_NO_DOAC reads medications: B82005 has none, so it is unavailable
     // (not zero) and the run says so with exit code 3.
-    let r = common::phm(&[
-        "cohort",
-        "run",
-        "AF_NO_DOAC",
-        "AF_REG",
-        "--store",
-        s,
-        "--release",
-        &release,
-        "--out",
-        o,
-        "--index-date",
-        "2026-03-31",
-    ]);
+    let r = run(&["AF_NO_DOAC", "AF_REG"], s, Some("2026-03-31"));
     assert_eq!(r.status.code(), Some(3), "{}", common::stderr(&r));
     let table = common::stdout(&r);
     let b = table.lines().find(|l| l.starts_with("B82005")).unwrap();
@@ -253,19 +203,7 @@ fn run_explain_and_exit_codes() {
     assert!(common::stdout(&r).is_empty());
 
     // An index date after the latest extract is answered, with a warning naming it.
-    let r = common::phm(&[
-        "cohort",
-        "run",
-        "DM_REG",
-        "--store",
-        s,
-        "--release",
-        &release,
-        "--out",
-        o,
-        "--index-date",
-        "2027-03-31",
-    ]);
+    let r = run(&["DM_REG"], s, Some("2027-03-31"));
     assert_eq!(r.status.code(), Some(0), "{}", common::stderr(&r));
     let err = common::stderr(&r);
     assert!(

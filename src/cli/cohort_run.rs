@@ -53,12 +53,16 @@ pub struct ExplainArgs {
     /// The person key (as in the cohort's membership file).
     #[arg(long)]
     pub patient: String,
+    /// Canonical store written by `phm ingest`.
     #[arg(long)]
     pub store: PathBuf,
+    /// Compiled terminology release the value sets are expanded against.
     #[arg(long)]
     pub release: PathBuf,
+    /// Index date for cohorts whose definition takes it as a parameter.
     #[arg(long)]
     pub index_date: Option<NaiveDate>,
+    /// `text`: a narrative for people; `json`: the same for tools.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
     #[command(flatten)]
