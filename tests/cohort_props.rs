@@ -210,6 +210,8 @@ struct Scenario {
     persons: Vec<RawPerson>,
     /// 0: full capability; 1: B lacks medications; 2: B lacks events.
     capability: u8,
+    /// Whether the engine writes its slice to disk rather than holding it in memory.
+    slice_on_disk: bool,
 }
 
 fn bound() -> impl Strategy<Value = RawBound> {
@@ -374,13 +376,17 @@ fn scenario() -> impl Strategy<Value = Scenario> {
         definition(),
         prop::collection::vec(person(), 1..16),
         prop::sample::select(vec![0u8, 0, 0, 1, 2]),
+        any::<bool>(),
     )
-        .prop_map(|(index, definition, persons, capability)| Scenario {
-            index,
-            definition,
-            persons,
-            capability,
-        })
+        .prop_map(
+            |(index, definition, persons, capability, slice_on_disk)| Scenario {
+                index,
+                definition,
+                persons,
+                capability,
+                slice_on_disk,
+            },
+        )
 }
 
 // ---------------------------------------------------------------- building
@@ -767,11 +773,12 @@ fn check(s: &Scenario) -> Result<(), TestCaseError> {
     let reference = cohort_support::reference(&store, std::slice::from_ref(&cohort), index)
         .pop()
         .unwrap();
-    let engine = cohort_support::engine(
+    let engine = cohort_support::engine_with(
         &store,
         std::slice::from_ref(&cohort),
         index,
         &tmp.path().join("out"),
+        s.slice_on_disk.then_some(0),
     )
     .pop()
     .unwrap();

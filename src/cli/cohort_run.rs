@@ -33,7 +33,9 @@ pub struct RunArgs {
     /// Output folder: one sub-folder per cohort (`ID@VERSION/`).
     #[arg(long)]
     pub out: PathBuf,
-    /// Memory limit for the query engine, in MiB (sorts and aggregates spill beyond it).
+    /// Memory limit for the query engine, in MiB: sorts and aggregates spill
+    /// beyond it, and the events and issues the run's criteria read are held in
+    /// memory up to half of it (4 GiB without a limit), on disk past that.
     #[arg(long)]
     pub memory_limit_mib: Option<usize>,
     #[command(flatten)]
@@ -130,6 +132,7 @@ pub fn evaluate(
             out: out.to_path_buf(),
             person: None,
             memory_limit,
+            slice_memory: None,
             release_id: release_id.to_string(),
         };
         for r in engine::run(store, &group, &opts).map_err(failure)? {
@@ -261,6 +264,7 @@ pub fn explain(args: ExplainArgs) -> Result<u8, Failure> {
         out: work.path().to_path_buf(),
         person: Some(args.patient.clone()),
         memory_limit: None,
+        slice_memory: None,
         release_id: release.id().to_string(),
     };
     let runs = engine::run(&args.store, std::slice::from_ref(&cohort), &opts).map_err(failure)?;

@@ -3,15 +3,18 @@
 //!
 //! One run, whatever the number of cohorts:
 //! 1. [`scan`] opens the store read-only (refusing an interrupted commit or a
-//!    missing table), reads every practice's state and writes the *slice*: one
+//!    missing table), reads every practice's state and builds the *slice*: one
 //!    pass over events and one over medications keeping only rows whose code is
 //!    in some criterion's value set (and, for `any_code` criteria, every issue
 //!    dated inside their windows), with the period each date stands for (none
 //!    when the date is unusable), the folded unit and a row key that orders
-//!    events. Code rows are written by *class* (the codes that belong to
+//!    events. Each code row carries its *class* (the codes that belong to
 //!    the same set of criteria), so each criterion reads only the rows of
-//!    its own codes, however many cohorts share the run. Meanwhile
-//!    [`population`] writes each person's registration at index.
+//!    its own codes, however many cohorts share the run. The slice is held in
+//!    memory within a budget ([`RunOptions::slice_memory`]); a part that would
+//!    exceed it is written to `OUT/.work/` as Parquet instead, one folder per
+//!    class. Meanwhile [`population`] writes each person's registration at
+//!    index.
 //! 2. Per cohort (two at a time), [`population`] decides each person's status,
 //!    [`criteria`] evaluates the criteria in definition order (anchors first)
 //!    by aggregation per person (the chosen event is the greatest or least row
@@ -19,8 +22,9 @@
 //! 3. The evidence columns of every chosen event are fetched in one pass over
 //!    the slice, then [`outputs`] writes each cohort's files.
 //!
-//! Intermediate results go to `OUT/.work/` as Parquet (plans stay plain
-//! listing-table scans, built-in functions only) and are removed at the end.
+//! The other intermediate results (one row per person at most) go to
+//! `OUT/.work/` as Parquet and are removed at the end. Plans use built-in
+//! functions only.
 //! Outputs of a cohort are written to a sibling folder and renamed over
 //! `OUT/<ID>@<version>/`. `PHM_LOG=phm=debug` logs each stage's time;
 //! with `PHM_ENGINE_EXPLAIN` set as well, the plans of the slice and of each
@@ -58,9 +62,16 @@ pub struct RunOptions {
     pub person: Option<String>,
     /// Bytes; sorts and aggregates spill beyond it.
     pub memory_limit: Option<usize>,
+    /// Bytes of slice rows held in memory before the slice goes to disk;
+    /// `None`: half the memory limit, or [`SLICE_MEMORY`] without one.
+    pub slice_memory: Option<usize>,
     /// Recorded in `run.json`.
     pub release_id: String,
 }
+
+/// The slice's default memory budget without a memory limit (4 GiB: the
+/// slice of ten cohorts over 100 000 patients takes about 1.4 GiB).
+pub const SLICE_MEMORY: usize = 4 << 30;
 
 /// What one cohort's run found, and where its outputs are.
 #[derive(Debug, Clone, PartialEq)]
@@ -121,9 +132,22 @@ async fn run_async(
     let result = async {
         let t = std::time::Instant::now();
         let person = opts.person.as_deref();
+        let budget = scan::SliceBudget::new(
+            opts.slice_memory
+                .or(opts.memory_limit.map(|l| l / 2))
+                .unwrap_or(SLICE_MEMORY),
+        );
         // The slice and the registrations at index are independent.
         let (slice, bases) = tokio::try_join!(
-            scan::write_slice(&ctx, &view, cohorts, opts.index_date, person, &work),
+            scan::write_slice(
+                &ctx,
+                &view,
+                cohorts,
+                opts.index_date,
+                person,
+                &work,
+                &budget
+            ),
             population::Bases::prepare(&ctx, &view, cohorts, opts.index_date, person, &work.dir),
         )?;
         tracing::debug!(elapsed = ?t.elapsed(), "slice and registrations written");

@@ -5,13 +5,16 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use chrono::NaiveDate;
 use datafusion::arrow::array::{Int64Array, RecordBatch, StringArray};
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::dataframe::DataFrameWriteOptions;
+use datafusion::datasource::MemTable;
 use datafusion::prelude::*;
 use datafusion::scalar::ScalarValue;
+use futures::StreamExt;
 
 use super::{Work, io, url};
 use crate::canonical::{CanonicalTable, units};
@@ -181,22 +184,47 @@ impl Part {
     }
 }
 
-/// The slice files of one run.
+/// The slice of one run.
 ///
-/// A code part is written in one folder per *code class*, `class=N/`: the
-/// codes that belong to exactly the same set of criteria. A criterion then
-/// reads the folders of its classes and nothing else, however many other
-/// criteria the run has.
+/// A part is held in memory while the run's slice fits its memory budget
+/// ([`SliceBudget`]); past it, the part is written to Parquet under the run's
+/// work folder instead. A code part written to disk is split in one folder
+/// per *code class*, `class=N/`: the codes that belong to exactly the same set
+/// of criteria, so that a criterion reads the folders of its classes and
+/// nothing else; in memory, a criterion filters the part on its classes.
 pub struct Slice {
-    /// A folder per part.
-    parts: BTreeMap<Part, PathBuf>,
+    /// The rows of each part.
+    parts: BTreeMap<Part, Rows>,
     /// The classes each criterion reads, by [`Slice::key`].
     classes: BTreeMap<String, Vec<usize>>,
     /// The classes of each code part.
     part_classes: BTreeMap<Part, Vec<usize>>,
-    /// An empty file with the slice's columns: every read lists it, so a
-    /// criterion whose codes matched no row reads an empty table.
+    /// An empty file with the slice's columns: every read of files lists it,
+    /// so a criterion whose codes matched no row reads an empty table.
     empty: PathBuf,
+}
+
+/// Where the rows of a slice part are.
+enum Rows {
+    /// In memory; a code part keeps its `class` column.
+    Memory(Arc<MemTable>),
+    /// Parquet files in this folder.
+    Files(PathBuf),
+}
+
+/// How many bytes of slice rows a run may hold in memory, shared by its parts.
+pub struct SliceBudget {
+    limit: usize,
+    used: Arc<AtomicUsize>,
+}
+
+impl SliceBudget {
+    pub fn new(limit: usize) -> SliceBudget {
+        SliceBudget {
+            limit,
+            used: Arc::new(AtomicUsize::new(0)),
+        }
+    }
 }
 
 impl Slice {
@@ -224,19 +252,19 @@ impl Slice {
 
     /// Every row of a part.
     pub async fn read_part(&self, ctx: &SessionContext, part: Part) -> Result<DataFrame> {
-        match part {
-            Part::Codes(_) => {
+        match (part, self.rows(part)?) {
+            (Part::Codes(_), _) => {
                 let classes = self.part_classes.get(&part).cloned().unwrap_or_default();
                 self.read_classes(ctx, part, &classes).await
             }
-            Part::AnyMedication => {
-                let dir = self.dir(part)?;
+            (Part::AnyMedication, Rows::Memory(t)) => slice_columns(ctx.read_table(t.clone())?),
+            (Part::AnyMedication, Rows::Files(dir)) => {
                 self.read_paths(ctx, vec![format!("{}/", url(dir))]).await
             }
         }
     }
 
-    fn dir(&self, part: Part) -> Result<&PathBuf> {
+    fn rows(&self, part: Part) -> Result<&Rows> {
         self.parts.get(&part).ok_or_else(|| {
             Error::Store(format!("no slice of the {} table was written", part.name()))
         })
@@ -248,15 +276,27 @@ impl Slice {
         part: Part,
         classes: &[usize],
     ) -> Result<DataFrame> {
-        let dir = self.dir(part)?;
-        // A class with no matching row has no folder.
-        let paths = classes
-            .iter()
-            .map(|k| dir.join(format!("class={k}")))
-            .filter(|d| d.is_dir())
-            .map(|d| format!("{}/", url(&d)))
-            .collect();
-        self.read_paths(ctx, paths).await
+        match self.rows(part)? {
+            Rows::Memory(t) => {
+                let keep = if classes.is_empty() {
+                    lit(false)
+                } else {
+                    col("class")
+                        .in_list(classes.iter().map(|k| lit(k.to_string())).collect(), false)
+                };
+                slice_columns(ctx.read_table(t.clone())?.filter(keep)?)
+            }
+            Rows::Files(dir) => {
+                // A class with no matching row has no folder.
+                let paths = classes
+                    .iter()
+                    .map(|k| dir.join(format!("class={k}")))
+                    .filter(|d| d.is_dir())
+                    .map(|d| format!("{}/", url(&d)))
+                    .collect();
+                self.read_paths(ctx, paths).await
+            }
+        }
     }
 
     async fn read_paths(&self, ctx: &SessionContext, mut paths: Vec<String>) -> Result<DataFrame> {
@@ -266,6 +306,68 @@ impl Slice {
             .read_parquet(paths, ParquetReadOptions::default().schema(&schema))
             .await?)
     }
+}
+
+/// The slice's columns of `df` (a part held in memory), in order.
+fn slice_columns(df: DataFrame) -> Result<DataFrame> {
+    let cols = slice_schema()
+        .fields()
+        .iter()
+        .map(|f| col(f.name()))
+        .collect::<Vec<_>>();
+    Ok(df.select(cols)?)
+}
+
+/// Runs `df`, keeping its batches (per partition) in memory while the
+/// budget's total stays within its limit; `None` (keeping nothing) past it.
+async fn collect_within(
+    df: DataFrame,
+    budget: &SliceBudget,
+) -> Result<Option<Vec<Vec<RecordBatch>>>> {
+    let over = Arc::new(AtomicBool::new(false));
+    let mut tasks = Vec::new();
+    for mut stream in df.execute_stream_partitioned().await? {
+        let (over, used, limit) = (over.clone(), budget.used.clone(), budget.limit);
+        tasks.push(tokio::spawn(async move {
+            let mut kept = Vec::new();
+            let mut mine = 0usize;
+            while let Some(batch) = stream.next().await {
+                if over.load(Ordering::Relaxed) {
+                    break;
+                }
+                let batch = batch?;
+                let size = batch.get_array_memory_size();
+                mine += size;
+                if used.fetch_add(size, Ordering::Relaxed) + size > limit {
+                    over.store(true, Ordering::Relaxed);
+                    break;
+                }
+                kept.push(batch);
+            }
+            Ok::<_, datafusion::error::DataFusionError>((kept, mine))
+        }));
+    }
+    let mut partitions = Vec::with_capacity(tasks.len());
+    let mut taken = 0usize;
+    let mut failed = None;
+    for t in tasks {
+        match t.await {
+            Ok(Ok((kept, mine))) => {
+                taken += mine;
+                partitions.push(kept);
+            }
+            Ok(Err(e)) => failed = Some(Error::from(e)),
+            Err(e) => failed = Some(Error::Store(format!("a slice task failed: {e}"))),
+        }
+    }
+    if let Some(e) = failed {
+        return Err(e);
+    }
+    if over.load(Ordering::Relaxed) {
+        budget.used.fetch_sub(taken, Ordering::Relaxed);
+        return Ok(None);
+    }
+    Ok(Some(partitions))
 }
 
 /// Columns of a part's codes file: each code with its class.
@@ -422,6 +524,7 @@ pub async fn write_slice(
     index: NaiveDate,
     person: Option<&str>,
     work: &Work,
+    budget: &SliceBudget,
 ) -> Result<Slice> {
     // Per code part: each code with the criteria (keys) that match it.
     let mut members: BTreeMap<Table, BTreeMap<i64, BTreeSet<String>>> = BTreeMap::new();
@@ -487,11 +590,18 @@ pub async fn write_slice(
             }
             Part::AnyMedication => Keep::Dates(range.unwrap_or((None, None))),
         };
-        let out = work.dir.join(format!("slice_{}", part.name()));
-        std::fs::create_dir_all(&out).map_err(io(&out))?;
         let df = slice_plan(ctx, view, table, person, &filter).await?;
         super::explain(&format!("slice part {}", part.name()), &df).await?;
         let t = std::time::Instant::now();
+        let schema = Arc::new(df.schema().as_arrow().clone());
+        if let Some(partitions) = collect_within(df.clone(), budget).await? {
+            let table = MemTable::try_new(schema, partitions)?;
+            tracing::debug!(part = part.name(), elapsed = ?t.elapsed(), "slice part held in memory");
+            slice.parts.insert(part, Rows::Memory(Arc::new(table)));
+            continue;
+        }
+        let out = work.dir.join(format!("slice_{}", part.name()));
+        std::fs::create_dir_all(&out).map_err(io(&out))?;
         let mut options = DataFrameWriteOptions::new().with_single_file_output(false);
         if let Keep::Codes(_) = filter {
             options = options.with_partition_by(vec!["class".to_string()]);
@@ -499,7 +609,7 @@ pub async fn write_slice(
         df.write_parquet(&format!("{}/", url(&out)), options, None)
             .await?;
         tracing::debug!(part = part.name(), elapsed = ?t.elapsed(), "slice part written");
-        slice.parts.insert(part, out);
+        slice.parts.insert(part, Rows::Files(out));
     }
     Ok(slice)
 }
