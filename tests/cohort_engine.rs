@@ -109,7 +109,7 @@ fn shipped_cohorts_on_a_synthetic_network() {
         out: out.to_path_buf(),
         person: None,
         memory_limit: None,
-        slice_memory: None,
+        work_memory: None,
         release_id: release.id().to_string(),
     };
     let out = tmp.path().join("out");

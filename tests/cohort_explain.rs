@@ -93,7 +93,7 @@ fn options(out: &Path, person: Option<&str>) -> RunOptions {
         out: out.to_path_buf(),
         person: person.map(str::to_string),
         memory_limit: None,
-        slice_memory: None,
+        work_memory: None,
         release_id: "fixture".into(),
     }
 }

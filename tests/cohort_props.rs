@@ -210,7 +210,8 @@ struct Scenario {
     persons: Vec<RawPerson>,
     /// 0: full capability; 1: B lacks medications; 2: B lacks events.
     capability: u8,
-    /// Whether the engine writes its slice to disk rather than holding it in memory.
+    /// Whether the engine writes its intermediate results to disk rather than
+    /// holding them in memory.
     slice_on_disk: bool,
 }
 

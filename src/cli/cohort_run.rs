@@ -34,8 +34,8 @@ pub struct RunArgs {
     #[arg(long)]
     pub out: PathBuf,
     /// Memory limit for the query engine, in MiB: sorts and aggregates spill
-    /// beyond it, and the events and issues the run's criteria read are held in
-    /// memory up to half of it (4 GiB without a limit), on disk past that.
+    /// beyond it, and the run's intermediate results are held in memory up to
+    /// half of it (4 GiB without a limit), on disk past that.
     #[arg(long)]
     pub memory_limit_mib: Option<usize>,
     #[command(flatten)]
@@ -132,7 +132,7 @@ pub fn evaluate(
             out: out.to_path_buf(),
             person: None,
             memory_limit,
-            slice_memory: None,
+            work_memory: None,
             release_id: release_id.to_string(),
         };
         for r in engine::run(store, &group, &opts).map_err(failure)? {
@@ -264,7 +264,7 @@ pub fn explain(args: ExplainArgs) -> Result<u8, Failure> {
         out: work.path().to_path_buf(),
         person: Some(args.patient.clone()),
         memory_limit: None,
-        slice_memory: None,
+        work_memory: None,
         release_id: release.id().to_string(),
     };
     let runs = engine::run(&args.store, std::slice::from_ref(&cohort), &opts).map_err(failure)?;

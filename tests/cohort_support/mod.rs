@@ -612,14 +612,14 @@ pub fn engine(
     engine_with(store, cohorts, index, out, None)
 }
 
-/// As [`engine`], with the slice's memory budget in bytes (`Some(0)`: the
-/// slice is written to disk).
+/// As [`engine`], with the memory budget for intermediate results in bytes
+/// (`Some(0)`: every one is written to disk).
 pub fn engine_with(
     store: &Path,
     cohorts: &[Cohort],
     index: NaiveDate,
     out: &Path,
-    slice_memory: Option<usize>,
+    work_memory: Option<usize>,
 ) -> Vec<Vec<PersonOutcome>> {
     use phm::cohort::engine::{RunOptions, read_outcomes, run};
     let opts = RunOptions {
@@ -627,7 +627,7 @@ pub fn engine_with(
         out: out.to_path_buf(),
         person: None,
         memory_limit: None,
-        slice_memory,
+        work_memory,
         release_id: "fixture".into(),
     };
     run(store, cohorts, &opts).unwrap_or_else(|e| panic!("engine run: {e}"));

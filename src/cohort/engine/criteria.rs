@@ -4,14 +4,13 @@
 //! joined to the persons in the base population and reduced to verdict, reason,
 //! count, value, refused and evidence.
 //!
-//! Output `crit_<n>.parquet` per criterion, one row per person in the base
+//! Result `crit_<n>` per criterion ([`super::held`]), one row per person in the base
 //! population: `person_key`, `practice`, `verdict`, `reason`, `count`, `value`,
 //! `refused`, `anchor_date` (the chosen event's date, for kinds that choose
 //! one) and `ev_key` (the slice's `rkey` of the evidence event; the outputs
 //! fetch its columns once per cohort).
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
 
 use chrono::NaiveDate;
 use datafusion::arrow::datatypes::DataType;
@@ -20,8 +19,8 @@ use datafusion::prelude::*;
 use datafusion::scalar::ScalarValue;
 
 use super::dates::{date_lit, shift, shift_expr};
+use super::held::{Held, Scratch};
 use super::scan::{Part, Slice};
-use super::url;
 use crate::cohort::model::{Anchor, Bound, Cmp, CountOp, Criterion, Kind, ValueTest};
 use crate::cohort::outcome::Reason;
 use crate::cohort::{Cohort, Error, Result};
@@ -30,7 +29,7 @@ use crate::cohort::{Cohort, Error, Result};
 #[derive(Debug, Clone)]
 pub struct CritResult {
     pub name: String,
-    pub path: PathBuf,
+    pub held: Held,
     /// The slice part it read.
     pub part: Part,
 }
@@ -45,37 +44,31 @@ pub async fn evaluate(
     ci: usize,
     cohort: &Cohort,
     index: NaiveDate,
-    pop: &Path,
-    dir: &Path,
+    pop: &Held,
+    scratch: &Scratch,
 ) -> Result<Vec<CritResult>> {
-    let mut done: BTreeMap<String, PathBuf> = BTreeMap::new();
+    let mut done: BTreeMap<String, Held> = BTreeMap::new();
     let mut out = Vec::new();
     for (n, c) in cohort.def.criteria.iter().enumerate() {
-        let path = dir.join(format!("crit_{n}.parquet"));
         let t = std::time::Instant::now();
         let df = plan(ctx, slice, ci, c, index, pop, &done).await?;
         super::explain(&format!("criterion {}", c.name), &df).await?;
-        super::write_work(df, &path).await?;
+        let held = scratch.hold(df, &format!("crit_{n}")).await?;
         tracing::debug!(criterion = %c.name, elapsed = ?t.elapsed(), "criterion");
-        done.insert(c.name.clone(), path.clone());
+        done.insert(c.name.clone(), held.clone());
         out.push(CritResult {
             name: c.name.clone(),
-            path,
+            held,
             part: Part::of(c),
         });
     }
     Ok(out)
 }
 
-async fn read(ctx: &SessionContext, path: &Path) -> Result<DataFrame> {
-    Ok(ctx
-        .read_parquet(url(path), ParquetReadOptions::default())
-        .await?)
-}
-
 /// Anchor dates of criterion `path` as `(a{j}_pk, a{j}_date)`, persons with a chosen event only.
-async fn anchor_dates(ctx: &SessionContext, path: &Path, j: usize) -> Result<DataFrame> {
-    Ok(read(ctx, path)
+async fn anchor_dates(ctx: &SessionContext, held: &Held, j: usize) -> Result<DataFrame> {
+    Ok(held
+        .read(ctx)
         .await?
         .filter(col("anchor_date").is_not_null())?
         .select(vec![
@@ -228,8 +221,8 @@ async fn plan(
     ci: usize,
     c: &Criterion,
     index: NaiveDate,
-    pop: &Path,
-    done: &BTreeMap<String, PathBuf>,
+    pop: &Held,
+    done: &BTreeMap<String, Held>,
 ) -> Result<DataFrame> {
     let anchors = anchors(c);
     // The criterion's code classes only: no code test left to do.
@@ -368,7 +361,8 @@ async fn plan(
         agg = agg.join(keyed, JoinType::Left, &["g_pk"], &["k_pk"], None)?;
     }
 
-    let persons = read(ctx, pop)
+    let persons = pop
+        .read(ctx)
         .await?
         .filter(col("status").eq(lit("in_population")))?
         .select(vec![

@@ -10,21 +10,19 @@
 //!    when the date is unusable), the folded unit and a row key that orders
 //!    events. Each code row carries its *class* (the codes that belong to
 //!    the same set of criteria), so each criterion reads only the rows of
-//!    its own codes, however many cohorts share the run. The slice is held in
-//!    memory within a budget ([`RunOptions::slice_memory`]); a part that would
-//!    exceed it is written to `OUT/.work/` as Parquet instead, one folder per
-//!    class. Meanwhile [`population`] writes each person's registration at
-//!    index.
-//! 2. Per cohort (two at a time), [`population`] decides each person's status,
+//!    its own codes, however many cohorts share the run. Meanwhile
+//!    [`population`] builds each person's registration at index.
+//! 2. Per cohort (four at a time), [`population`] decides each person's status,
 //!    [`criteria`] evaluates the criteria in definition order (anchors first)
 //!    by aggregation per person (the chosen event is the greatest or least row
 //!    key), [`rules`] decides and finds near misses.
 //! 3. The evidence columns of every chosen event are fetched in one pass over
 //!    the slice, then [`outputs`] writes each cohort's files.
 //!
-//! The other intermediate results (one row per person at most) go to
-//! `OUT/.work/` as Parquet and are removed at the end. Plans use built-in
-//! functions only.
+//! Intermediate results ([`held`]) stay in memory within the run's budget
+//! ([`RunOptions::work_memory`]); one that would exceed it is written to
+//! `OUT/.work/` as Parquet instead (a slice part in one folder per class),
+//! and the folder is removed at the end. Plans use built-in functions only.
 //! Outputs of a cohort are written to a sibling folder and renamed over
 //! `OUT/<ID>@<version>/`. `PHM_LOG=phm=debug` logs each stage's time;
 //! with `PHM_ENGINE_EXPLAIN` set as well, the plans of the slice and of each
@@ -32,6 +30,7 @@
 
 mod criteria;
 mod dates;
+mod held;
 mod outputs;
 mod population;
 pub(crate) mod read;
@@ -46,6 +45,7 @@ use std::sync::Arc;
 use chrono::NaiveDate;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::prelude::{SessionConfig, SessionContext};
+use futures::{StreamExt, TryStreamExt};
 
 use super::model::IndexDate;
 use super::{Cohort, Error, Result};
@@ -62,16 +62,22 @@ pub struct RunOptions {
     pub person: Option<String>,
     /// Bytes; sorts and aggregates spill beyond it.
     pub memory_limit: Option<usize>,
-    /// Bytes of slice rows held in memory before the slice goes to disk;
-    /// `None`: half the memory limit, or [`SLICE_MEMORY`] without one.
-    pub slice_memory: Option<usize>,
+    /// Bytes of intermediate results (the slice, then per-person results)
+    /// held in memory; past it they are written to `OUT/.work/` as Parquet.
+    /// `None`: half the memory limit, or [`WORK_MEMORY`] without one.
+    pub work_memory: Option<usize>,
     /// Recorded in `run.json`.
     pub release_id: String,
 }
 
-/// The slice's default memory budget without a memory limit (4 GiB: the
-/// slice of ten cohorts over 100 000 patients takes about 1.4 GiB).
-pub const SLICE_MEMORY: usize = 4 << 30;
+/// The default memory budget for intermediate results without a memory
+/// limit (4 GiB: ten cohorts over 100 000 patients peak at about 2 GiB of
+/// resident memory).
+pub const WORK_MEMORY: usize = 4 << 30;
+
+/// Cohorts evaluated (and written) side by side: each is a chain of small
+/// queries that leaves cores idle between them.
+const CONCURRENT_COHORTS: usize = 4;
 
 /// What one cohort's run found, and where its outputs are.
 #[derive(Debug, Clone, PartialEq)]
@@ -132,11 +138,14 @@ async fn run_async(
     let result = async {
         let t = std::time::Instant::now();
         let person = opts.person.as_deref();
-        let budget = scan::SliceBudget::new(
-            opts.slice_memory
-                .or(opts.memory_limit.map(|l| l / 2))
-                .unwrap_or(SLICE_MEMORY),
-        );
+        let scratch = held::Scratch {
+            dir: work.dir.clone(),
+            budget: Arc::new(held::Budget::new(
+                opts.work_memory
+                    .or(opts.memory_limit.map(|l| l / 2))
+                    .unwrap_or(WORK_MEMORY),
+            )),
+        };
         // The slice and the registrations at index are independent.
         let (slice, bases) = tokio::try_join!(
             scan::write_slice(
@@ -146,35 +155,26 @@ async fn run_async(
                 opts.index_date,
                 person,
                 &work,
-                &budget
+                &scratch.budget
             ),
-            population::Bases::prepare(&ctx, &view, cohorts, opts.index_date, person, &work.dir),
+            population::Bases::prepare(&ctx, &view, cohorts, opts.index_date, person, &scratch),
         )?;
         tracing::debug!(elapsed = ?t.elapsed(), "slice and registrations written");
-        // Cohorts two at a time: each is a chain of small queries that leaves
-        // cores idle between them.
-        let (ctx, view, slice, bases, work_dir) = (&ctx, &view, &slice, &bases, &work.dir);
+        let (ctx, view, slice, bases, scratch) = (&ctx, &view, &slice, &bases, &scratch);
         let eval = |i: usize| async move {
-            let cdir = work_dir.join(format!("c{i}"));
-            std::fs::create_dir_all(&cdir).map_err(io(&cdir))?;
-            evaluate(ctx, view, slice, bases, i, &cohorts[i], opts, &cdir).await
+            let cs = scratch.child(&format!("c{i}"))?;
+            evaluate(ctx, view, slice, bases, i, &cohorts[i], opts, &cs).await
         };
-        let mut evaluated = Vec::with_capacity(cohorts.len());
-        let order: Vec<usize> = (0..cohorts.len()).collect();
-        for pair in order.chunks(2) {
-            if let [a, b] = pair {
-                let (x, y) = tokio::try_join!(eval(*a), eval(*b))?;
-                evaluated.extend([x, y]);
-            } else {
-                evaluated.push(eval(pair[0]).await?);
-            }
-        }
+        let evaluated: Vec<Evaluated> = futures::stream::iter((0..cohorts.len()).map(eval))
+            .buffered(CONCURRENT_COHORTS)
+            .try_collect()
+            .await?;
         let t = std::time::Instant::now();
         let all: Vec<criteria::CritResult> = evaluated
             .iter()
             .flat_map(|e| e.crit.iter().cloned())
             .collect();
-        let evidence = outputs::evidence(ctx, slice, &all, work_dir).await?;
+        let evidence = outputs::evidence(ctx, slice, &all, scratch).await?;
         tracing::debug!(elapsed = ?t.elapsed(), "evidence");
         let evidence = &evidence;
         let write = |i: usize| {
@@ -189,16 +189,10 @@ async fn run_async(
                 Ok::<_, Error>(run)
             }
         };
-        let mut runs = Vec::with_capacity(cohorts.len());
-        for pair in order.chunks(2) {
-            if let [a, b] = pair {
-                let (x, y) = tokio::try_join!(write(*a), write(*b))?;
-                runs.extend([x, y]);
-            } else {
-                runs.push(write(pair[0]).await?);
-            }
-        }
-        Ok(runs)
+        futures::stream::iter((0..cohorts.len()).map(write))
+            .buffered(CONCURRENT_COHORTS)
+            .try_collect()
+            .await
     }
     .await;
     drop(work);
@@ -208,7 +202,7 @@ async fn run_async(
 /// One cohort evaluated, before its outputs are written.
 struct Evaluated {
     access: scan::Access,
-    decided: PathBuf,
+    decided: held::Held,
     crit: Vec<criteria::CritResult>,
 }
 
@@ -221,7 +215,7 @@ async fn evaluate(
     ci: usize,
     cohort: &Cohort,
     opts: &RunOptions,
-    cdir: &Path,
+    scratch: &held::Scratch,
 ) -> Result<Evaluated> {
     let def = &cohort.def;
     let index = opts.index_date;
@@ -230,13 +224,13 @@ async fn evaluate(
         tracing::warn!(cohort = %def.key(), "{w}");
     }
     let t = std::time::Instant::now();
-    let pop_path = population::write(ctx, bases, def, index, &access.unavailable, cdir).await?;
+    let pop = population::write(ctx, bases, def, index, &access.unavailable, scratch).await?;
     tracing::debug!(cohort = %def.key(), elapsed = ?t.elapsed(), "population");
     let t = std::time::Instant::now();
-    let crit = criteria::evaluate(ctx, slice, ci, cohort, index, &pop_path, cdir).await?;
+    let crit = criteria::evaluate(ctx, slice, ci, cohort, index, &pop, scratch).await?;
     tracing::debug!(cohort = %def.key(), elapsed = ?t.elapsed(), "criteria");
     let t = std::time::Instant::now();
-    let decided = rules::write(ctx, def, &pop_path, &crit, cdir).await?;
+    let decided = rules::write(ctx, def, &pop, &crit, scratch).await?;
     tracing::debug!(cohort = %def.key(), elapsed = ?t.elapsed(), "rules");
     Ok(Evaluated {
         access,

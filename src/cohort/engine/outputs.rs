@@ -7,7 +7,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
@@ -20,8 +20,9 @@ use datafusion::prelude::*;
 use datafusion::scalar::ScalarValue;
 
 use super::criteria::CritResult;
+use super::held::{Held, Scratch};
 use super::scan::{Access, Part, Slice};
-use super::{CohortRun, RunOptions, io, url};
+use super::{CohortRun, RunOptions, io};
 use crate::cohort::model::Action;
 use crate::cohort::outcome::{OTHERWISE, Status};
 use crate::cohort::{Cohort, Result};
@@ -53,15 +54,16 @@ pub async fn evidence(
     ctx: &SessionContext,
     slice: &Slice,
     crit: &[CritResult],
-    work: &Path,
-) -> Result<BTreeMap<Part, PathBuf>> {
-    let mut evidence: BTreeMap<Part, PathBuf> = BTreeMap::new();
+    scratch: &Scratch,
+) -> Result<BTreeMap<Part, Held>> {
+    let mut evidence: BTreeMap<Part, Held> = BTreeMap::new();
     let parts: BTreeSet<Part> = crit.iter().map(|c| c.part).collect();
     for part in parts {
         let mut keys: Option<DataFrame> = None;
         for c in crit.iter().filter(|c| c.part == part) {
-            let k = ctx
-                .read_parquet(url(&c.path), ParquetReadOptions::default())
+            let k = c
+                .held
+                .read(ctx)
                 .await?
                 .filter(col("ev_key").is_not_null())?
                 .select(vec![col("ev_key").alias("k")])?;
@@ -79,9 +81,10 @@ pub async fn evidence(
         let ev = keys
             .join(rows, JoinType::RightSemi, &["k"], &["rkey"], None)?
             .select(cols)?;
-        let path = work.join(format!("evidence_{}.parquet", evidence.len()));
-        super::write_work(ev, &path).await?;
-        evidence.insert(part, path);
+        let held = scratch
+            .hold(ev, &format!("evidence_{}", evidence.len()))
+            .await?;
+        evidence.insert(part, held);
     }
     Ok(evidence)
 }
@@ -92,20 +95,17 @@ pub async fn write(
     cohort: &Cohort,
     opts: &RunOptions,
     access: &Access,
-    decided: &Path,
+    decided: &Held,
     crit: &[CritResult],
-    evidence: &BTreeMap<Part, PathBuf>,
+    evidence: &BTreeMap<Part, Held>,
 ) -> Result<CohortRun> {
     let def = &cohort.def;
     let key = def.key();
-    let read = |p: PathBuf| async move {
-        ctx.read_parquet(url(&p), ParquetReadOptions::default())
-            .await
-    };
 
     let t0 = std::time::Instant::now();
     let membership = collect(
-        read(decided.to_path_buf())
+        decided
+            .read(ctx)
             .await?
             .select_columns(&[
                 "person_key",
@@ -149,8 +149,10 @@ pub async fn write(
             .alias("evidence"),
         );
         cols.push(lit(j as i64).alias("crit_order"));
-        let ev = read(evidence[&c.part].clone()).await?;
-        let df = read(c.path.clone())
+        let ev = evidence[&c.part].read(ctx).await?;
+        let df = c
+            .held
+            .read(ctx)
             .await?
             .join(ev, JoinType::Left, &["ev_key"], &["e_key"], None)?
             .select(cols)?;
@@ -181,7 +183,8 @@ pub async fn write(
 
     tracing::debug!(elapsed = ?t0.elapsed(), "explanations collected");
     let near_misses = collect(
-        read(decided.to_path_buf())
+        decided
+            .read(ctx)
             .await?
             .filter(col("near_miss_rule").is_not_null())?
             .select(vec![
@@ -194,7 +197,7 @@ pub async fn write(
     .await?;
 
     // Persons per (attributed practice, status, deciding rule, included).
-    let counts_batch = collect(read(decided.to_path_buf()).await?.aggregate(
+    let counts_batch = collect(decided.read(ctx).await?.aggregate(
         vec![
             col("attr_practice"),
             col("status"),
@@ -207,7 +210,8 @@ pub async fn write(
     let counts = Counts::from_batch(&counts_batch);
 
     let combos_batch = collect(
-        read(decided.to_path_buf())
+        decided
+            .read(ctx)
             .await?
             .filter(col("status").eq(lit(Status::InPopulation.name())))?
             .aggregate(

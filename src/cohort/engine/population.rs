@@ -2,12 +2,10 @@
 //! store with the registration at index and the status
 //! (`docs/cohort-language.md`, "Base population").
 //!
-//! Output `pop.parquet`: `person_key`, `practice` (registration at index, null
+//! Result `pop` ([`super::held`]): `person_key`, `practice` (registration at index, null
 //! when not registered), `attr_practice` (that practice, else the greatest
 //! practice holding a record of the person: the practice attrition counts the
 //! person under), `status`.
-
-use std::path::{Path, PathBuf};
 
 use chrono::{Datelike, NaiveDate};
 use datafusion::arrow::datatypes::DataType;
@@ -15,8 +13,8 @@ use datafusion::functions_aggregate::expr_fn::max;
 use datafusion::prelude::*;
 
 use super::dates::{date_lit, shift};
+use super::held::{Held, Scratch};
 use super::scan::StoreView;
-use super::url;
 use crate::cohort::model::{Definition, Table};
 use crate::cohort::outcome::Status;
 use crate::cohort::{Error, Result};
@@ -25,7 +23,7 @@ use crate::cohort::{Error, Result};
 /// registration types, shared by the cohorts of a run that ask for it.
 #[derive(Default)]
 pub struct Bases {
-    written: Vec<(Vec<String>, PathBuf)>,
+    written: Vec<(Vec<String>, Held)>,
 }
 
 impl Bases {
@@ -36,7 +34,7 @@ impl Bases {
         cohorts: &[crate::cohort::Cohort],
         index: NaiveDate,
         person: Option<&str>,
-        work: &Path,
+        work: &Scratch,
     ) -> Result<Bases> {
         let mut bases = Bases::default();
         for c in cohorts {
@@ -47,7 +45,7 @@ impl Bases {
     }
 
     /// The base written for `types` by [`Bases::prepare`].
-    fn path(&self, types: &[String]) -> Result<PathBuf> {
+    fn held(&self, types: &[String]) -> Result<Held> {
         let mut key = types.to_vec();
         key.sort();
         key.dedup();
@@ -58,7 +56,7 @@ impl Bases {
             .ok_or_else(|| Error::Usage(format!("no registrations prepared for {key:?}")))
     }
 
-    /// `base_<n>.parquet`: `person_key`, `reg_practice`, `reg_start`, `dob`,
+    /// `base_<n>`: `person_key`, `reg_practice`, `reg_start`, `dob`,
     /// `dod`, `is_test`, `rec_practice`, one row per person known to the store.
     async fn get(
         &mut self,
@@ -67,19 +65,20 @@ impl Bases {
         types: &[String],
         index: NaiveDate,
         person: Option<&str>,
-        work: &Path,
-    ) -> Result<PathBuf> {
+        work: &Scratch,
+    ) -> Result<Held> {
         let mut key = types.to_vec();
         key.sort();
         key.dedup();
         if let Some((_, p)) = self.written.iter().find(|(k, _)| *k == key) {
             return Ok(p.clone());
         }
-        let path = work.join(format!("base_{}.parquet", self.written.len()));
         let df = base(ctx, view, &key, index, person).await?;
-        super::write_work(df, &path).await?;
-        self.written.push((key, path.clone()));
-        Ok(path)
+        let held = work
+            .hold(df, &format!("base_{}", self.written.len()))
+            .await?;
+        self.written.push((key, held.clone()));
+        Ok(held)
     }
 }
 
@@ -89,16 +88,14 @@ pub async fn write(
     def: &Definition,
     index: NaiveDate,
     unavailable: &[String],
-    dir: &Path,
-) -> Result<PathBuf> {
-    let base = bases.path(&def.population.registration_types)?;
-    let base = ctx
-        .read_parquet(url(&base), ParquetReadOptions::default())
+    scratch: &Scratch,
+) -> Result<Held> {
+    let base = bases
+        .held(&def.population.registration_types)?
+        .read(ctx)
         .await?;
     let df = status(base, def, index, unavailable)?;
-    let path = dir.join("pop.parquet");
-    super::write_work(df, &path).await?;
-    Ok(path)
+    scratch.hold(df, "pop").await
 }
 
 /// Age in whole years at `index` of a person born on `dob`: birthdays on or

@@ -1,18 +1,16 @@
 //! Decisions and near misses (`docs/cohort-language.md`, "Rules and
 //! decisions", "Near misses") as CASE expressions over the criterion verdicts.
 //!
-//! Output `decisions.parquet`, one row per person known to the store:
+//! Result `decisions` ([`super::held`]), one row per person known to the store:
 //! `person_key`, `practice`, `attr_practice`, `status`, `included`,
 //! `deciding_rule`, `near_miss_rule` (null unless in the base population) and
 //! `mask` (each rule's condition as `1`/`0`, in rule order).
-
-use std::path::{Path, PathBuf};
 
 use datafusion::prelude::*;
 use datafusion::scalar::ScalarValue;
 
 use super::criteria::CritResult;
-use super::url;
+use super::held::{Held, Scratch};
 use crate::cohort::Result;
 use crate::cohort::model::{Action, Definition, Expr as RuleExpr};
 use crate::cohort::outcome::OTHERWISE;
@@ -20,21 +18,16 @@ use crate::cohort::outcome::OTHERWISE;
 pub async fn write(
     ctx: &SessionContext,
     def: &Definition,
-    pop: &Path,
+    pop: &Held,
     crit: &[CritResult],
-    dir: &Path,
-) -> Result<PathBuf> {
-    let mut df = ctx
-        .read_parquet(url(pop), ParquetReadOptions::default())
-        .await?;
+    scratch: &Scratch,
+) -> Result<Held> {
+    let mut df = pop.read(ctx).await?;
     for (j, c) in crit.iter().enumerate() {
-        let v = ctx
-            .read_parquet(url(&c.path), ParquetReadOptions::default())
-            .await?
-            .select(vec![
-                col("person_key").alias(format!("v{j}_pk")),
-                col("verdict").alias(format!("v{j}")),
-            ])?;
+        let v = c.held.read(ctx).await?.select(vec![
+            col("person_key").alias(format!("v{j}_pk")),
+            col("verdict").alias(format!("v{j}")),
+        ])?;
         df = df.join(
             v,
             JoinType::Left,
@@ -143,9 +136,7 @@ pub async fn write(
         only_in_pop(near_miss, ScalarValue::Utf8(None)).alias("near_miss_rule"),
         only_in_pop(mask, ScalarValue::Utf8(None)).alias("mask"),
     ])?;
-    let path = dir.join("decisions.parquet");
-    super::write_work(df, &path).await?;
-    Ok(path)
+    scratch.hold(df, "decisions").await
 }
 
 /// The first rule whose condition holds gives its outcome, else `otherwise`.

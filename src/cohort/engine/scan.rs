@@ -5,7 +5,6 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use chrono::NaiveDate;
 use datafusion::arrow::array::{Int64Array, RecordBatch, StringArray};
@@ -14,8 +13,8 @@ use datafusion::dataframe::DataFrameWriteOptions;
 use datafusion::datasource::MemTable;
 use datafusion::prelude::*;
 use datafusion::scalar::ScalarValue;
-use futures::StreamExt;
 
+use super::held::Budget;
 use super::{Work, io, url};
 use crate::canonical::{CanonicalTable, units};
 use crate::cohort::model::{Anchor, Bound, Criterion, Definition, Table};
@@ -187,7 +186,7 @@ impl Part {
 /// The slice of one run.
 ///
 /// A part is held in memory while the run's slice fits its memory budget
-/// ([`SliceBudget`]); past it, the part is written to Parquet under the run's
+/// ([`Budget`]); past it, the part is written to Parquet under the run's
 /// work folder instead. A code part written to disk is split in one folder
 /// per *code class*, `class=N/`: the codes that belong to exactly the same set
 /// of criteria, so that a criterion reads the folders of its classes and
@@ -210,21 +209,6 @@ enum Rows {
     Memory(Arc<MemTable>),
     /// Parquet files in this folder.
     Files(PathBuf),
-}
-
-/// How many bytes of slice rows a run may hold in memory, shared by its parts.
-pub struct SliceBudget {
-    limit: usize,
-    used: Arc<AtomicUsize>,
-}
-
-impl SliceBudget {
-    pub fn new(limit: usize) -> SliceBudget {
-        SliceBudget {
-            limit,
-            used: Arc::new(AtomicUsize::new(0)),
-        }
-    }
 }
 
 impl Slice {
@@ -316,58 +300,6 @@ fn slice_columns(df: DataFrame) -> Result<DataFrame> {
         .map(|f| col(f.name()))
         .collect::<Vec<_>>();
     Ok(df.select(cols)?)
-}
-
-/// Runs `df`, keeping its batches (per partition) in memory while the
-/// budget's total stays within its limit; `None` (keeping nothing) past it.
-async fn collect_within(
-    df: DataFrame,
-    budget: &SliceBudget,
-) -> Result<Option<Vec<Vec<RecordBatch>>>> {
-    let over = Arc::new(AtomicBool::new(false));
-    let mut tasks = Vec::new();
-    for mut stream in df.execute_stream_partitioned().await? {
-        let (over, used, limit) = (over.clone(), budget.used.clone(), budget.limit);
-        tasks.push(tokio::spawn(async move {
-            let mut kept = Vec::new();
-            let mut mine = 0usize;
-            while let Some(batch) = stream.next().await {
-                if over.load(Ordering::Relaxed) {
-                    break;
-                }
-                let batch = batch?;
-                let size = batch.get_array_memory_size();
-                mine += size;
-                if used.fetch_add(size, Ordering::Relaxed) + size > limit {
-                    over.store(true, Ordering::Relaxed);
-                    break;
-                }
-                kept.push(batch);
-            }
-            Ok::<_, datafusion::error::DataFusionError>((kept, mine))
-        }));
-    }
-    let mut partitions = Vec::with_capacity(tasks.len());
-    let mut taken = 0usize;
-    let mut failed = None;
-    for t in tasks {
-        match t.await {
-            Ok(Ok((kept, mine))) => {
-                taken += mine;
-                partitions.push(kept);
-            }
-            Ok(Err(e)) => failed = Some(Error::from(e)),
-            Err(e) => failed = Some(Error::Store(format!("a slice task failed: {e}"))),
-        }
-    }
-    if let Some(e) = failed {
-        return Err(e);
-    }
-    if over.load(Ordering::Relaxed) {
-        budget.used.fetch_sub(taken, Ordering::Relaxed);
-        return Ok(None);
-    }
-    Ok(Some(partitions))
 }
 
 /// Columns of a part's codes file: each code with its class.
@@ -524,7 +456,7 @@ pub async fn write_slice(
     index: NaiveDate,
     person: Option<&str>,
     work: &Work,
-    budget: &SliceBudget,
+    budget: &Budget,
 ) -> Result<Slice> {
     // Per code part: each code with the criteria (keys) that match it.
     let mut members: BTreeMap<Table, BTreeMap<i64, BTreeSet<String>>> = BTreeMap::new();
@@ -593,9 +525,7 @@ pub async fn write_slice(
         let df = slice_plan(ctx, view, table, person, &filter).await?;
         super::explain(&format!("slice part {}", part.name()), &df).await?;
         let t = std::time::Instant::now();
-        let schema = Arc::new(df.schema().as_arrow().clone());
-        if let Some(partitions) = collect_within(df.clone(), budget).await? {
-            let table = MemTable::try_new(schema, partitions)?;
+        if let Some(table) = super::held::collect_within(df.clone(), budget).await? {
             tracing::debug!(part = part.name(), elapsed = ?t.elapsed(), "slice part held in memory");
             slice.parts.insert(part, Rows::Memory(Arc::new(table)));
             continue;

@@ -519,18 +519,18 @@ impl Ran {
     }
 }
 
-/// Runs `cohort` twice, the slice held in memory and written to disk, and
-/// checks that both runs wrote the same files.
+/// Runs `cohort` twice, intermediate results held in memory and written to
+/// disk, and checks that both runs wrote the same files.
 pub fn evaluate(tiny: &Tiny, cohort: Cohort, index: &str) -> Ran {
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path().join("store");
     tiny.write(&store);
-    let opts = |out: &str, slice_memory: Option<usize>| RunOptions {
+    let opts = |out: &str, work_memory: Option<usize>| RunOptions {
         index_date: d(index),
         out: dir.path().join(out),
         person: None,
         memory_limit: None,
-        slice_memory,
+        work_memory,
         release_id: "test".into(),
     };
     let cohorts = std::slice::from_ref(&cohort);
@@ -554,7 +554,7 @@ pub fn evaluate(tiny: &Tiny, cohort: Cohort, index: &str) -> Ran {
         assert_eq!(
             std::fs::read_to_string(run_.dir.join(&file)).unwrap(),
             std::fs::read_to_string(on_disk.dir.join(&file)).unwrap(),
-            "{file}: the slice in memory and on disk disagree"
+            "{file}: intermediate results in memory and on disk disagree"
         );
     }
     let outcomes = read_outcomes(&run_.dir).unwrap();
@@ -1306,7 +1306,7 @@ fn one_person_runs_match_the_full_run() {
         out: dir.path().join("out"),
         person: Some("b".into()),
         memory_limit: Some(64 << 20),
-        slice_memory: None,
+        work_memory: None,
         release_id: "test".into(),
     };
     let one = run(&store, &[cohort], &opts).unwrap().pop().unwrap();
@@ -1331,7 +1331,7 @@ fn refuses_an_interrupted_commit_and_a_missing_table() {
         out: dir.path().join("out"),
         person: None,
         memory_limit: None,
-        slice_memory: None,
+        work_memory: None,
         release_id: "test".into(),
     };
     std::fs::create_dir_all(store.join(".journal")).unwrap();
