@@ -28,6 +28,9 @@ use crate::cohort::{Cohort, Error, Result};
 /// One evaluated criterion.
 #[derive(Debug, Clone)]
 pub struct CritResult {
+    /// Unique in the run: the cohort's index in the run and the criterion's
+    /// in the definition.
+    pub id: i64,
     pub name: String,
     pub held: Held,
     /// The slice part it read.
@@ -57,6 +60,7 @@ pub async fn evaluate(
         tracing::debug!(criterion = %c.name, elapsed = ?t.elapsed(), "criterion");
         done.insert(c.name.clone(), held.clone());
         out.push(CritResult {
+            id: ((ci as i64) << 16) | n as i64,
             name: c.name.clone(),
             held,
             part: Part::of(c),

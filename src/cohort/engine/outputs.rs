@@ -48,8 +48,10 @@ const EVIDENCE: [(&str, &str); 14] = [
 /// The practice attrition and combinations add up to.
 pub const NETWORK: &str = "ALL";
 
-/// The evidence columns of every chosen event of the run, one file per slice
-/// part (`e_key` = the slice's `rkey`): one pass over each part.
+/// The evidence columns of every chosen event of the run, one result per
+/// slice part: one pass over each part. A row per criterion (`cid`, the
+/// criterion's [`CritResult::id`]) and chosen event (`e_key`, the slice's
+/// `rkey`), so that each criterion joins its own rows only.
 pub async fn evidence(
     ctx: &SessionContext,
     slice: &Slice,
@@ -66,20 +68,21 @@ pub async fn evidence(
                 .read(ctx)
                 .await?
                 .filter(col("ev_key").is_not_null())?
-                .select(vec![col("ev_key").alias("k")])?;
+                .select(vec![lit(c.id).alias("cid"), col("ev_key").alias("k")])?;
             keys = Some(match keys {
                 None => k,
                 Some(u) => u.union(k)?,
             });
         }
-        let keys = keys.expect("a part has criteria").distinct()?;
+        let keys = keys.expect("a part has criteria");
         let rows = slice.read_part(ctx, part).await?;
-        let mut cols = vec![col("rkey").alias("e_key")];
+        let mut cols = vec![col("cid"), col("rkey").alias("e_key")];
         for (name, src) in EVIDENCE {
             cols.push(col(src).alias(name));
         }
         let ev = keys
-            .join(rows, JoinType::RightSemi, &["k"], &["rkey"], None)?
+            // `rkey` is unique in the slice: one row per key.
+            .join(rows, JoinType::Inner, &["k"], &["rkey"], None)?
             .select(cols)?;
         let held = scratch
             .hold(ev, &format!("evidence_{}", evidence.len()))
@@ -149,7 +152,10 @@ pub async fn write(
             .alias("evidence"),
         );
         cols.push(lit(j as i64).alias("crit_order"));
-        let ev = evidence[&c.part].read(ctx).await?;
+        let ev = evidence[&c.part]
+            .read(ctx)
+            .await?
+            .filter(col("cid").eq(lit(c.id)))?;
         let df = c
             .held
             .read(ctx)
