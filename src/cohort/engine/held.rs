@@ -1,5 +1,7 @@
 //! Intermediate results of a run: held in memory while the run's memory
-//! budget allows, written to Parquet work files past it.
+//! budget allows, written to Parquet work files past it. A result that
+//! overruns the budget is dropped and its query run again into a file: the
+//! cost of a second pass falls only on runs too large for memory.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -97,6 +99,8 @@ pub enum Held {
     File(PathBuf),
 }
 
+// Not derived: a derived `Debug` would print the rows, and they hold person
+// keys, which must never reach a log.
 impl std::fmt::Debug for Held {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {

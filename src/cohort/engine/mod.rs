@@ -148,18 +148,10 @@ async fn run_async(
         };
         // The slice and the registrations at index are independent.
         let (slice, bases) = tokio::try_join!(
-            scan::write_slice(
-                &ctx,
-                &view,
-                cohorts,
-                opts.index_date,
-                person,
-                &work,
-                &scratch.budget
-            ),
+            scan::write_slice(&ctx, &view, cohorts, opts.index_date, person, &scratch),
             population::Bases::prepare(&ctx, &view, cohorts, opts.index_date, person, &scratch),
         )?;
-        tracing::debug!(elapsed = ?t.elapsed(), "slice and registrations written");
+        tracing::debug!(elapsed = ?t.elapsed(), "slice and registrations built");
         let (ctx, view, slice, bases, scratch) = (&ctx, &view, &slice, &bases, &scratch);
         let eval = |i: usize| async move {
             let cs = scratch.child(&format!("c{i}"))?;

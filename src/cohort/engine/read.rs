@@ -104,43 +104,32 @@ impl<'a> Columns<'a> {
         Ok(cast(c, t)?)
     }
 
-    pub(crate) fn str(&self, name: &str) -> Result<StringArray> {
-        let c = self.column(name, &DataType::Utf8)?;
+    /// Column `name` cast to `t`, as the array type of `t`.
+    fn typed<A: Array + Clone + 'static>(&self, name: &str, t: DataType) -> Result<A> {
+        let c = self.column(name, &t)?;
         Ok(c.as_any()
-            .downcast_ref::<StringArray>()
-            .expect("cast to Utf8")
+            .downcast_ref::<A>()
+            .unwrap_or_else(|| panic!("a cast to {t} gives its array type"))
             .clone())
+    }
+
+    pub(crate) fn str(&self, name: &str) -> Result<StringArray> {
+        self.typed(name, DataType::Utf8)
     }
 
     pub(crate) fn bool(&self, name: &str) -> Result<BooleanArray> {
-        let c = self.column(name, &DataType::Boolean)?;
-        Ok(c.as_any()
-            .downcast_ref::<BooleanArray>()
-            .expect("cast to Boolean")
-            .clone())
+        self.typed(name, DataType::Boolean)
     }
 
     pub(crate) fn i64(&self, name: &str) -> Result<Int64Array> {
-        let c = self.column(name, &DataType::Int64)?;
-        Ok(c.as_any()
-            .downcast_ref::<Int64Array>()
-            .expect("cast to Int64")
-            .clone())
+        self.typed(name, DataType::Int64)
     }
 
     pub(crate) fn date(&self, name: &str) -> Result<Date32Array> {
-        let c = self.column(name, &DataType::Date32)?;
-        Ok(c.as_any()
-            .downcast_ref::<Date32Array>()
-            .expect("cast to Date32")
-            .clone())
+        self.typed(name, DataType::Date32)
     }
 
     pub(crate) fn f64(&self, name: &str) -> Result<Float64Array> {
-        let c = self.column(name, &DataType::Float64)?;
-        Ok(c.as_any()
-            .downcast_ref::<Float64Array>()
-            .expect("cast to Float64")
-            .clone())
+        self.typed(name, DataType::Float64)
     }
 }

@@ -14,8 +14,8 @@ use datafusion::datasource::MemTable;
 use datafusion::prelude::*;
 use datafusion::scalar::ScalarValue;
 
-use super::held::Budget;
-use super::{Work, io, url};
+use super::held::Scratch;
+use super::{io, url};
 use crate::canonical::{CanonicalTable, units};
 use crate::cohort::model::{Anchor, Bound, Criterion, Definition, Table};
 use crate::cohort::{Cohort, Error, Result};
@@ -186,7 +186,7 @@ impl Part {
 /// The slice of one run.
 ///
 /// A part is held in memory while the run's slice fits its memory budget
-/// ([`Budget`]); past it, the part is written to Parquet under the run's
+/// ([`super::held::Budget`]); past it, the part is written to Parquet under the run's
 /// work folder instead. A code part written to disk is split in one folder
 /// per *code class*, `class=N/`: the codes that belong to exactly the same set
 /// of criteria, so that a criterion reads the folders of its classes and
@@ -237,11 +237,11 @@ impl Slice {
     /// Every row of a part.
     pub async fn read_part(&self, ctx: &SessionContext, part: Part) -> Result<DataFrame> {
         match (part, self.rows(part)?) {
-            (Part::Codes(_), _) => {
+            (_, Rows::Memory(t)) => slice_columns(ctx.read_table(t.clone())?),
+            (Part::Codes(_), Rows::Files(_)) => {
                 let classes = self.part_classes.get(&part).cloned().unwrap_or_default();
                 self.read_classes(ctx, part, &classes).await
             }
-            (Part::AnyMedication, Rows::Memory(t)) => slice_columns(ctx.read_table(t.clone())?),
             (Part::AnyMedication, Rows::Files(dir)) => {
                 self.read_paths(ctx, vec![format!("{}/", url(dir))]).await
             }
@@ -448,15 +448,15 @@ fn any_code_range(
     Ok((lo, literal(&c.window.upper)?))
 }
 
-/// Writes the slice parts the run's criteria read, code parts by class.
+/// Builds the slice parts the run's criteria read: in memory within the
+/// run's budget, else as Parquet files with code parts by class.
 pub async fn write_slice(
     ctx: &SessionContext,
     view: &StoreView,
     cohorts: &[Cohort],
     index: NaiveDate,
     person: Option<&str>,
-    work: &Work,
-    budget: &Budget,
+    scratch: &Scratch,
 ) -> Result<Slice> {
     // Per code part: each code with the criteria (keys) that match it.
     let mut members: BTreeMap<Table, BTreeMap<i64, BTreeSet<String>>> = BTreeMap::new();
@@ -487,7 +487,7 @@ pub async fn write_slice(
             }
         }
     }
-    let empty = work.dir.join("slice_empty.parquet");
+    let empty = scratch.dir.join("slice_empty.parquet");
     super::write_batch(&empty, &RecordBatch::new_empty(Arc::new(slice_schema())))?;
     let mut slice = Slice {
         parts: BTreeMap::new(),
@@ -516,7 +516,7 @@ pub async fn write_slice(
                     }
                     slice.part_classes.entry(part).or_default().push(*class);
                 }
-                let upath = work.dir.join(format!("codes_{}.parquet", table.name()));
+                let upath = scratch.dir.join(format!("codes_{}.parquet", table.name()));
                 write_codes(&upath, &rows)?;
                 Keep::Codes(upath)
             }
@@ -525,12 +525,12 @@ pub async fn write_slice(
         let df = slice_plan(ctx, view, table, person, &filter).await?;
         super::explain(&format!("slice part {}", part.name()), &df).await?;
         let t = std::time::Instant::now();
-        if let Some(table) = super::held::collect_within(df.clone(), budget).await? {
+        if let Some(table) = super::held::collect_within(df.clone(), &scratch.budget).await? {
             tracing::debug!(part = part.name(), elapsed = ?t.elapsed(), "slice part held in memory");
             slice.parts.insert(part, Rows::Memory(Arc::new(table)));
             continue;
         }
-        let out = work.dir.join(format!("slice_{}", part.name()));
+        let out = scratch.dir.join(format!("slice_{}", part.name()));
         std::fs::create_dir_all(&out).map_err(io(&out))?;
         let mut options = DataFrameWriteOptions::new().with_single_file_output(false);
         if let Keep::Codes(_) = filter {
