@@ -99,6 +99,9 @@ impl CanonicalTable {
             .map(|(n, t)| Field::new(*n, t.clone(), true))
             .collect();
         fields.extend(provenance_fields());
+        if matches!(self, CanonicalTable::Events | CanonicalTable::Medications) {
+            fields.push(Field::new(ROW_ORDER, DataType::Int64, false));
+        }
         Arc::new(Schema::new(fields))
     }
 
@@ -112,6 +115,63 @@ impl CanonicalTable {
             CanonicalTable::Medications => &["dmd_code", "person_key", "issue_date"],
         }
     }
+}
+
+/// The last column of events and medications: the row's rank among the rows
+/// of the same person in its practice's file, ordered by (`source_row_id`,
+/// `source_table`), derived by the store as it writes the file
+/// ([`with_row_order`]). Cohorts break same-day ties by (date, practice,
+/// `source_row_id`, `source_table`) within a person: this small integer stands
+/// for the last two, so evaluation never decodes the row ids.
+pub const ROW_ORDER: &str = "row_order";
+
+/// `batch` with its [`ROW_ORDER`] column (re)derived from `person_key`,
+/// `source_row_id` and `source_table`; a batch without that column is
+/// returned as it is.
+pub fn with_row_order(
+    batch: &RecordBatch,
+) -> Result<RecordBatch, datafusion::arrow::error::ArrowError> {
+    use datafusion::arrow::array::{Array, StringArray};
+    use datafusion::arrow::compute::{SortColumn, lexsort_to_indices};
+    let Ok(at) = batch.schema().index_of(ROW_ORDER) else {
+        return Ok(batch.clone());
+    };
+    let column = |name: &str| {
+        batch
+            .column_by_name(name)
+            .expect("events and medications carry person and provenance")
+            .clone()
+    };
+    let key = |name: &str| SortColumn {
+        values: column(name),
+        options: None,
+    };
+    let sorted = lexsort_to_indices(
+        &[key("person_key"), key("source_row_id"), key("source_table")],
+        None,
+    )?;
+    let person = column("person_key");
+    let person = person
+        .as_any()
+        .downcast_ref::<StringArray>()
+        .expect("person_key is text");
+    let same = |a: usize, b: usize| {
+        person.is_null(a) == person.is_null(b)
+            && (person.is_null(a) || person.value(a) == person.value(b))
+    };
+    let mut rank = vec![0i64; batch.num_rows()];
+    let (mut r, mut previous) = (0i64, None);
+    for i in sorted.values().iter().map(|i| *i as usize) {
+        r = match previous {
+            Some(p) if same(p, i) => r + 1,
+            _ => 0,
+        };
+        rank[i] = r;
+        previous = Some(i);
+    }
+    let mut columns = batch.columns().to_vec();
+    columns[at] = Arc::new(datafusion::arrow::array::Int64Array::from(rank));
+    RecordBatch::try_new(batch.schema(), columns)
 }
 
 fn provenance_fields() -> Vec<Field> {
@@ -171,9 +231,18 @@ impl ProvenanceBuilder {
     }
 }
 
-fn batch(table: CanonicalTable, columns: Vec<ArrayRef>) -> RecordBatch {
-    RecordBatch::try_new(table.schema(), columns)
-        .expect("canonical builders produce the canonical schema")
+/// A builder's batch; events and medications get their [`ROW_ORDER`].
+fn batch(table: CanonicalTable, mut columns: Vec<ArrayRef>) -> RecordBatch {
+    let schema = table.schema();
+    if columns.len() + 1 == schema.fields().len() {
+        let rows = columns.first().map_or(0, |c| c.len());
+        columns.push(Arc::new(datafusion::arrow::array::Int64Array::from(
+            vec![0i64; rows],
+        )));
+    }
+    let b = RecordBatch::try_new(schema, columns)
+        .expect("canonical builders produce the canonical schema");
+    with_row_order(&b).expect("provenance columns sort")
 }
 
 pub type Date = Option<i32>;
@@ -443,5 +512,81 @@ impl MedicationsBuilder {
         ];
         self.provenance.finish(&mut c);
         batch(CanonicalTable::Medications, c)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::arrow::array::{Array, Int64Array, StringArray};
+
+    fn prov<'a>(table: &'a str, row: &'a str) -> Provenance<'a> {
+        Provenance {
+            practice: "A00001",
+            supplier: "emis",
+            source_table: table,
+            source_row_id: row,
+            extract_id: "x",
+            extracted_at: NaiveDateTime::default(),
+        }
+    }
+
+    #[test]
+    fn row_order_ranks_each_persons_rows_by_source_row_then_table() {
+        let mut b = MedicationsBuilder::default();
+        // (person, source table, source row id), in no particular order.
+        let rows = [
+            ("P2", "T", "b"),
+            ("P1", "T", "c"),
+            ("P1", "S", "a"),
+            ("P2", "T", "a"),
+            ("P1", "T", "a"),
+        ];
+        for (person, table, row) in rows {
+            let m = MedicationRow {
+                person_key: person,
+                patient_id: person,
+                issue_date: None,
+                date_precision: "YMD",
+                date_flag: None,
+                code_system: "dmd",
+                source_code: "1",
+                source_term: None,
+                dmd_code: Some(1),
+                mapping_kind: "exact",
+                dosage: None,
+                quantity: None,
+                quantity_unit: None,
+                course_days: None,
+            };
+            b.append(&m, &prov(table, row));
+        }
+        let batch = b.finish();
+        let order = batch
+            .column_by_name(ROW_ORDER)
+            .unwrap()
+            .as_any()
+            .downcast_ref::<Int64Array>()
+            .unwrap();
+        // P1: (a, S) < (a, T) < (c, T); P2: a < b.
+        assert_eq!(order.values().to_vec(), vec![1, 2, 0, 0, 1]);
+
+        // Re-derived after rows change, e.g. when the store writes a merge.
+        let kept = batch.slice(1, 4);
+        let again = with_row_order(&kept).unwrap();
+        let order = again
+            .column_by_name(ROW_ORDER)
+            .unwrap()
+            .as_any()
+            .downcast_ref::<Int64Array>()
+            .unwrap();
+        assert_eq!(order.values().to_vec(), vec![2, 0, 0, 1]);
+        let rows = again
+            .column_by_name("source_row_id")
+            .unwrap()
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .unwrap();
+        assert_eq!(rows.len(), 4);
     }
 }

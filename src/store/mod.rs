@@ -24,6 +24,7 @@ use datafusion::arrow::compute::{SortColumn, lexsort_to_indices, take_record_bat
 use datafusion::parquet::arrow::ArrowWriter;
 use datafusion::parquet::basic::{Compression, ZstdLevel};
 use datafusion::parquet::file::properties::{EnabledStatistics, WriterProperties};
+use datafusion::parquet::schema::types::ColumnPath;
 use serde::{Deserialize, Serialize};
 
 pub use state::PracticeState;
@@ -251,12 +252,22 @@ impl Staging {
     }
 }
 
-/// Writes `batch` sorted by `sort` (nulls first) as one Parquet file.
+/// Rows per data page at most. Cohort runs read a few rows of the store by
+/// position (the evidence of chosen events) and by code: a small page is
+/// what a reader decompresses to reach one row.
+const PAGE_ROWS: usize = 8 * 1024;
+
+/// Writes `batch` sorted by `sort` (nulls first) as one Parquet file, with
+/// its `row_order` column derived when it has one
+/// ([`crate::canonical::tables::with_row_order`]).
 pub fn write_parquet(path: &Path, batch: &RecordBatch, sort: &[&str]) -> Result<u64> {
     let parquet_err = |e: &dyn std::fmt::Display| StoreError::Parquet {
         path: path.to_path_buf(),
         message: e.to_string(),
     };
+    // A file holds one practice's rows: its row order is derived here, so no
+    // writer can store a stale one.
+    let batch = &crate::canonical::tables::with_row_order(batch).map_err(|e| parquet_err(&e))?;
     let sorted = if sort.is_empty() || batch.num_rows() == 0 {
         batch.clone()
     } else {
@@ -278,6 +289,10 @@ pub fn write_parquet(path: &Path, batch: &RecordBatch, sort: &[&str]) -> Result<
             ZstdLevel::try_new(1).expect("level 1 is valid"),
         ))
         .set_max_row_group_row_count(Some(256 * 1024))
+        .set_data_page_row_count_limit(PAGE_ROWS)
+        // Unique per row: a dictionary would only grow to its limit, and a
+        // reader of one row would decode it whole.
+        .set_column_dictionary_enabled(ColumnPath::from("source_row_id"), false)
         .set_statistics_enabled(EnabledStatistics::Page)
         .build();
     let file = File::create(path).map_err(io(path))?;

@@ -16,8 +16,9 @@
 //!    [`criteria`] evaluates the criteria in definition order (anchors first)
 //!    by aggregation per person (the chosen event is the greatest or least row
 //!    key), [`rules`] decides and finds near misses.
-//! 3. The evidence columns of every chosen event are fetched in one pass over
-//!    the slice, then [`outputs`] writes each cohort's files.
+//! 3. The evidence columns of every chosen event are read from the store by
+//!    the practice and file position its row key carries ([`fetch`]), then
+//!    [`outputs`] writes each cohort's files.
 //!
 //! Intermediate results ([`held`]) stay in memory within the run's budget
 //! ([`RunOptions::work_memory`]); one that would exceed it is written to
@@ -30,6 +31,7 @@
 
 mod criteria;
 mod dates;
+mod fetch;
 mod held;
 mod outputs;
 mod population;
@@ -166,7 +168,7 @@ async fn run_async(
             .iter()
             .flat_map(|e| e.crit.iter().cloned())
             .collect();
-        let evidence = outputs::evidence(ctx, slice, &all, scratch).await?;
+        let evidence = outputs::evidence(ctx, view, &all, scratch).await?;
         tracing::debug!(elapsed = ?t.elapsed(), "evidence");
         let evidence = &evidence;
         let write = |i: usize| {

@@ -20,76 +20,161 @@ use datafusion::prelude::*;
 use datafusion::scalar::ScalarValue;
 
 use super::criteria::CritResult;
+use super::fetch;
 use super::held::{Held, Scratch};
-use super::scan::{Access, Part, Slice};
+use super::scan::{Access, StoreView, rkey_locator};
 use super::{CohortRun, RunOptions, io};
 use crate::cohort::model::Action;
+use crate::cohort::model::Table;
 use crate::cohort::outcome::{OTHERWISE, Status};
 use crate::cohort::{Cohort, Result};
 
-/// Evidence columns of the explanations, with their slice column.
-const EVIDENCE: [(&str, &str); 14] = [
-    ("ev_date", "ev_date"),
-    ("ev_precision", "ev_precision"),
-    ("ev_code_system", "ev_code_system"),
-    ("ev_source_code", "ev_source_code"),
-    ("ev_concept", "code"),
-    ("ev_term", "ev_term"),
-    ("ev_value", "value"),
-    ("ev_unit", "unit"),
-    ("ev_comparator", "comparator"),
-    ("ev_practice", "practice"),
-    ("ev_supplier", "supplier"),
-    ("ev_source_table", "source_table"),
-    ("ev_source_row_id", "source_row_id"),
-    ("ev_mapping_kind", "ev_mapping_kind"),
+/// Evidence columns of the explanations, with the store column of events
+/// and of medications each is read from (`None`: null).
+const EVIDENCE: [(&str, Option<&str>, Option<&str>); 14] = [
+    ("ev_date", Some("event_date"), Some("issue_date")),
+    (
+        "ev_precision",
+        Some("date_precision"),
+        Some("date_precision"),
+    ),
+    ("ev_code_system", Some("code_system"), Some("code_system")),
+    ("ev_source_code", Some("source_code"), Some("source_code")),
+    ("ev_concept", Some("snomed_concept_id"), Some("dmd_code")),
+    ("ev_term", Some("source_term"), Some("source_term")),
+    ("ev_value", Some("value"), None),
+    ("ev_unit", Some("unit"), None),
+    ("ev_comparator", Some("comparator"), None),
+    ("ev_practice", Some("practice"), Some("practice")),
+    ("ev_supplier", Some("supplier"), Some("supplier")),
+    (
+        "ev_source_table",
+        Some("source_table"),
+        Some("source_table"),
+    ),
+    (
+        "ev_source_row_id",
+        Some("source_row_id"),
+        Some("source_row_id"),
+    ),
+    (
+        "ev_mapping_kind",
+        Some("mapping_kind"),
+        Some("mapping_kind"),
+    ),
 ];
 
 /// The practice attrition and combinations add up to.
 pub const NETWORK: &str = "ALL";
 
-/// The evidence columns of every chosen event of the run, one result per
-/// slice part: one pass over each part. A row per criterion (`cid`, the
-/// criterion's [`CritResult::id`]) and chosen event (`e_key`, the slice's
-/// `rkey`), so that each criterion joins its own rows only.
+/// The evidence columns of every chosen event of the run, read from the
+/// store by position ([`fetch`]), one result per table. A row per criterion
+/// (`cid`, the criterion's [`CritResult::id`]) and chosen event (`e_key`,
+/// the slice's `rkey`), so that each criterion joins its own rows only.
 pub async fn evidence(
     ctx: &SessionContext,
-    slice: &Slice,
+    view: &StoreView,
     crit: &[CritResult],
     scratch: &Scratch,
-) -> Result<BTreeMap<Part, Held>> {
-    let mut evidence: BTreeMap<Part, Held> = BTreeMap::new();
-    let parts: BTreeSet<Part> = crit.iter().map(|c| c.part).collect();
-    for part in parts {
-        let mut keys: Option<DataFrame> = None;
-        for c in crit.iter().filter(|c| c.part == part) {
-            let k = c
+) -> Result<BTreeMap<Table, Held>> {
+    let mut evidence: BTreeMap<Table, Held> = BTreeMap::new();
+    let tables: BTreeSet<Table> = crit.iter().map(|c| c.part.table()).collect();
+    for table in tables {
+        let t = std::time::Instant::now();
+        // The chosen keys, and the rows they point at per practice.
+        let (mut cids, mut keys) = (Vec::new(), Vec::new());
+        let mut wanted: BTreeMap<String, BTreeSet<u64>> = BTreeMap::new();
+        for c in crit.iter().filter(|c| c.part.table() == table) {
+            let chosen = c
                 .held
                 .read(ctx)
                 .await?
                 .filter(col("ev_key").is_not_null())?
-                .select(vec![lit(c.id).alias("cid"), col("ev_key").alias("k")])?;
-            keys = Some(match keys {
-                None => k,
-                Some(u) => u.union(k)?,
+                .select(vec![col("ev_key")])?
+                .collect()
+                .await?;
+            for b in &chosen {
+                let k = super::read::Columns::new(b, &scratch.dir)?.str("ev_key")?;
+                for key in k.iter().flatten() {
+                    let (practice, row) = rkey_locator(key).ok_or_else(|| {
+                        crate::cohort::Error::Store(format!("malformed row key {key:?}"))
+                    })?;
+                    wanted.entry(practice.to_string()).or_default().insert(row);
+                    cids.push(c.id);
+                    keys.push(key.to_string());
+                }
+            }
+        }
+        let wanted: BTreeMap<String, Vec<u64>> = wanted
+            .into_iter()
+            .map(|(p, rows)| (p, rows.into_iter().collect()))
+            .collect();
+        let mut columns: Vec<&str> = EVIDENCE
+            .iter()
+            .filter_map(|(_, events, medications)| {
+                if table == Table::Events {
+                    *events
+                } else {
+                    *medications
+                }
+            })
+            .collect();
+        columns.dedup();
+        let rows = fetch::rows(ctx, view, table, &wanted, &columns).await?;
+        tracing::debug!(table = table.name(), keys = keys.len(), elapsed = ?t.elapsed(), "evidence rows read");
+        let (practices, positions): (Vec<String>, Vec<i64>) = keys
+            .iter()
+            .map(|k| {
+                let (p, r) = rkey_locator(k).expect("parsed above");
+                (p.to_string(), r as i64)
+            })
+            .unzip();
+        let keys = RecordBatch::try_from_iter(vec![
+            ("cid", Arc::new(Int64Array::from(cids)) as ArrayRef),
+            ("k", Arc::new(StringArray::from(keys)) as ArrayRef),
+            (
+                "k_practice",
+                Arc::new(StringArray::from(practices)) as ArrayRef,
+            ),
+            ("k_row", Arc::new(Int64Array::from(positions)) as ArrayRef),
+        ])?;
+        let mut cols = vec![col("cid"), col("k").alias("e_key")];
+        for (name, events, medications) in EVIDENCE {
+            let src = if table == Table::Events {
+                events
+            } else {
+                medications
+            };
+            cols.push(match src {
+                Some(c) => col(c).alias(name),
+                None => null_of(name).alias(name),
             });
         }
-        let keys = keys.expect("a part has criteria");
-        let rows = slice.read_part(ctx, part).await?;
-        let mut cols = vec![col("cid"), col("rkey").alias("e_key")];
-        for (name, src) in EVIDENCE {
-            cols.push(col(src).alias(name));
-        }
-        let ev = keys
-            // `rkey` is unique in the slice: one row per key.
-            .join(rows, JoinType::Inner, &["k"], &["rkey"], None)?
+        let ev = ctx
+            .read_batch(keys)?
+            // (practice, position) is unique in the table: one row per key.
+            .join(
+                ctx.read_batch(rows)?,
+                JoinType::Inner,
+                &["k_practice", "k_row"],
+                &[fetch::PRACTICE, fetch::POSITION],
+                None,
+            )?
             .select(cols)?;
         let held = scratch
-            .hold(ev, &format!("evidence_{}", evidence.len()))
+            .hold(ev, &format!("evidence_{}", table.name()))
             .await?;
-        evidence.insert(part, held);
+        evidence.insert(table, held);
     }
     Ok(evidence)
+}
+
+/// A typed null for an evidence column a table does not have.
+fn null_of(name: &str) -> Expr {
+    lit(match name {
+        "ev_value" => ScalarValue::Float64(None),
+        _ => ScalarValue::Utf8(None),
+    })
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -100,7 +185,7 @@ pub async fn write(
     access: &Access,
     decided: &Held,
     crit: &[CritResult],
-    evidence: &BTreeMap<Part, Held>,
+    evidence: &BTreeMap<Table, Held>,
 ) -> Result<CohortRun> {
     let def = &cohort.def;
     let key = def.key();
@@ -134,7 +219,7 @@ pub async fn write(
             col("value"),
             col("refused"),
         ];
-        for (name, _) in EVIDENCE {
+        for (name, ..) in EVIDENCE {
             cols.push(col(name));
         }
         cols.push(
@@ -152,7 +237,7 @@ pub async fn write(
             .alias("evidence"),
         );
         cols.push(lit(j as i64).alias("crit_order"));
-        let ev = evidence[&c.part]
+        let ev = evidence[&c.part.table()]
             .read(ctx)
             .await?
             .filter(col("cid").eq(lit(c.id)))?;

@@ -16,6 +16,7 @@ use datafusion::scalar::ScalarValue;
 
 use super::held::Scratch;
 use super::{io, url};
+use crate::canonical::tables::ROW_ORDER;
 use crate::canonical::{CanonicalTable, units};
 use crate::cohort::model::{Anchor, Bound, Criterion, Definition, Table};
 use crate::cohort::{Cohort, Error, Result};
@@ -68,6 +69,11 @@ impl StoreView {
                 )));
             }
         }
+        for t in [Table::Events, Table::Medications] {
+            if needed.contains(&t) {
+                check_row_order(&table_dir(root, t))?;
+            }
+        }
         let pdir = root.join("practices");
         let mut practices = Vec::new();
         if pdir.is_dir() {
@@ -117,6 +123,13 @@ impl StoreView {
         access
     }
 
+    /// The table's file of one practice (whether or not it exists).
+    pub fn file(&self, table: Table, practice: &str) -> PathBuf {
+        table_dir(&self.root, table)
+            .join(format!("practice={practice}"))
+            .join("data.parquet")
+    }
+
     /// One canonical table over every practice, optionally one person only.
     pub async fn read(
         &self,
@@ -136,7 +149,37 @@ impl StoreView {
     }
 }
 
-fn canonical(t: Table) -> CanonicalTable {
+/// Every file of the table has the `row_order` column cohorts order ties by
+/// (stores written before it existed do not).
+fn check_row_order(dir: &Path) -> Result<()> {
+    use datafusion::parquet::file::reader::{FileReader, SerializedFileReader};
+    for entry in std::fs::read_dir(dir).map_err(io(dir))? {
+        let file = entry.map_err(io(dir))?.path().join("data.parquet");
+        if !file.is_file() {
+            continue;
+        }
+        let reader = std::fs::File::open(&file)
+            .map_err(|e| e.to_string())
+            .and_then(|f| SerializedFileReader::new(f).map_err(|e| e.to_string()))
+            .map_err(|e| Error::Store(format!("{}: {e}", file.display())))?;
+        let has = reader
+            .metadata()
+            .file_metadata()
+            .schema_descr()
+            .columns()
+            .iter()
+            .any(|c| c.name() == ROW_ORDER);
+        if !has {
+            return Err(Error::Store(format!(
+                "{}: written by an earlier phm, without the `{ROW_ORDER}` column cohorts order same-day events by; hint: ingest the deliveries again into a new store",
+                file.display()
+            )));
+        }
+    }
+    Ok(())
+}
+
+pub(super) fn canonical(t: Table) -> CanonicalTable {
     match t {
         Table::Patients => CanonicalTable::Patients,
         Table::Registrations => CanonicalTable::Registrations,
@@ -175,7 +218,7 @@ impl Part {
         }
     }
 
-    fn table(self) -> Table {
+    pub fn table(self) -> Table {
         match self {
             Part::Codes(t) => t,
             Part::AnyMedication => Table::Medications,
@@ -310,7 +353,10 @@ fn codes_schema() -> Schema {
     ])
 }
 
-/// Columns of the slice (events and medications alike).
+/// Columns of the slice (events and medications alike): what evaluation
+/// reads, and `rkey`, which orders the rows and locates each one in the store
+/// ([`rkey_locator`]). An explanation's evidence columns are read from the
+/// store for the chosen events only.
 pub fn slice_schema() -> Schema {
     use DataType::*;
     let f = |n: &str, t: DataType| Field::new(n, t, true);
@@ -321,20 +367,45 @@ pub fn slice_schema() -> Schema {
         f("code", Int64),
         f("value", Float64),
         f("comparator", Utf8),
-        f("unit", Utf8),
         f("cunit", Utf8),
-        f("ev_date", Date32),
-        f("ev_precision", Utf8),
-        f("ev_code_system", Utf8),
-        f("ev_source_code", Utf8),
-        f("ev_term", Utf8),
-        f("ev_mapping_kind", Utf8),
-        f("practice", Utf8),
-        f("supplier", Utf8),
-        f("source_table", Utf8),
-        f("source_row_id", Utf8),
         f("rkey", Utf8),
     ])
+}
+
+/// Separates the fields of a row key.
+const RKEY_SEP: &str = "\u{1}";
+/// Digits of the row order in a row key: fixed width, so keys sort as the
+/// orders do.
+const ROW_ORDER_WIDTH: i64 = 9;
+/// The row's position in its file, as the Parquet reader numbers it.
+const FILE_ROW: &str = "file_row";
+
+/// A slice row's key: the start of its period, its practice, its row order
+/// and its position in the practice's file, as text. For one person, keys
+/// sort as (date, practice, `source_row_id`, `source_table`) do and are
+/// unique; across the store, (practice, position) locates the row.
+fn rkey(start: Expr) -> Expr {
+    concat(vec![
+        date_key(start),
+        lit(RKEY_SEP),
+        col("practice"),
+        lit(RKEY_SEP),
+        lpad(vec![
+            cast(col(ROW_ORDER), DataType::Utf8),
+            lit(ROW_ORDER_WIDTH),
+            lit("0"),
+        ]),
+        lit(RKEY_SEP),
+        cast(col(FILE_ROW), DataType::Utf8),
+    ])
+}
+
+/// The practice and position in its file a row key points at.
+pub fn rkey_locator(key: &str) -> Option<(&str, u64)> {
+    let mut parts = key.split(RKEY_SEP).skip(1);
+    let practice = parts.next()?;
+    let row = parts.nth(1)?.parse().ok()?;
+    Some((practice, row))
 }
 
 fn write_codes(path: &Path, rows: &[(String, i64)]) -> Result<()> {
@@ -564,6 +635,10 @@ async fn slice_plan(
         _ => ("issue_date", "dmd_code"),
     };
     let mut df = view.read(ctx, table, person).await?;
+    // The reader's own row numbers: the locator the evidence stage reads by.
+    let mut cols: Vec<Expr> = df.schema().fields().iter().map(|f| col(f.name())).collect();
+    cols.push(datafusion::functions::core::expr_fn::file_row_index().alias(FILE_ROW));
+    df = df.select(cols)?;
     // Rows whose date is unusable (or, matching by code, whose code is
     // unmapped) stay in the slice with no period, so no window holds them:
     // testing that after the code join keeps the scan's only row filter the
@@ -599,45 +674,23 @@ async fn slice_plan(
     let end = when(usable, end).otherwise(null_d())?;
     let null_f = || lit(ScalarValue::Float64(None));
     let null_s = || lit(ScalarValue::Utf8(None));
-    let (value, comparator, unit, cunit) = match table {
+    let (value, comparator, cunit) = match table {
         Table::Events => (
             col("value"),
             col("comparator"),
-            col("unit"),
             canonical_unit_expr(col("unit")),
         ),
-        _ => (null_f(), null_s(), null_s(), null_s()),
+        _ => (null_f(), null_s(), null_s()),
     };
-    // Orders events as (date, practice, source_row_id); unique per row.
-    let rkey = concat(vec![
-        date_key(start.clone()),
-        lit("\u{1}"),
-        col("practice"),
-        lit("\u{1}"),
-        col("source_row_id"),
-        lit("\u{1}"),
-        col("source_table"),
-    ]);
     let mut columns = vec![
         col("person_key"),
-        start.alias("d_start"),
+        start.clone().alias("d_start"),
         end.alias("d_end"),
         col(code).alias("code"),
         value.alias("value"),
         comparator.alias("comparator"),
-        unit.alias("unit"),
         cunit.alias("cunit"),
-        col(date).alias("ev_date"),
-        col("date_precision").alias("ev_precision"),
-        col("code_system").alias("ev_code_system"),
-        col("source_code").alias("ev_source_code"),
-        col("source_term").alias("ev_term"),
-        col("mapping_kind").alias("ev_mapping_kind"),
-        col("practice"),
-        col("supplier"),
-        col("source_table"),
-        col("source_row_id"),
-        rkey.alias("rkey"),
+        rkey(start).alias("rkey"),
     ];
     if let Keep::Codes(_) = keep {
         columns.push(col("class"));

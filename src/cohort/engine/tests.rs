@@ -1339,7 +1339,22 @@ fn refuses_an_interrupted_commit_and_a_missing_table() {
     let e = run(&store, std::slice::from_ref(&cohort), &opts).unwrap_err();
     assert!(e.to_string().contains("interrupted"), "{e}");
     std::fs::remove_dir_all(store.join(".journal")).unwrap();
-    std::fs::remove_dir_all(store.join("canonical/events")).unwrap();
+
+    // An events file written before `row_order` existed: refused, not read
+    // with null orders.
+    let events = store.join("canonical/events");
+    let dir = events.join("practice=A00009");
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut old = crate::canonical::tables::EventsBuilder::default().finish();
+    old.remove_column(old.schema().index_of("row_order").unwrap());
+    crate::store::write_parquet(&dir.join("data.parquet"), &old, &[]).unwrap();
+    let e = run(&store, std::slice::from_ref(&cohort), &opts).unwrap_err();
+    assert!(
+        e.to_string().contains("without the `row_order` column"),
+        "{e}"
+    );
+
+    std::fs::remove_dir_all(&events).unwrap();
     let e = run(&store, &[cohort], &opts).unwrap_err();
     assert!(e.to_string().contains("no events table"), "{e}");
 }
