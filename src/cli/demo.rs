@@ -83,6 +83,17 @@ pub fn run(args: DemoArgs) -> Result<u8, Failure> {
         generate(&config).map_err(|e| Failure::new(exit::USAGE, e))?;
     }
     let store = args.dir.join("store");
+    // The demo's own store, from an earlier phm: rebuilt rather than refused.
+    if crate::store::file_without_row_order(&store)
+        .map_err(data)?
+        .is_some()
+    {
+        eprintln!(
+            "{} was written by an earlier phm; rebuilding it",
+            store.display()
+        );
+        std::fs::remove_dir_all(&store).map_err(|e| data(format!("{}: {e}", store.display())))?;
+    }
     eprintln!("ingesting → {}", store.display());
     let subs = crate::ingest::history::Substitutions::from_release(&release);
     let report =

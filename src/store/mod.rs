@@ -303,6 +303,43 @@ pub fn write_parquet(path: &Path, batch: &RecordBatch, sort: &[&str]) -> Result<
     Ok(sorted.num_rows() as u64)
 }
 
+/// The first events or medications file of the store at `root` written
+/// before those tables carried `row_order` (`None`: every file has it).
+pub fn file_without_row_order(root: &Path) -> Result<Option<PathBuf>> {
+    use datafusion::parquet::file::reader::{FileReader, SerializedFileReader};
+    for table in ["events", "medications"] {
+        let dir = root.join("canonical").join(table);
+        if !dir.is_dir() {
+            continue;
+        }
+        let mut files: Vec<PathBuf> = fs::read_dir(&dir)
+            .map_err(io(&dir))?
+            .filter_map(|e| e.ok().map(|e| e.path().join("data.parquet")))
+            .filter(|f| f.is_file())
+            .collect();
+        files.sort();
+        for file in files {
+            let reader = File::open(&file).map_err(io(&file)).and_then(|f| {
+                SerializedFileReader::new(f).map_err(|e| StoreError::Parquet {
+                    path: file.clone(),
+                    message: e.to_string(),
+                })
+            })?;
+            let has = reader
+                .metadata()
+                .file_metadata()
+                .schema_descr()
+                .columns()
+                .iter()
+                .any(|c| c.name() == crate::canonical::tables::ROW_ORDER);
+            if !has {
+                return Ok(Some(file));
+            }
+        }
+    }
+    Ok(None)
+}
+
 /// Reads a whole Parquet file the store wrote.
 pub fn read_parquet(path: &Path) -> Result<RecordBatch> {
     use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;

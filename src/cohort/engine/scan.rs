@@ -69,10 +69,14 @@ impl StoreView {
                 )));
             }
         }
-        for t in [Table::Events, Table::Medications] {
-            if needed.contains(&t) {
-                check_row_order(&table_dir(root, t))?;
-            }
+        // Same-day ties are ordered by `row_order`: never read a file without it.
+        if let Some(file) =
+            crate::store::file_without_row_order(root).map_err(|e| Error::Store(e.to_string()))?
+        {
+            return Err(Error::Store(format!(
+                "{}: written by an earlier phm, without the `{ROW_ORDER}` column cohorts order same-day events by; hint: ingest the deliveries again into a new store",
+                file.display()
+            )));
         }
         let pdir = root.join("practices");
         let mut practices = Vec::new();
@@ -147,36 +151,6 @@ impl StoreView {
             None => df,
         })
     }
-}
-
-/// Every file of the table has the `row_order` column cohorts order ties by
-/// (stores written before it existed do not).
-fn check_row_order(dir: &Path) -> Result<()> {
-    use datafusion::parquet::file::reader::{FileReader, SerializedFileReader};
-    for entry in std::fs::read_dir(dir).map_err(io(dir))? {
-        let file = entry.map_err(io(dir))?.path().join("data.parquet");
-        if !file.is_file() {
-            continue;
-        }
-        let reader = std::fs::File::open(&file)
-            .map_err(|e| e.to_string())
-            .and_then(|f| SerializedFileReader::new(f).map_err(|e| e.to_string()))
-            .map_err(|e| Error::Store(format!("{}: {e}", file.display())))?;
-        let has = reader
-            .metadata()
-            .file_metadata()
-            .schema_descr()
-            .columns()
-            .iter()
-            .any(|c| c.name() == ROW_ORDER);
-        if !has {
-            return Err(Error::Store(format!(
-                "{}: written by an earlier phm, without the `{ROW_ORDER}` column cohorts order same-day events by; hint: ingest the deliveries again into a new store",
-                file.display()
-            )));
-        }
-    }
-    Ok(())
 }
 
 pub(super) fn canonical(t: Table) -> CanonicalTable {
