@@ -99,10 +99,15 @@ impl CanonicalTable {
             .map(|(n, t)| Field::new(*n, t.clone(), true))
             .collect();
         fields.extend(provenance_fields());
-        if matches!(self, CanonicalTable::Events | CanonicalTable::Medications) {
+        if self.has_row_order() {
             fields.push(Field::new(ROW_ORDER, DataType::Int64, false));
         }
         Arc::new(Schema::new(fields))
+    }
+
+    /// Whether the table ends with [`ROW_ORDER`].
+    pub fn has_row_order(self) -> bool {
+        matches!(self, CanonicalTable::Events | CanonicalTable::Medications)
     }
 
     /// Sort order of the stored files: later queries join events to value sets on
@@ -231,18 +236,18 @@ impl ProvenanceBuilder {
     }
 }
 
-/// A builder's batch; events and medications get their [`ROW_ORDER`].
+/// A builder's batch. Events and medications get a zero [`ROW_ORDER`]: it
+/// depends on every row of the practice's file, so the store derives it as
+/// it writes the file ([`with_row_order`]).
 fn batch(table: CanonicalTable, mut columns: Vec<ArrayRef>) -> RecordBatch {
-    let schema = table.schema();
-    if columns.len() + 1 == schema.fields().len() {
+    if table.has_row_order() {
         let rows = columns.first().map_or(0, |c| c.len());
         columns.push(Arc::new(datafusion::arrow::array::Int64Array::from(
             vec![0i64; rows],
         )));
     }
-    let b = RecordBatch::try_new(schema, columns)
-        .expect("canonical builders produce the canonical schema");
-    with_row_order(&b).expect("provenance columns sort")
+    RecordBatch::try_new(table.schema(), columns)
+        .expect("canonical builders produce the canonical schema")
 }
 
 pub type Date = Option<i32>;
@@ -518,7 +523,7 @@ impl MedicationsBuilder {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use datafusion::arrow::array::{Array, Int64Array, StringArray};
+    use datafusion::arrow::array::{Array, Int64Array};
 
     fn prov<'a>(table: &'a str, row: &'a str) -> Provenance<'a> {
         Provenance {
@@ -528,6 +533,25 @@ mod tests {
             source_row_id: row,
             extract_id: "x",
             extracted_at: NaiveDateTime::default(),
+        }
+    }
+
+    fn issue(person: &str) -> MedicationRow<'_> {
+        MedicationRow {
+            person_key: person,
+            patient_id: person,
+            issue_date: None,
+            date_precision: "YMD",
+            date_flag: None,
+            code_system: "dmd",
+            source_code: "1",
+            source_term: None,
+            dmd_code: Some(1),
+            mapping_kind: "exact",
+            dosage: None,
+            quantity: None,
+            quantity_unit: None,
+            course_days: None,
         }
     }
 
@@ -543,25 +567,9 @@ mod tests {
             ("P1", "T", "a"),
         ];
         for (person, table, row) in rows {
-            let m = MedicationRow {
-                person_key: person,
-                patient_id: person,
-                issue_date: None,
-                date_precision: "YMD",
-                date_flag: None,
-                code_system: "dmd",
-                source_code: "1",
-                source_term: None,
-                dmd_code: Some(1),
-                mapping_kind: "exact",
-                dosage: None,
-                quantity: None,
-                quantity_unit: None,
-                course_days: None,
-            };
-            b.append(&m, &prov(table, row));
+            b.append(&issue(person), &prov(table, row));
         }
-        let batch = b.finish();
+        let batch = with_row_order(&b.finish()).unwrap();
         let order = batch
             .column_by_name(ROW_ORDER)
             .unwrap()
@@ -581,12 +589,38 @@ mod tests {
             .downcast_ref::<Int64Array>()
             .unwrap();
         assert_eq!(order.values().to_vec(), vec![2, 0, 0, 1]);
-        let rows = again
-            .column_by_name("source_row_id")
+
+        // The store derives it as it writes, whatever the batch carried.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("data.parquet");
+        crate::store::write_parquet(&path, &two_issues_as_built(), &[]).unwrap();
+        let stored = crate::store::read_parquet(&path).unwrap();
+        let order = stored
+            .column_by_name(ROW_ORDER)
             .unwrap()
             .as_any()
-            .downcast_ref::<StringArray>()
+            .downcast_ref::<Int64Array>()
             .unwrap();
-        assert_eq!(rows.len(), 4);
+        assert_eq!(order.values().to_vec(), vec![1, 0]);
+    }
+
+    /// One person's two issues, rows "b" then "a", as a builder leaves them.
+    fn two_issues_as_built() -> RecordBatch {
+        let mut b = MedicationsBuilder::default();
+        for row in ["b", "a"] {
+            b.append(&issue("P1"), &prov("T", row));
+        }
+        let batch = b.finish();
+        let zeros = batch.column_by_name(ROW_ORDER).unwrap();
+        assert_eq!(
+            zeros
+                .as_any()
+                .downcast_ref::<Int64Array>()
+                .unwrap()
+                .values()
+                .to_vec(),
+            vec![0, 0]
+        );
+        batch
     }
 }

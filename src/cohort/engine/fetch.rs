@@ -37,9 +37,9 @@ use crate::cohort::{Error, Result};
 pub const PRACTICE: &str = "f_practice";
 pub const POSITION: &str = "f_row";
 
-/// `columns` (in the table's order) of the rows at `wanted` (per practice, positions in its file,
-/// sorted and distinct) of `table`, each with its practice ([`PRACTICE`]) and
-/// position ([`POSITION`]), as one batch.
+/// `columns` of the rows at `wanted` (per practice, positions in its file,
+/// sorted and distinct) of `table`, in the table's column order, each row
+/// with its practice ([`PRACTICE`]) and position ([`POSITION`]), as one batch.
 pub async fn rows(
     ctx: &SessionContext,
     view: &StoreView,
@@ -120,28 +120,22 @@ fn read_file(
         .with_batch_size(positions.len().max(1))
         .build()
         .map_err(parquet)?;
-    let mut columns: Option<Vec<ArrayRef>> = None;
-    let mut batches = Vec::new();
-    for b in reader {
-        batches.push(b?);
-    }
+    let batches = reader.collect::<std::result::Result<Vec<_>, _>>()?;
     let read: usize = batches.iter().map(|b| b.num_rows()).sum();
     if read != positions.len() {
         return Err(changed(read as u64));
     }
-    if let Some(first) = batches.first() {
-        let batch = concat_batches(&first.schema(), &batches)?;
-        let mut cols = batch.columns().to_vec();
-        cols.push(Arc::new(StringArray::from(vec![practice; positions.len()])));
-        cols.push(Arc::new(Int64Array::from_iter_values(
-            positions.iter().map(|p| *p as i64),
-        )));
-        columns = Some(cols);
-    }
-    match columns {
-        Some(cols) => Ok(RecordBatch::try_new(out_schema.clone(), cols)?),
-        None => Ok(RecordBatch::new_empty(out_schema.clone())),
-    }
+    let Some(first) = batches.first() else {
+        return Ok(RecordBatch::new_empty(out_schema.clone()));
+    };
+    let mut cols: Vec<ArrayRef> = concat_batches(&first.schema(), &batches)?
+        .columns()
+        .to_vec();
+    cols.push(Arc::new(StringArray::from(vec![practice; positions.len()])));
+    cols.push(Arc::new(Int64Array::from_iter_values(
+        positions.iter().map(|p| *p as i64),
+    )));
+    Ok(RecordBatch::try_new(out_schema.clone(), cols)?)
 }
 
 /// The selection of `positions` (sorted, distinct) in a file of `total`

@@ -81,8 +81,13 @@ pub async fn evidence(
     let tables: BTreeSet<Table> = crit.iter().map(|c| c.part.table()).collect();
     for table in tables {
         let t = std::time::Instant::now();
+        // The store column each evidence column is read from, if any.
+        let source = |e: &(&str, Option<&'static str>, Option<&'static str>)| {
+            if table == Table::Events { e.1 } else { e.2 }
+        };
         // The chosen keys, and the rows they point at per practice.
-        let (mut cids, mut keys) = (Vec::new(), Vec::new());
+        let (mut cids, mut keys, mut practices, mut positions) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         let mut wanted: BTreeMap<String, BTreeSet<u64>> = BTreeMap::new();
         for c in crit.iter().filter(|c| c.part.table() == table) {
             let chosen = c
@@ -102,6 +107,8 @@ pub async fn evidence(
                     wanted.entry(practice.to_string()).or_default().insert(row);
                     cids.push(c.id);
                     keys.push(key.to_string());
+                    practices.push(practice.to_string());
+                    positions.push(row as i64);
                 }
             }
         }
@@ -109,26 +116,9 @@ pub async fn evidence(
             .into_iter()
             .map(|(p, rows)| (p, rows.into_iter().collect()))
             .collect();
-        let mut columns: Vec<&str> = EVIDENCE
-            .iter()
-            .filter_map(|(_, events, medications)| {
-                if table == Table::Events {
-                    *events
-                } else {
-                    *medications
-                }
-            })
-            .collect();
-        columns.dedup();
+        let columns: Vec<&str> = EVIDENCE.iter().filter_map(source).collect();
         let rows = fetch::rows(ctx, view, table, &wanted, &columns).await?;
         tracing::debug!(table = table.name(), keys = keys.len(), elapsed = ?t.elapsed(), "evidence rows read");
-        let (practices, positions): (Vec<String>, Vec<i64>) = keys
-            .iter()
-            .map(|k| {
-                let (p, r) = rkey_locator(k).expect("parsed above");
-                (p.to_string(), r as i64)
-            })
-            .unzip();
         let keys = RecordBatch::try_from_iter(vec![
             ("cid", Arc::new(Int64Array::from(cids)) as ArrayRef),
             ("k", Arc::new(StringArray::from(keys)) as ArrayRef),
@@ -139,15 +129,10 @@ pub async fn evidence(
             ("k_row", Arc::new(Int64Array::from(positions)) as ArrayRef),
         ])?;
         let mut cols = vec![col("cid"), col("k").alias("e_key")];
-        for (name, events, medications) in EVIDENCE {
-            let src = if table == Table::Events {
-                events
-            } else {
-                medications
-            };
-            cols.push(match src {
-                Some(c) => col(c).alias(name),
-                None => null_of(name).alias(name),
+        for e in &EVIDENCE {
+            cols.push(match source(e) {
+                Some(c) => col(c).alias(e.0),
+                None => null_of(e.0).alias(e.0),
             });
         }
         let ev = ctx
