@@ -6,7 +6,8 @@
 # documented semantics independently; its per-practice counts and its included
 # persons must equal phm's. Then benches/duckdb_equal_work.py does in DuckDB
 # what a phm run does for DM_REG (every output, with evidence, as Parquet and
-# CSV) and checks each file against phm's.
+# CSV) and checks each file against phm's, and benches/duckdb_output_floor.py
+# times DuckDB only writing the files of phm's ten-cohort run.
 #
 #   benches/cohort.sh [PATIENTS] [PRACTICES] [WORKDIR] [REPEATS]
 #
@@ -146,3 +147,5 @@ PY
 # columns, Parquet and CSV), checked against phm's files person by person.
 echo "DuckDB, DM_REG with phm's outputs:"
 python3 benches/duckdb_equal_work.py "$work" "$index" "$work/out-one/DM_REG@2025.1" "$repeats"
+echo "DuckDB, only writing the files of phm's ten-cohort run (no cohort computed):"
+python3 benches/duckdb_output_floor.py "$work/out-all" "$repeats"
