@@ -20,6 +20,7 @@ WORK holds store/, dm_cod.csv and dmres_cod.csv (written by cohort.sh);
 PHM_OUT is phm's output directory for DM_REG.
 """
 
+import os
 import sys
 import time
 
@@ -168,8 +169,6 @@ def run(con):
         con.execute(f"copy out_{name} to '{out}/{name}.parquet' (format parquet)")
         con.execute(f"copy out_{name} to '{out}/{name}.csv' (header)")
 
-
-import os
 
 os.makedirs(out, exist_ok=True)
 con = duckdb.connect()

@@ -570,38 +570,20 @@ mod tests {
             b.append(&issue(person), &prov(table, row));
         }
         let batch = with_row_order(&b.finish()).unwrap();
-        let order = batch
-            .column_by_name(ROW_ORDER)
-            .unwrap()
-            .as_any()
-            .downcast_ref::<Int64Array>()
-            .unwrap();
         // P1: (a, S) < (a, T) < (c, T); P2: a < b.
-        assert_eq!(order.values().to_vec(), vec![1, 2, 0, 0, 1]);
+        assert_eq!(row_orders(&batch), vec![1, 2, 0, 0, 1]);
 
         // Re-derived after rows change, e.g. when the store writes a merge.
         let kept = batch.slice(1, 4);
         let again = with_row_order(&kept).unwrap();
-        let order = again
-            .column_by_name(ROW_ORDER)
-            .unwrap()
-            .as_any()
-            .downcast_ref::<Int64Array>()
-            .unwrap();
-        assert_eq!(order.values().to_vec(), vec![2, 0, 0, 1]);
+        assert_eq!(row_orders(&again), vec![2, 0, 0, 1]);
 
         // The store derives it as it writes, whatever the batch carried.
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("data.parquet");
         crate::store::write_parquet(&path, &two_issues_as_built(), &[]).unwrap();
         let stored = crate::store::read_parquet(&path).unwrap();
-        let order = stored
-            .column_by_name(ROW_ORDER)
-            .unwrap()
-            .as_any()
-            .downcast_ref::<Int64Array>()
-            .unwrap();
-        assert_eq!(order.values().to_vec(), vec![1, 0]);
+        assert_eq!(row_orders(&stored), vec![1, 0]);
     }
 
     /// One person's two issues, rows "b" then "a", as a builder leaves them.
@@ -611,16 +593,19 @@ mod tests {
             b.append(&issue("P1"), &prov("T", row));
         }
         let batch = b.finish();
-        let zeros = batch.column_by_name(ROW_ORDER).unwrap();
-        assert_eq!(
-            zeros
-                .as_any()
-                .downcast_ref::<Int64Array>()
-                .unwrap()
-                .values()
-                .to_vec(),
-            vec![0, 0]
-        );
+        assert_eq!(row_orders(&batch), vec![0, 0]);
         batch
+    }
+
+    /// The batch's `row_order` values, in row order.
+    fn row_orders(batch: &RecordBatch) -> Vec<i64> {
+        batch
+            .column_by_name(ROW_ORDER)
+            .unwrap()
+            .as_any()
+            .downcast_ref::<Int64Array>()
+            .unwrap()
+            .values()
+            .to_vec()
     }
 }
