@@ -174,6 +174,7 @@ pub(crate) const LIST_FILES: &[(List, &str)] = &[
 pub(crate) const DOAC_FILE: &str =
     fixture!("opensafely-direct-acting-oral-anticoagulants-doac.csv");
 pub(crate) const ANTIBACTERIAL_FILE: &str = fixture!("opensafely-antibacterials.csv");
+pub(crate) const CHRONIC_FILE: &str = fixture!("selected/ebmdatalab-chronic-repeat-medicines.csv");
 
 /// `(code, term)` rows of an OpenCodelists `code,term` CSV.
 pub fn code_term_rows(text: &str) -> Vec<(i64, String)> {

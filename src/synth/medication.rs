@@ -1,7 +1,8 @@
 //! Prescriptions in a patient's timeline: acute antibacterial courses from
-//! consultations, repeat medicines for long-term conditions and for age-related
-//! needs (issued every 28 or 56 days until stopped), and a DOAC for most people with
-//! atrial fibrillation (from December 2011).
+//! consultations, repeat medicines for long-term conditions (drawn from each
+//! condition's own pool) and for age-related needs (issued every 28 or 56 days
+//! until stopped), and a DOAC for most people with atrial fibrillation (from
+//! December 2011).
 
 use crate::synth::clinical::{Builder, YEAR};
 use crate::synth::conditions::Condition;
@@ -40,7 +41,7 @@ impl Builder<'_> {
                 if !chance(self.rng, 0.9) {
                     continue;
                 }
-                let drug = *pick(self.rng, &cat.formulary.long_term);
+                let drug = *pick(self.rng, cat.formulary.repeats_for(d.condition));
                 let start = d.onset.max(self.window.start) + between(self.rng, 0, 90);
                 self.repeat_course(drug, start, until, 0.35);
             }
@@ -71,7 +72,13 @@ impl Builder<'_> {
             if day > self.window.end {
                 break;
             }
-            let drug = *pick(self.rng, &self.cat.formulary.long_term);
+            // Most are PPIs, statins and the like; a few are antibacterial prophylaxis.
+            let pool = if chance(self.rng, 0.1) {
+                &self.cat.formulary.prophylaxis
+            } else {
+                &self.cat.formulary.general
+            };
+            let drug = *pick(self.rng, pool);
             let until =
                 (day + (exponential(self.rng, 4.0).max(0.25) * YEAR) as i32).min(self.window.end);
             self.repeat_course(drug, day, until, 0.0);
@@ -89,6 +96,8 @@ impl Builder<'_> {
         let d = self.cat.drug(drug);
         let quantity = if d.unit == "ml" {
             500
+        } else if d.unit == "inhaler" {
+            1
         } else {
             u16::from(d.daily) * interval
         };
