@@ -1,0 +1,7 @@
+//! The cases, one module per command they hit.
+
+mod ingest;
+
+pub fn all() -> Vec<crate::Case> {
+    [ingest::CASES].concat()
+}
