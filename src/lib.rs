@@ -8,6 +8,7 @@
 pub mod canonical;
 pub mod cli;
 pub mod cohort;
+pub mod confine;
 pub mod ingest;
 pub mod nhs_number;
 pub mod source;

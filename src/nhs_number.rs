@@ -35,6 +35,25 @@ pub fn normalise(s: &str) -> Option<String> {
     (check_digit(&first)? == d[9]).then(|| String::from_utf8(digits).unwrap_or_default())
 }
 
+/// Numbers that pass Modulus 11 (or look as if they might) but stand for "no
+/// number": systems and data-entry staff use them to fill a mandatory field.
+/// They never link records, so thousands of records carrying `0000000000`
+/// can never become one person.
+///
+/// Recognised: ten identical digits (`0000000000` … `9999999999`) and the
+/// digit runs `0123456789`, `1234567890`, `9876543210`, `0987654321`.
+/// The NHS test range (`999…`) is not among them: it is reserved for test
+/// systems, and a test patient is marked by the supplier's test flag.
+pub fn is_placeholder(s: &str) -> bool {
+    const RUNS: [&str; 4] = ["0123456789", "1234567890", "9876543210", "0987654321"];
+    let digits: String = s.chars().filter(|c| *c != ' ' && *c != '-').collect();
+    if digits.len() != 10 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return false;
+    }
+    let first = digits.as_bytes()[0];
+    digits.bytes().all(|b| b == first) || RUNS.contains(&digits.as_str())
+}
+
 /// How a record's NHS number stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -43,6 +62,8 @@ pub enum NhsNumberStatus {
     Verified,
     /// Present but fails Modulus 11 or is not ten digits.
     Invalid,
+    /// A placeholder for "no number" ([`is_placeholder`]): never linked.
+    Placeholder,
     Missing,
 }
 
@@ -50,6 +71,7 @@ impl NhsNumberStatus {
     pub fn of(raw: Option<&str>) -> NhsNumberStatus {
         match raw.map(str::trim) {
             None | Some("") => NhsNumberStatus::Missing,
+            Some(s) if is_placeholder(s) => NhsNumberStatus::Placeholder,
             Some(s) if is_valid(s) => NhsNumberStatus::Verified,
             Some(_) => NhsNumberStatus::Invalid,
         }
@@ -59,6 +81,7 @@ impl NhsNumberStatus {
         match self {
             NhsNumberStatus::Verified => "verified",
             NhsNumberStatus::Invalid => "invalid",
+            NhsNumberStatus::Placeholder => "placeholder",
             NhsNumberStatus::Missing => "missing",
         }
     }
@@ -109,6 +132,38 @@ mod tests {
         ];
         for (input, valid) in cases {
             assert_eq!(is_valid(input), valid, "{input:?}");
+        }
+    }
+
+    #[test]
+    fn placeholders_are_never_verified() {
+        // (input, status): 0000000000, 1111111111, 9999999999, 0123456789 and
+        // 9876543210 all pass Modulus 11 (worked by hand: the weighted sums are
+        // 0, 54, 486, 156 and 330, giving check digits 0, 1, 9, 9 and 0).
+        let cases = [
+            ("0000000000", NhsNumberStatus::Placeholder),
+            ("000 000 0000", NhsNumberStatus::Placeholder),
+            ("1111111111", NhsNumberStatus::Placeholder),
+            ("9999999999", NhsNumberStatus::Placeholder),
+            ("0123456789", NhsNumberStatus::Placeholder),
+            ("9876543210", NhsNumberStatus::Placeholder),
+            ("1234567890", NhsNumberStatus::Placeholder),
+            ("9434765919", NhsNumberStatus::Verified),
+            ("9990000018", NhsNumberStatus::Verified),
+            ("1111111112", NhsNumberStatus::Invalid),
+            ("", NhsNumberStatus::Missing),
+        ];
+        for (input, status) in cases {
+            assert_eq!(NhsNumberStatus::of(Some(input)), status, "{input:?}");
+        }
+        for modulus_11_passes in [
+            "0000000000",
+            "1111111111",
+            "9999999999",
+            "0123456789",
+            "9876543210",
+        ] {
+            assert!(is_valid(modulus_11_passes), "{modulus_11_passes}");
         }
     }
 

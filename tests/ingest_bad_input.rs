@@ -5,12 +5,8 @@
 mod common;
 
 use std::fs;
-use std::path::Path;
-use std::sync::Arc;
 
 use common::*;
-use datafusion::arrow::array::{RecordBatch, StringArray};
-use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use phm::source::manifest::Manifest;
 
 #[test]

@@ -47,6 +47,7 @@ impl CanonicalTable {
                 ("nhs_number_status", Utf8),
                 ("sex", Utf8),
                 ("date_of_birth", Date32),
+                ("date_of_birth_flag", Utf8),
                 ("date_of_death", Date32),
                 ("is_test_patient", Boolean),
             ],
@@ -260,6 +261,8 @@ pub struct PatientRow<'a> {
     pub nhs_number_status: &'a str,
     pub sex: &'a str,
     pub date_of_birth: Date,
+    /// Why the source's date of birth was not kept (`future`), else `None`.
+    pub date_of_birth_flag: Option<&'a str>,
     pub date_of_death: Date,
     pub is_test_patient: bool,
 }
@@ -272,6 +275,7 @@ pub struct PatientsBuilder {
     nhs_number_status: StringBuilder,
     sex: StringBuilder,
     date_of_birth: Date32Builder,
+    date_of_birth_flag: StringBuilder,
     date_of_death: Date32Builder,
     is_test_patient: BooleanBuilder,
     provenance: ProvenanceBuilder,
@@ -285,6 +289,8 @@ impl PatientsBuilder {
         self.nhs_number_status.append_value(row.nhs_number_status);
         self.sex.append_value(row.sex);
         self.date_of_birth.append_option(row.date_of_birth);
+        self.date_of_birth_flag
+            .append_option(row.date_of_birth_flag);
         self.date_of_death.append_option(row.date_of_death);
         self.is_test_patient.append_value(row.is_test_patient);
         self.provenance.append(p);
@@ -298,6 +304,7 @@ impl PatientsBuilder {
             Arc::new(self.nhs_number_status.finish()),
             Arc::new(self.sex.finish()),
             Arc::new(self.date_of_birth.finish()),
+            Arc::new(self.date_of_birth_flag.finish()),
             Arc::new(self.date_of_death.finish()),
             Arc::new(self.is_test_patient.finish()),
         ];

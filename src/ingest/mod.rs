@@ -107,6 +107,94 @@ pub enum PracticeError {
         "{path}: the practice folder holds no deliveries; hint: a practice with no delivery is reported, never counted as zero patients"
     )]
     NoDeliveries { path: PathBuf },
+    #[error(
+        "{path}: a file sits in the practice folder outside any delivery; hint: every file belongs in a delivery folder beside its manifest.json; move it there or remove it, then run again"
+    )]
+    LooseFile { path: PathBuf },
+    #[error(
+        "{second}: extract {extract_id} is also in {first}; hint: the same delivery was placed twice; remove one copy, then run again"
+    )]
+    DuplicateExtract {
+        first: PathBuf,
+        second: PathBuf,
+        extract_id: String,
+    },
+    #[error(
+        "{path}: the manifest lists table {table:?}, which is not a table of {supplier} extracts{other}; hint: a misnamed table would be lost unread; fix the manifest or re-send the delivery"
+    )]
+    UnknownTable {
+        path: PathBuf,
+        table: String,
+        supplier: Supplier,
+        /// ` (it is a TPP table)` when the table belongs to the other supplier.
+        other: String,
+    },
+    #[error(
+        "{path}: a full extract without {missing}; hint: a bulk replaces the practice's whole record, which would then hold no patients or nobody registered; re-send the complete bulk"
+    )]
+    BulkIncomplete { path: PathBuf, missing: String },
+    #[error(
+        "{path}: the delivery holds no table phm reads (only {tables}); hint: it would be recorded as ingested while loading nothing; check that it is the right supplier's delivery"
+    )]
+    LoadsNothing { path: PathBuf, tables: String },
+}
+
+/// Refuses a delivery whose manifest would load nothing or lose a table:
+/// a table name its supplier does not have, a bulk without the tables every
+/// bulk carries, or a delivery of only tables phm does not read.
+fn check_tables(dir: &Path, m: &Manifest) -> Result<(), PracticeError> {
+    let path = dir.join(MANIFEST_FILE);
+    let (read, unread, required) = match m.supplier {
+        Supplier::Emis => (
+            emis::tables::ALL,
+            emis::tables::KNOWN_UNREAD,
+            emis::tables::BULK_REQUIRED,
+        ),
+        Supplier::Tpp => (
+            tpp::tables::ALL,
+            tpp::tables::KNOWN_UNREAD,
+            tpp::tables::BULK_REQUIRED,
+        ),
+    };
+    let reads = |t: &str| read.iter().any(|s| s.name == t);
+    for f in &m.files {
+        if !reads(&f.table) && !unread.contains(&f.table.as_str()) {
+            let other = match m.supplier {
+                Supplier::Emis if tpp::tables::table(&f.table).is_some() => " (it is a TPP table)",
+                Supplier::Tpp if emis::tables::table(&f.table).is_some() => {
+                    " (it is an EMIS table)"
+                }
+                _ => "",
+            };
+            return Err(PracticeError::UnknownTable {
+                path,
+                table: f.table.clone(),
+                supplier: m.supplier,
+                other: other.to_string(),
+            });
+        }
+    }
+    if m.kind == ExtractKind::Full {
+        let missing: Vec<&str> = required
+            .iter()
+            .copied()
+            .filter(|t| !m.files.iter().any(|f| f.table == *t))
+            .collect();
+        if !missing.is_empty() {
+            return Err(PracticeError::BulkIncomplete {
+                path,
+                missing: missing.join(" and "),
+            });
+        }
+    }
+    if !m.files.iter().any(|f| reads(&f.table)) {
+        let tables: Vec<&str> = m.files.iter().map(|f| f.table.as_str()).collect();
+        return Err(PracticeError::LoadsNothing {
+            path,
+            tables: tables.join(", "),
+        });
+    }
+    Ok(())
 }
 
 struct Pending {
@@ -195,8 +283,17 @@ fn pending_deliveries(
         path: dir.to_path_buf(),
         source,
     })?;
-    for entry in entries.filter_map(Result::ok).filter(|e| e.path().is_dir()) {
+    let mut folders = Vec::new();
+    for entry in entries.filter_map(Result::ok) {
         let path = entry.path();
+        if path.is_dir() {
+            folders.push(path);
+        } else if !entry.file_name().to_string_lossy().starts_with('.') {
+            return Err(PracticeError::LooseFile { path });
+        }
+    }
+    folders.sort();
+    for path in folders {
         let manifest = Manifest::read(&path)?;
         if manifest.practice != ods {
             return Err(PracticeError::PracticeMismatch {
@@ -212,6 +309,17 @@ fn pending_deliveries(
                 supplier: manifest.supplier,
                 found: manifest.schema_version,
                 expected,
+            });
+        }
+        check_tables(&path, &manifest)?;
+        if let Some(first) = deliveries
+            .iter()
+            .find(|d: &&Pending| d.manifest.extract_id == manifest.extract_id)
+        {
+            return Err(PracticeError::DuplicateExtract {
+                first: first.dir.clone(),
+                second: path,
+                extract_id: manifest.extract_id,
             });
         }
         let manifest_path = path.join(MANIFEST_FILE);
@@ -320,7 +428,7 @@ fn ingest_practice(
         let mut delivery_rejects = QuarantineBuilder::new(ods, supplier.as_str());
         for spec in specs(supplier) {
             for file in m.files.iter().filter(|f| f.table == spec.name) {
-                let path = d.dir.join(&file.path);
+                let path = m.path_of(&d.dir, file)?;
                 let label = path
                     .strip_prefix(landing_root)
                     .unwrap_or(&path)
@@ -349,6 +457,26 @@ fn ingest_practice(
                         None,
                         Reason::MissingKey,
                         format!("a key column of {:?} is empty", spec.key),
+                    );
+                }
+                // The record's own id: the last key column (the record GUID,
+                // or CodeId for coding tables).
+                let record = spec
+                    .key
+                    .last()
+                    .map(|k| delta.column_by_name(k).expect("key column"));
+                for i in &outcome.invalid_version {
+                    let id = record.and_then(|c| crate::source::merge::patient_id(c, *i as usize));
+                    delivery_rejects.push(
+                        spec,
+                        &columns,
+                        *i as usize,
+                        id.as_deref(),
+                        Reason::InvalidProcessingId,
+                        format!(
+                            "{} is missing or below zero",
+                            spec.version.unwrap_or("the version column")
+                        ),
                     );
                 }
                 removed_patients.extend(outcome.removed_patients);
@@ -520,7 +648,9 @@ fn flags(derived: &Derived) -> BTreeMap<String, BTreeMap<String, u64>> {
     let mut out: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
     for t in &derived.tables {
         let columns: &[&str] = match t.table {
-            CanonicalTable::Patients => &["nhs_number_status", "is_test_patient"],
+            CanonicalTable::Patients => {
+                &["nhs_number_status", "date_of_birth_flag", "is_test_patient"]
+            }
             CanonicalTable::Registrations => &["registration_type"],
             CanonicalTable::Events => &["date_flag", "value_flag", "mapping_kind"],
             CanonicalTable::Medications => &["date_flag", "mapping_kind"],

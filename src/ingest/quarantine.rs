@@ -22,6 +22,9 @@ pub enum Reason {
     MissingCode,
     /// EMIS date precision not one of U, Y, YM, YMD, YMDT.
     InvalidDatePrecision,
+    /// EMIS `ProcessingId` missing or below zero: the row cannot be ordered
+    /// against the state, so it is neither applied nor called stale.
+    InvalidProcessingId,
 }
 
 impl Reason {
@@ -32,6 +35,7 @@ impl Reason {
             Reason::UnknownCodeId => "unknown_code_id",
             Reason::MissingCode => "missing_code",
             Reason::InvalidDatePrecision => "invalid_date_precision",
+            Reason::InvalidProcessingId => "invalid_processing_id",
         }
     }
 }

@@ -90,6 +90,27 @@ pub fn date_flag(day: i32, patient: &PatientFacts, extracted_day: i32) -> Option
     }
 }
 
+/// A date of birth as the store keeps it, with its flag: one after the
+/// extraction date (including the year-9999 "no date" some systems write) is
+/// not a birth date at all, so it is dropped (the person's age is unknown)
+/// and flagged `future` rather than making them a negative age.
+pub fn birth_date(day: Option<i32>, extracted_day: i32) -> (Option<i32>, Option<&'static str>) {
+    match day {
+        Some(d) if d > extracted_day => (None, Some("future")),
+        other => (other, None),
+    }
+}
+
+/// A numeric value as the store keeps it, with its flag: NaN and ±infinity
+/// are no measurement, so the value is dropped and flagged
+/// `non_finite_value`; otherwise [`value_flag`] judges the unit.
+pub fn measured(value: Option<f64>, unit: Option<&str>) -> (Option<f64>, Option<&'static str>) {
+    match value {
+        Some(v) if !v.is_finite() => (None, Some("non_finite_value")),
+        v => (v, value_flag(v, unit)),
+    }
+}
+
 /// The value-quality flag of a numeric value with its source unit.
 pub fn value_flag(value: Option<f64>, unit: Option<&str>) -> Option<&'static str> {
     value?;
@@ -174,5 +195,52 @@ mod tests {
         assert_ne!(c, d, "invalid numbers never link");
         assert_eq!(sc, NhsNumberStatus::Invalid);
         assert!(a.starts_with('N') && c.starts_with('L'));
+        let (e, se) = person_key("A81001", "p1", Some("0000000000"));
+        let (f, _) = person_key("B82005", "p9", Some("0000000000"));
+        assert_ne!(e, f, "placeholder numbers never link");
+        assert_eq!(se, NhsNumberStatus::Placeholder);
+        assert!(e.starts_with('L'));
+    }
+
+    #[test]
+    fn values_that_are_no_measurement() {
+        // (value, unit, kept value, flag)
+        let cases = [
+            (Some(f64::NAN), Some("mmHg"), None, Some("non_finite_value")),
+            (
+                Some(f64::INFINITY),
+                Some("mmHg"),
+                None,
+                Some("non_finite_value"),
+            ),
+            (
+                Some(f64::NEG_INFINITY),
+                None,
+                None,
+                Some("non_finite_value"),
+            ),
+            (Some(48.0), Some("mmol/mol"), Some(48.0), None),
+            (Some(48.0), None, Some(48.0), Some("missing_unit")),
+            (None, Some("mmHg"), None, None),
+        ];
+        for (value, unit, kept, flag) in cases {
+            assert_eq!(measured(value, unit), (kept, flag), "{value:?} {unit:?}");
+        }
+    }
+
+    #[test]
+    fn births_after_the_extract_are_dropped_and_flagged() {
+        // 2026-03-31 is day 20543; 9999-12-31 is day 2932896.
+        let extracted = 20543;
+        let cases = [
+            (Some(7000), (Some(7000), None)),
+            (Some(extracted), (Some(extracted), None)),
+            (Some(extracted + 1), (None, Some("future"))),
+            (Some(2932896), (None, Some("future"))),
+            (None, (None, None)),
+        ];
+        for (day, expected) in cases {
+            assert_eq!(birth_date(day, extracted), expected, "{day:?}");
+        }
     }
 }

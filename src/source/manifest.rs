@@ -110,6 +110,24 @@ pub enum ManifestError {
         "{path}: not a readable Parquet file: {message}; hint: the file is truncated or not Parquet; re-send the delivery"
     )]
     NotParquet { path: PathBuf, message: String },
+    #[error(
+        "{manifest}: file {path:?} of table {table} {why}; hint: a manifest may only name files inside its own delivery folder; nothing from this delivery was read; ask for the delivery to be re-sent with its own files"
+    )]
+    PathOutside {
+        manifest: PathBuf,
+        table: String,
+        path: String,
+        why: crate::confine::Escape,
+    },
+    #[error(
+        "{manifest}: {path:?} is listed twice (tables {first} and {second}); hint: each file of a delivery is one table's rows; fix the manifest and re-send the delivery"
+    )]
+    PathTwice {
+        manifest: PathBuf,
+        path: String,
+        first: String,
+        second: String,
+    },
     #[error("{path}: i/o error: {source}")]
     Io {
         path: PathBuf,
@@ -129,8 +147,13 @@ impl Manifest {
             }
             Err(source) => return Err(ManifestError::Io { path, source }),
         };
+        Manifest::parse(&bytes, path)
+    }
+
+    /// A manifest from the bytes of the file at `path` (named in errors).
+    pub fn parse(bytes: &[u8], path: PathBuf) -> Result<Manifest, ManifestError> {
         let value: serde_json::Value =
-            serde_json::from_slice(&bytes).map_err(|e| ManifestError::Malformed {
+            serde_json::from_slice(bytes).map_err(|e| ManifestError::Malformed {
                 path: path.clone(),
                 message: e.to_string(),
             })?;
@@ -158,10 +181,40 @@ impl Manifest {
         std::fs::write(delivery_dir.join(MANIFEST_FILE), json)
     }
 
-    /// Checks every file's existence, SHA-256 and row count (from the Parquet footer).
+    /// Where `file` of this manifest lies: inside `delivery_dir`, or an error
+    /// ([`crate::confine`]).
+    pub fn path_of(
+        &self,
+        delivery_dir: &Path,
+        file: &ManifestFile,
+    ) -> Result<PathBuf, ManifestError> {
+        crate::confine::inside(delivery_dir, &file.path).map_err(|why| ManifestError::PathOutside {
+            manifest: delivery_dir.join(MANIFEST_FILE),
+            table: file.table.clone(),
+            path: file.path.clone(),
+            why,
+        })
+    }
+
+    /// Checks that every file lies inside the delivery and is listed once,
+    /// then each file's existence, SHA-256 and row count (from the Parquet
+    /// footer).
     pub fn verify(&self, delivery_dir: &Path) -> Result<(), ManifestError> {
+        let mut seen: std::collections::HashMap<PathBuf, &str> = std::collections::HashMap::new();
         for file in &self.files {
-            let path = delivery_dir.join(&file.path);
+            self.path_of(delivery_dir, file)?;
+            let normal: PathBuf = Path::new(&file.path).components().collect();
+            if let Some(first) = seen.insert(normal, &file.table) {
+                return Err(ManifestError::PathTwice {
+                    manifest: delivery_dir.join(MANIFEST_FILE),
+                    path: file.path.clone(),
+                    first: first.to_string(),
+                    second: file.table.clone(),
+                });
+            }
+        }
+        for file in &self.files {
+            let path = self.path_of(delivery_dir, file)?;
             if !path.is_file() {
                 return Err(ManifestError::FileMissing { path });
             }
@@ -212,4 +265,72 @@ pub fn parquet_row_count(path: &Path) -> Result<u64, String> {
     let file = File::open(path).map_err(|e| e.to_string())?;
     let reader = SerializedFileReader::new(file).map_err(|e| e.to_string())?;
     Ok(reader.metadata().file_metadata().num_rows() as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn file() -> impl Strategy<Value = ManifestFile> {
+        (
+            "[A-Za-z_]{1,24}",
+            "[ -~]{1,40}",
+            any::<u64>(),
+            "[0-9a-f]{64}",
+        )
+            .prop_map(|(table, path, rows, sha256)| ManifestFile {
+                table,
+                path,
+                rows,
+                sha256,
+            })
+    }
+
+    fn manifest() -> impl Strategy<Value = Manifest> {
+        (
+            "[A-Z][0-9]{5}",
+            prop_oneof![Just(Supplier::Emis), Just(Supplier::Tpp)],
+            "[ -~]{0,8}",
+            "[ -~]{1,30}",
+            prop_oneof![Just(ExtractKind::Full), Just(ExtractKind::Delta)],
+            0i64..4_000_000_000,
+            prop::collection::vec(file(), 1..5),
+        )
+            .prop_map(
+                |(practice, supplier, schema_version, extract_id, kind, secs, files)| Manifest {
+                    practice,
+                    supplier,
+                    schema_version,
+                    extract_id,
+                    kind,
+                    extracted_at: chrono::DateTime::from_timestamp(secs, 0)
+                        .expect("in range")
+                        .naive_utc(),
+                    files,
+                },
+            )
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn any_bytes_parse_or_error_without_panic(bytes in prop::collection::vec(any::<u8>(), 0..512)) {
+            let _ = Manifest::parse(&bytes, PathBuf::from("manifest.json"));
+        }
+
+        #[test]
+        fn any_json_text_parses_or_errors_without_panic(text in "\\{[ -~]{0,200}\\}") {
+            let _ = Manifest::parse(text.as_bytes(), PathBuf::from("manifest.json"));
+        }
+
+        #[test]
+        fn a_written_manifest_reads_back_equal(m in manifest()) {
+            let json = serde_json::to_vec_pretty(&m).unwrap();
+            let back = Manifest::parse(&json, PathBuf::from("manifest.json")).unwrap();
+            prop_assert_eq!(back, m);
+        }
+    }
 }

@@ -33,7 +33,8 @@ pub struct MergeCounts {
     pub duplicate: u64,
     /// Delete markers applied.
     pub deleted: u64,
-    /// Rows that could not be keyed (missing key); they are quarantined.
+    /// Rows that could not be keyed (missing key) or ordered (missing or
+    /// negative version); they are quarantined.
     pub quarantined: u64,
     /// Of `deleted`: markers for keys the state did not hold (informational).
     pub deleted_not_found: u64,
@@ -51,6 +52,8 @@ pub struct MergeOutcome {
     pub counts: MergeCounts,
     /// Indices (into the delivery's batch) of rows without a usable key.
     pub missing_key: Vec<u32>,
+    /// Indices of rows whose version (`ProcessingId`) is missing or below zero.
+    pub invalid_version: Vec<u32>,
     /// For the patient table: ids of patients removed by this delivery.
     pub removed_patients: Vec<String>,
 }
@@ -62,6 +65,7 @@ enum Outcome {
     Duplicate,
     Deleted,
     MissingKey,
+    InvalidVersion,
 }
 
 #[derive(Clone, Copy)]
@@ -142,6 +146,15 @@ fn versions(spec: &TableSpec, batch: &RecordBatch) -> Option<Vec<i64>> {
     )
 }
 
+fn rows_with(outcome: &[Outcome], which: Outcome) -> Vec<u32> {
+    outcome
+        .iter()
+        .enumerate()
+        .filter(|(_, o)| **o == which)
+        .map(|(i, _)| i as u32)
+        .collect()
+}
+
 /// True when rows `a` and `b` of `batch` hold the same source values (provenance
 /// columns aside). Only rows sharing a key are ever compared, so this stays rare.
 fn same_content(spec: &TableSpec, batch: &RecordBatch, a: usize, b: usize) -> bool {
@@ -183,6 +196,12 @@ pub fn merge(spec: &TableSpec, state: Option<&RecordBatch>, delta: &RecordBatch)
             continue;
         };
         let v = delta_versions.as_ref().map_or(i64::MIN, |v| v[j]);
+        // A version below zero (or none) cannot be ordered against the
+        // state: applying it, or calling it stale, would be a guess.
+        if delta_versions.is_some() && v < 0 {
+            outcome[j] = Outcome::InvalidVersion;
+            continue;
+        }
         let current = slots.get(key).copied();
         if let (Some(_), Some((_, cur_v))) = (spec.version, current)
             && v < cur_v
@@ -217,7 +236,7 @@ pub fn merge(spec: &TableSpec, state: Option<&RecordBatch>, delta: &RecordBatch)
             Outcome::Superseded => counts.superseded += 1,
             Outcome::Duplicate => counts.duplicate += 1,
             Outcome::Deleted => counts.deleted += 1,
-            Outcome::MissingKey => counts.quarantined += 1,
+            Outcome::MissingKey | Outcome::InvalidVersion => counts.quarantined += 1,
         }
     }
 
@@ -248,12 +267,8 @@ pub fn merge(spec: &TableSpec, state: Option<&RecordBatch>, delta: &RecordBatch)
     MergeOutcome {
         state: new_state,
         counts,
-        missing_key: outcome
-            .iter()
-            .enumerate()
-            .filter(|(_, o)| **o == Outcome::MissingKey)
-            .map(|(i, _)| i as u32)
-            .collect(),
+        missing_key: rows_with(&outcome, Outcome::MissingKey),
+        invalid_version: rows_with(&outcome, Outcome::InvalidVersion),
         removed_patients: if patient_table {
             removed_keys
         } else {
@@ -446,6 +461,18 @@ mod tests {
                 emis(&[(Some("b"), "", true, 11)]),
                 vec!["a=a1", "c=c1"],
                 counts(1, 0, 0, 0, 1, 0),
+            ),
+            (
+                "a ProcessingId below zero is quarantined, neither applied nor stale",
+                emis(&[(Some("a"), "a9", false, -1), (Some("d"), "d1", false, -5)]),
+                vec!["a=a1", "b=b1", "c=c1"],
+                counts(2, 0, 0, 0, 0, 2),
+            ),
+            (
+                "a delete with a ProcessingId below zero removes nothing",
+                emis(&[(Some("b"), "", true, -1)]),
+                vec!["a=a1", "b=b1", "c=c1"],
+                counts(1, 0, 0, 0, 0, 1),
             ),
             (
                 "stale delete is ignored",

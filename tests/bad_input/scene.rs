@@ -24,7 +24,8 @@ impl Pristine {
         let landing = dir.path().join("landing");
         let store = dir.path().join("store");
         let release = dir.path().join("release");
-        let truth = small_network(&landing, 11);
+        // Small: every case copies it and runs phm on it.
+        let truth = network(&landing, 11, 300);
         let (emis, tpp) = one_of_each(&truth);
         let out = import_fixture(&release);
         assert!(out.status.success(), "fixture import: {}", stderr(&out));
@@ -134,11 +135,18 @@ impl<'a> Scene<'a> {
                 .join(table)
                 .join(format!("practice={damaged}"));
             if dir.exists() {
-                lost.push(format!("{table} written for the refused practice {damaged}"));
+                lost.push(format!(
+                    "{table} written for the refused practice {damaged}"
+                ));
             }
         }
         for ods in self.pristine.practices.iter().filter(|o| *o != damaged) {
-            if !store.join("practices").join(ods).join("state.json").exists() {
+            if !store
+                .join("practices")
+                .join(ods)
+                .join("state.json")
+                .exists()
+            {
                 lost.push(format!("{ods} was not ingested"));
             }
         }

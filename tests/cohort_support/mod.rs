@@ -154,6 +154,7 @@ impl StoreRows {
                         nhs_number_status: "verified",
                         sex: "U",
                         date_of_birth: days(r.dob),
+                        date_of_birth_flag: None,
                         date_of_death: days(r.dod),
                         is_test_patient: r.test,
                     },

@@ -18,10 +18,15 @@ use phm::synth::{SynthConfig, generate};
 
 /// A small mixed network: 3 practices (EMIS and TPP), 2 deltas.
 pub fn small_network(dir: &Path, seed: u64) -> GroundTruth {
+    network(dir, seed, 900)
+}
+
+/// A mixed network of 3 practices (EMIS and TPP), 2 deltas, `patients` in all.
+pub fn network(dir: &Path, seed: u64, patients: usize) -> GroundTruth {
     let config = SynthConfig {
         out: dir.to_path_buf(),
         practices: 3,
-        patients: 900,
+        patients,
         seed,
         emis_share: 0.5,
         deltas: 2,

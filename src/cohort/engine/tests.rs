@@ -249,6 +249,7 @@ impl Tiny {
                         nhs_number_status: "missing",
                         sex: "F",
                         date_of_birth: days_opt(p.dob),
+                        date_of_birth_flag: None,
                         date_of_death: days_opt(p.dod),
                         is_test_patient: p.test,
                     },

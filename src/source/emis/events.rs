@@ -20,7 +20,7 @@ use crate::canonical::tables::{EventRow, EventsBuilder};
 use crate::canonical::{CanonicalTable, Provenance};
 use crate::ingest::quarantine::{QuarantineBuilder, Reason};
 use crate::source::columns::{Columns, date, float, int, raw_text, text};
-use crate::source::derive::{DerivedTable, PatientIndex, count, value_flag};
+use crate::source::derive::{DerivedTable, PatientIndex, count, measured};
 
 /// CodeId → (SNOMED concept if national, term).
 pub(super) fn clinical_codes(coding: &RecordBatch) -> HashMap<i64, (Option<i64>, Option<String>)> {
@@ -110,8 +110,8 @@ pub(super) fn derive(
                 continue;
             }
         };
-        let value = float(value, i);
         let unit = raw_text(unit, i);
+        let (value, value_flag) = measured(float(value, i), unit);
         let source_code = code.to_string();
         events.append(
             &EventRow {
@@ -133,7 +133,7 @@ pub(super) fn derive(
                 value,
                 comparator: None,
                 unit,
-                value_flag: value_flag(value, unit),
+                value_flag,
                 parent_event_id: text(parent, i),
             },
             &Provenance {

@@ -17,7 +17,7 @@ use crate::canonical::tables::{
 use crate::canonical::{CanonicalTable, Provenance};
 use crate::ingest::quarantine::QuarantineBuilder;
 use crate::source::columns::{Columns, date, text};
-use crate::source::derive::{DerivedTable, PatientFacts, PatientIndex, person_key};
+use crate::source::derive::{DerivedTable, PatientFacts, PatientIndex, birth_date, person_key};
 
 fn registration_type(description: Option<&str>) -> &'static str {
     match description.map(str::to_ascii_lowercase).as_deref() {
@@ -51,7 +51,7 @@ pub(super) fn derive(
 ) -> (DerivedTable, DerivedTable, PatientIndex) {
     let c = Columns::new(admin);
     let origin = c.origin();
-    let (guid, nhs, sex_col, dob, dod) = (
+    let (guid, nhs, sex_col, dob_col, dod) = (
         c.str("PatientGuid"),
         c.str("NhsNumber"),
         c.str("Sex"),
@@ -74,6 +74,7 @@ pub(super) fn derive(
         let nhs_number = text(nhs, i);
         let (key, status) = person_key(practice, id, nhs_number);
         let description = text(desc, i);
+        let (dob, dob_flag) = birth_date(date(dob_col, i), origin.extracted_day(i));
         let provenance = Provenance {
             practice,
             supplier: "emis",
@@ -89,7 +90,8 @@ pub(super) fn derive(
                 nhs_number,
                 nhs_number_status: status.as_str(),
                 sex: sex(text(sex_col, i)),
-                date_of_birth: date(dob, i),
+                date_of_birth: dob,
+                date_of_birth_flag: dob_flag,
                 date_of_death: date(dod, i),
                 is_test_patient: is_dummy(description, text(dummy, i)),
             },
@@ -111,7 +113,7 @@ pub(super) fn derive(
             id.to_string(),
             PatientFacts {
                 person_key: key,
-                date_of_birth: date(dob, i),
+                date_of_birth: dob,
                 date_of_death: date(dod, i),
             },
         );

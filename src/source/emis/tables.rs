@@ -337,6 +337,13 @@ pub const ALL: &[&TableSpec] = &[
     &APPOINTMENT_SLOT,
 ];
 
+/// Tables a bulk must carry: without the patient table a bulk would replace
+/// the practice's record with no patients at all.
+pub const BULK_REQUIRED: &[&str] = &["Admin_Patient"];
+
+/// Tables of the extract that phm knows and does not read.
+pub const KNOWN_UNREAD: &[&str] = &[];
+
 pub fn table(name: &str) -> Option<&'static TableSpec> {
     ALL.iter().copied().find(|t| t.name == name)
 }

@@ -18,7 +18,7 @@ use crate::canonical::tables::{EventRow, EventsBuilder};
 use crate::canonical::{CanonicalTable, Provenance};
 use crate::ingest::quarantine::{QuarantineBuilder, Reason};
 use crate::source::columns::{Columns, FLOOR_DAYS, flag, float, int, raw_text, text, ts_day};
-use crate::source::derive::{DerivedTable, PatientIndex, count, date_flag, value_flag};
+use crate::source::derive::{DerivedTable, PatientIndex, count, date_flag, measured};
 
 /// A SNOMED code as TPP sends it: empty, "-1", "0" or non-numeric mean "none".
 pub(super) fn snomed(raw: Option<&str>) -> Option<i64> {
@@ -123,8 +123,8 @@ pub(super) fn derive(
         let numeric = flag(is_numeric, i);
         let raw_value = float(value_col, i).filter(|_| numeric);
         let placeholder = raw_value.is_some_and(is_placeholder);
-        let value = raw_value.filter(|v| !is_placeholder(*v));
         let unit = raw_text(unit_col, i).filter(|_| numeric);
+        let (value, flag_of_value) = measured(raw_value.filter(|v| !is_placeholder(*v)), unit);
         events.append(
             &EventRow {
                 person_key: &facts.person_key,
@@ -144,7 +144,7 @@ pub(super) fn derive(
                 value_flag: if placeholder {
                     Some("placeholder_value")
                 } else {
-                    value_flag(value, unit)
+                    flag_of_value
                 },
                 parent_event_id: None,
             },

@@ -19,7 +19,9 @@ use crate::canonical::tables::{
 use crate::canonical::{CanonicalTable, Provenance};
 use crate::ingest::quarantine::{QuarantineBuilder, Reason};
 use crate::source::columns::{Columns, FLOOR_DAYS, flag, int, open_end, text, ts_day};
-use crate::source::derive::{DerivedTable, PatientFacts, PatientIndex, count, person_key};
+use crate::source::derive::{
+    DerivedTable, PatientFacts, PatientIndex, birth_date, count, person_key,
+};
 
 fn gender(raw: Option<&str>) -> &'static str {
     match raw.map(str::to_ascii_lowercase).as_deref() {
@@ -67,7 +69,8 @@ pub(super) fn derive_patients(
         let id = int(row_id, i).unwrap_or_default().to_string();
         let nhs_number = text(nhs, i);
         let (key, status) = person_key(practice, &id, nhs_number);
-        let (dob, dod) = (undated_floor(ts_day(birth, i)), open_end(ts_day(death, i)));
+        let (dob, dob_flag) = birth_date(undated_floor(ts_day(birth, i)), origin.extracted_day(i));
+        let dod = open_end(ts_day(death, i));
         patients.append(
             &PatientRow {
                 person_key: &key,
@@ -76,6 +79,7 @@ pub(super) fn derive_patients(
                 nhs_number_status: status.as_str(),
                 sex: gender(text(gender_col, i)),
                 date_of_birth: dob,
+                date_of_birth_flag: dob_flag,
                 date_of_death: dod,
                 is_test_patient: flag(test, i),
             },

@@ -230,6 +230,21 @@ pub const ALL: &[&TableSpec] = &[
     &SR_APPOINTMENT,
 ];
 
+/// Tables a bulk must carry: patients, and the registration history that
+/// says who is registered where (without it nobody would be registered).
+pub const BULK_REQUIRED: &[&str] = &["SRPatient", "SRPatientRegistration"];
+
+/// Tables of the extract (EXTRACTS.md) that phm knows and does not read.
+pub const KNOWN_UNREAD: &[&str] = &[
+    "SRRecordStatus",
+    "SREvent",
+    "SRProblem",
+    "SRRepeatTemplate",
+    "SROrganisation",
+    "SRCtv3",
+    "SRCtv3Hierarchy",
+];
+
 pub fn table(name: &str) -> Option<&'static TableSpec> {
     ALL.iter().copied().find(|t| t.name == name)
 }

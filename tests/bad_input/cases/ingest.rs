@@ -24,6 +24,17 @@ pub const CASES: &[Case] = &[
     case!("unknown supplier", 3, "unknown supplier \"vision\"", unknown_supplier),
     case!("delivery older than the store", 3, "is older than", older_than_store),
     case!("missing landing zone", 2, "landing zone not found", missing_landing),
+    case!("manifest path into another practice", 3, "goes up with `..`", path_into_other_practice),
+    case!("manifest path absolute", 3, "is absolute", path_absolute),
+    case!("manifest path through a symlink", 3, "through a symlink", path_through_symlink),
+    case!("file listed twice", 3, "is listed twice", file_listed_twice),
+    case!("file outside any delivery", 3, "outside any delivery", loose_file),
+    case!("same extract in two folders", 3, "is also in", extract_twice),
+    case!("TPP files under an EMIS manifest", 3, "(it is a TPP table)", tpp_under_emis),
+    case!("unknown table name", 3, "which is not a table of emis extracts", unknown_table),
+    case!("bulk without patients", 3, "a full extract without Admin_Patient", bulk_without_patients),
+    case!("bulk without registrations", 3, "a full extract without SRPatientRegistration", bulk_without_registrations),
+    case!("delta of unread tables only", 3, "holds no table phm reads", delta_loads_nothing),
 ];
 
 /// The `n`th delivery of a practice, in extraction order.
@@ -94,7 +105,12 @@ fn wrong_column_type(s: &mut Scene) -> Output {
             .iter()
             .map(|v| v.map(|v| v.to_string()))
             .collect();
-        let mut fields: Vec<Field> = b.schema().fields().iter().map(|f| f.as_ref().clone()).collect();
+        let mut fields: Vec<Field> = b
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.as_ref().clone())
+            .collect();
         fields[i] = Field::new("RowIdentifier", DataType::Utf8, true);
         let mut cols = b.columns().to_vec();
         cols[i] = Arc::new(as_text);
@@ -140,4 +156,154 @@ fn older_than_store(s: &mut Scene) -> Output {
 
 fn missing_landing(s: &mut Scene) -> Output {
     ingest(&s.work().join("nope"), &s.work().join("store"))
+}
+
+/// The manifest of `d` after `f`, written back.
+fn edit_manifest(d: &std::path::Path, f: impl FnOnce(&mut Manifest)) {
+    let mut m = Manifest::read(d).unwrap();
+    f(&mut m);
+    m.write(d).unwrap();
+}
+
+/// The EMIS bulk names, with its true hash and count, another practice's
+/// patient file.
+fn path_into_other_practice(s: &mut Scene) -> Output {
+    let (emis, tpp) = (s.emis(), s.tpp());
+    let theirs = delivery(s, &tpp, 0);
+    let file = Manifest::read(&theirs)
+        .unwrap()
+        .files
+        .into_iter()
+        .find(|f| f.table == "SRPatient")
+        .unwrap();
+    let rel = format!(
+        "../../{tpp}/{}/{}",
+        theirs.file_name().unwrap().to_string_lossy(),
+        file.path
+    );
+    edit_manifest(&delivery(s, &emis, 0), |m| {
+        let mine = m
+            .files
+            .iter_mut()
+            .find(|f| f.table == "Admin_Patient")
+            .unwrap();
+        mine.path = rel;
+        mine.rows = file.rows;
+        mine.sha256 = file.sha256.clone();
+    });
+    s.damaged(&emis);
+    s.ingest()
+}
+
+fn path_absolute(s: &mut Scene) -> Output {
+    let emis = s.emis();
+    let d = delivery(s, &emis, 0);
+    let absolute = d.join(&Manifest::read(&d).unwrap().files[0].path);
+    edit_manifest(&d, |m| {
+        m.files[0].path = absolute.to_string_lossy().into_owned()
+    });
+    s.damaged(&emis);
+    s.ingest()
+}
+
+fn path_through_symlink(s: &mut Scene) -> Output {
+    let tpp = s.tpp();
+    let d = delivery(s, &tpp, 0);
+    let m = Manifest::read(&d).unwrap();
+    let real = d.join(&m.files[0].path);
+    let outside = s.work().join("elsewhere.parquet");
+    fs::rename(&real, &outside).unwrap();
+    std::os::unix::fs::symlink(&outside, &real).unwrap();
+    s.damaged(&tpp);
+    s.ingest()
+}
+
+fn file_listed_twice(s: &mut Scene) -> Output {
+    let emis = s.emis();
+    edit_manifest(&delivery(s, &emis, 0), |m| {
+        let again = m.files[0].clone();
+        m.files.push(again);
+    });
+    s.damaged(&emis);
+    s.ingest()
+}
+
+fn loose_file(s: &mut Scene) -> Output {
+    let emis = s.emis();
+    let d = delivery(s, &emis, 1);
+    let m = Manifest::read(&d).unwrap();
+    fs::copy(
+        d.join(&m.files[0].path),
+        s.landing().join(&emis).join("stray.parquet"),
+    )
+    .unwrap();
+    s.damaged(&emis);
+    s.ingest()
+}
+
+fn extract_twice(s: &mut Scene) -> Output {
+    let tpp = s.tpp();
+    let d = delivery(s, &tpp, 1);
+    copy_dir(&d, &s.landing().join(&tpp).join("copy-of-the-first-delta"));
+    s.damaged(&tpp);
+    s.ingest()
+}
+
+/// A TPP bulk's files and manifest, relabelled as the EMIS practice's bulk.
+fn tpp_under_emis(s: &mut Scene) -> Output {
+    let (emis, tpp) = (s.emis(), s.tpp());
+    let bulk = delivery(s, &emis, 0);
+    fs::remove_dir_all(&bulk).unwrap();
+    copy_dir(&delivery(s, &tpp, 0), &bulk);
+    edit_manifest(&bulk, |m| {
+        m.practice = emis.clone();
+        m.supplier = phm::source::manifest::Supplier::Emis;
+        m.schema_version = "5.4".into();
+    });
+    s.damaged(&emis);
+    s.ingest()
+}
+
+fn unknown_table(s: &mut Scene) -> Output {
+    let emis = s.emis();
+    edit_manifest(&delivery(s, &emis, 0), |m| {
+        let f = m
+            .files
+            .iter_mut()
+            .find(|f| f.table == "CareRecord_Observation")
+            .unwrap();
+        f.table = "CareRecord_Observations".into();
+    });
+    s.damaged(&emis);
+    s.ingest()
+}
+
+fn bulk_without_patients(s: &mut Scene) -> Output {
+    let emis = s.emis();
+    edit_manifest(&delivery(s, &emis, 0), |m| {
+        m.files.retain(|f| f.table != "Admin_Patient")
+    });
+    s.damaged(&emis);
+    s.ingest()
+}
+
+fn bulk_without_registrations(s: &mut Scene) -> Output {
+    let tpp = s.tpp();
+    edit_manifest(&delivery(s, &tpp, 0), |m| {
+        m.files.retain(|f| f.table != "SRPatientRegistration")
+    });
+    s.damaged(&tpp);
+    s.ingest()
+}
+
+/// A delta whose every file is labelled as a TPP table phm does not read.
+fn delta_loads_nothing(s: &mut Scene) -> Output {
+    let tpp = s.tpp();
+    edit_manifest(&delivery(s, &tpp, 1), |m| {
+        for f in &mut m.files {
+            f.table = "SREvent".into();
+        }
+    });
+    s.damaged(&tpp);
+    s.ingest()
 }
