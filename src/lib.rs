@@ -11,6 +11,7 @@ pub mod cohort;
 pub mod confine;
 pub mod ingest;
 pub mod nhs_number;
+pub mod output;
 pub mod source;
 pub mod store;
 pub mod synth;

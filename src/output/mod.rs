@@ -1,0 +1,8 @@
+//! What may leave a practice: keyed pseudonyms in place of the store's person
+//! key, and disclosure control of every count a network output shows.
+//!
+//! The store's person key is an unkeyed hash of the NHS number, reversible by
+//! hashing every possible number, so it never appears in an output.
+
+pub mod disclosure;
+pub mod pseudonym;
