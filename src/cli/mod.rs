@@ -120,13 +120,16 @@ pub(crate) fn emit(text: &str) -> Result<u8, Failure> {
 }
 
 pub fn init_logging(format: LogFormat, verbose: u8) {
-    let default = match verbose {
+    let level = match verbose {
         0 => "warn",
         1 => "info",
         _ => "debug",
     };
+    // `-v`/`-vv` raise phm's own detail only: other crates stay at warn, so
+    // their debug lines (DataFusion prints Parquet column statistics, which
+    // hold person keys) reach the log only when PHM_LOG names them.
     let filter = tracing_subscriber::EnvFilter::try_from_env("PHM_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("warn,phm={level}")));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
