@@ -1,5 +1,5 @@
 //! `explain`: what a clinical lead reads for an included, an excluded, a
-//! near-miss and an unevaluated person, written out by hand from the tiny
+//! near-miss, an unevaluated person and one registered outside the network, written out by hand from the tiny
 //! store below; and the one-person run `phm cohort explain` uses decides
 //! exactly as the full run does.
 
@@ -56,13 +56,18 @@ included   | A81001   | 1960-01-01
 resolved   | A81001   | 1960-01-01
 none       | A81001   | 1960-01-01
 elsewhere  | B82005   | 1960-01-01
+moved_out  | A81001   | 1960-01-01
 ";
+// moved_out: A81001's own registration ended; its registration history says
+// Z99999 (no extract in the store) since 2024-07-01.
 const REGISTRATIONS: &str = "
-person     | practice | start
-included   | A81001   | 2000-01-01
-resolved   | A81001   | 2000-01-01
-none       | A81001   | 2000-01-01
-elsewhere  | B82005   | 2000-01-01
+person     | practice | at     | start      | end
+included   | A81001   |        | 2000-01-01 |
+resolved   | A81001   |        | 2000-01-01 |
+none       | A81001   |        | 2000-01-01 |
+elsewhere  | B82005   |        | 2000-01-01 |
+moved_out  | A81001   |        | 2000-01-01 | 2024-06-30
+moved_out  | A81001   | Z99999 | 2024-07-01 |
 ";
 const EVENTS: &str = "
 row | person    | practice | date       | concept
@@ -71,6 +76,7 @@ e2  | included  | A81001   | 2019-03-02 | 44054006
 e3  | resolved  | A81001   | 2019-03-02 | 44054006
 e4  | resolved  | A81001   | 2020-07-15 | 315051004
 e5  | elsewhere | B82005   | 2019-03-02 | 44054006
+e6  | moved_out | A81001   | 2019-03-02 | 44054006
 ";
 
 fn setup(dir: &Path) -> Cohort {
@@ -172,6 +178,16 @@ Person elsewhere registered at B82005 on the index date.
 Not evaluated — practice B82005 is unavailable for this cohort (its extract lacks a table the cohort needs); this is neither an inclusion nor an exclusion.
 "
     );
+
+    let moved_out = narrative(dir.path(), &cohort, "moved_out");
+    assert_eq!(
+        moved_out,
+        "\
+SPEC_EXPLAIN@1 — Diabetes register (explain), index date 2025-03-31
+Person moved_out registered at no practice of the network on the index date.
+Excluded — not in the base population: registered on the index date at an organisation whose own extract is not in the store, as a practice's registration history shows.
+"
+    );
 }
 
 #[test]
@@ -182,7 +198,7 @@ fn one_person_run_decides_as_the_full_run() {
     let full = dir.path().join("full");
     run(&store, std::slice::from_ref(&cohort), &options(&full, None)).unwrap();
     let all = read_outcomes(&full.join(cohort.def.key())).unwrap();
-    assert_eq!(all.len(), 4);
+    assert_eq!(all.len(), 5);
     for person in &all {
         let out = dir.path().join(format!("p-{}", person.person_key));
         let runs = run(

@@ -5,8 +5,10 @@
 //! Definitions are built directly as model structs with hand-made expansions
 //! over a small code universe; populations (at most 15 persons, two practices)
 //! cluster their dates around month ends, 29 February and the window edges,
-//! with partial dates, flags, odd units and comparators. Deterministic: a
-//! fixed seed, a modest number of cases, no persistence files.
+//! with partial dates, flags, odd units and comparators; registration rows
+//! name the delivering practice, the other one, an organisation outside the
+//! store, or nothing as `registered_at`. Deterministic: a fixed seed, a
+//! modest number of cases, no persistence files.
 //!
 //! For a longer hunt: `PHM_PROPS_CASES=2000 PHM_PROPS_SEED=42`;
 //! `PHM_PROPS_STATS=1` prints how often each status and reason came up.
@@ -189,6 +191,10 @@ struct RawRegistration {
     start: Option<u8>,
     end: Option<u8>,
     temporary: bool,
+    /// `registered_at`: 0 the delivering practice, 1 the other practice of
+    /// `PRACTICES` (in the store or not), 2 an organisation never in the
+    /// store, 3 null, 4 empty, 5 the delivering practice in lower case with spaces.
+    at: u8,
 }
 
 #[derive(Debug, Clone)]
@@ -304,12 +310,14 @@ fn person() -> impl Strategy<Value = RawPerson> {
         prop::option::weighted(0.95, prop::sample::select(vec![0u8, 1, 2, 3, 4, 4, 4, 5])),
         prop::option::weighted(0.2, 0u8..4),
         prop::bool::weighted(0.1),
+        prop::sample::select(vec![0u8, 0, 0, 0, 0, 1, 1, 2, 2, 3, 4, 5]),
     )
-        .prop_map(|(practice, start, end, temporary)| RawRegistration {
+        .prop_map(|(practice, start, end, temporary, at)| RawRegistration {
             practice,
             start,
             end,
             temporary,
+            at,
         });
     let event = (
         0usize..2,
@@ -675,8 +683,22 @@ fn build_rows(s: &Scenario, index: NaiveDate) -> StoreRows {
             });
         }
         for r in &p.registrations {
+            let practice = practices[r.practice % practices.len()];
+            let other = if practice == PRACTICES[0] {
+                PRACTICES[1]
+            } else {
+                PRACTICES[0]
+            };
             rows.registrations.push(Registration {
-                practice: practices[r.practice % practices.len()].to_string(),
+                practice: practice.to_string(),
+                at: match r.at {
+                    0 => Some(practice.to_string()),
+                    1 => Some(other.to_string()),
+                    2 => Some("Z99999".to_string()),
+                    3 => None,
+                    4 => Some(String::new()),
+                    _ => Some(format!(" {} ", practice.to_lowercase())),
+                },
                 person: key.clone(),
                 start: r.start.map(|x| {
                     shift(

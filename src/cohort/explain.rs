@@ -159,17 +159,27 @@ pub fn first_included(dir: &Path) -> Result<Option<String>> {
 pub fn narrative(def: &Definition, index: NaiveDate, e: &Explanation) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "{} — {}, index date {index}", def.key(), def.title);
+    let status = Status::parse(&e.status);
     let _ = writeln!(
         out,
         "Person {} registered at {} on the index date.",
         e.person_key,
-        e.practice.as_deref().unwrap_or("no practice")
+        match (e.practice.as_deref(), status) {
+            (Some(p), _) => p,
+            (None, Some(Status::RegisteredOutsideNetwork)) => "no practice of the network",
+            (None, _) => "no practice",
+        }
     );
-    let status = Status::parse(&e.status);
     if status != Some(Status::InPopulation) {
         let why = match status {
             Some(Status::NotRegistered) => {
                 "not in the base population: no qualifying registration on the index date"
+                    .to_string()
+            }
+            Some(Status::RegisteredOutsideNetwork) => {
+                "not in the base population: registered on the index date at an organisation \
+                 whose own extract is not in the store, as a practice's registration history \
+                 shows"
                     .to_string()
             }
             Some(Status::Unavailable) => {

@@ -9,6 +9,10 @@ use std::collections::BTreeMap;
 pub enum Status {
     /// No usable registration of an allowed type on the index date.
     NotRegistered,
+    /// The registration at index is at an organisation whose own extract is
+    /// not in the store (known from another practice's registration history):
+    /// registered, but at no practice of the network.
+    RegisteredOutsideNetwork,
     /// Registered at a practice whose capability profile lacks a table the
     /// cohort needs: not evaluated, never counted as absent.
     Unavailable,
@@ -23,8 +27,9 @@ pub enum Status {
 }
 
 impl Status {
-    pub const ALL: [Status; 8] = [
+    pub const ALL: [Status; 9] = [
         Status::NotRegistered,
+        Status::RegisteredOutsideNetwork,
         Status::Unavailable,
         Status::TestPatient,
         Status::Died,
@@ -37,6 +42,7 @@ impl Status {
     pub fn name(self) -> &'static str {
         match self {
             Status::NotRegistered => "not_registered",
+            Status::RegisteredOutsideNetwork => "registered_outside_network",
             Status::Unavailable => "unavailable",
             Status::TestPatient => "test_patient",
             Status::Died => "died",

@@ -52,6 +52,9 @@ pub struct Registration {
     pub end: Option<NaiveDate>,
     /// Canonical `registration_type`: gms, temporary, private, test, other.
     pub kind: String,
+    /// `registered_at` as written (`None`: null): the organisation the row
+    /// says the patient was registered at; usually `practice`.
+    pub at: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -185,7 +188,7 @@ impl StoreRows {
                     &RegistrationRow {
                         person_key: &r.person,
                         patient_id: &id,
-                        registered_at: Some(p),
+                        registered_at: r.at.as_deref(),
                         start_date: days(r.start),
                         end_date: days(r.end),
                         registration_type: &r.kind,
@@ -404,7 +407,7 @@ impl Cells<'_> {
 }
 
 const PATIENT_COLUMNS: &[&str] = &["person", "practice", "dob", "dod", "test"];
-const REGISTRATION_COLUMNS: &[&str] = &["person", "practice", "start", "end", "type"];
+const REGISTRATION_COLUMNS: &[&str] = &["person", "practice", "start", "end", "type", "at"];
 const EVENT_COLUMNS: &[&str] = &[
     "row",
     "person",
@@ -431,7 +434,8 @@ const MEDICATION_COLUMNS: &[&str] = &[
 
 impl StoreRows {
     /// Rows from ASCII tables (see the column lists above; `practice` defaults
-    /// to [`PRACTICE`], `type` to gms, `precision` to YMD (U without a date),
+    /// to [`PRACTICE`], `type` to gms, a registration's `at` (`registered_at`)
+    /// to its `practice` (`(null)` writes a null, `(empty)` an empty string), `precision` to YMD (U without a date),
     /// `flag` to `unknown_date` without a date, `mapping` to exact (unmapped
     /// without a code), `test` is `yes` or empty).
     pub fn from_tables(
@@ -471,6 +475,12 @@ impl StoreRows {
                 start: c.date("start"),
                 end: c.date("end"),
                 kind: c.get("type").unwrap_or("gms").to_string(),
+                at: match c.get("at") {
+                    None => Some(c.practice()),
+                    Some("(null)") => None,
+                    Some("(empty)") => Some(String::new()),
+                    Some(at) => Some(at.to_string()),
+                },
             });
         }
         let undated = |c: &Cells<'_>| -> (Option<NaiveDate>, String, Option<String>) {

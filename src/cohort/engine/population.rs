@@ -2,10 +2,14 @@
 //! store with the registration at index and the status
 //! (`docs/cohort-language.md`, "Base population").
 //!
-//! Result `pop` ([`super::held`]): `person_key`, `practice` (registration at index, null
-//! when not registered), `attr_practice` (that practice, else the greatest
-//! practice holding a record of the person: the practice attrition counts the
-//! person under), `status`.
+//! Registration rows count at the organisation they are about
+//! (`registered_at`); rows about another practice in the store are not used
+//! ("Registrations at other organisations").
+//!
+//! Result `pop` ([`super::held`]): `person_key`, `practice` (registration at
+//! index, null when not registered or registered outside the network),
+//! `attr_practice` (that practice, else the greatest practice holding a record
+//! of the person: the practice attrition counts the person under), `status`.
 
 use chrono::{Datelike, NaiveDate};
 use datafusion::arrow::datatypes::DataType;
@@ -56,7 +60,8 @@ impl Bases {
             .ok_or_else(|| Error::Usage(format!("no registrations prepared for {key:?}")))
     }
 
-    /// `base_<n>`: `person_key`, `reg_practice`, `reg_start`, `dob`,
+    /// `base_<n>`: `person_key`, `reg_practice` (null unless registered at a
+    /// practice in the store), `reg_outside`, `reg_start`, `dob`,
     /// `dod`, `is_test`, `rec_practice`, one row per person known to the store.
     async fn get(
         &mut self,
@@ -127,12 +132,35 @@ async fn base(
         vec![max(col("practice")).alias("rec_practice")],
     )?;
     let types: Vec<Expr> = types.iter().map(|t| lit(t.as_str())).collect();
+    // The organisation a row is about: `registered_at` (trimmed, upper case),
+    // the delivering practice when it is null or empty (EMIS rows always name
+    // the delivering practice; TPP history rows may name another one).
+    let org = coalesce(vec![
+        nullif(upper(trim(vec![col("registered_at")])), lit("")),
+        col("practice"),
+    ]);
+    let own = org.clone().eq(col("practice"));
+    // A row about another organisation is used only when that organisation's
+    // own extract is not in the store: it then says the patient was registered
+    // outside the network. A practice in the store decides for itself.
+    let members: Vec<Expr> = view
+        .practices
+        .iter()
+        .map(|p| lit(p.practice.as_str()))
+        .collect();
+    let used = if members.is_empty() {
+        lit(true)
+    } else {
+        own.clone().or(org.clone().in_list(members, false).not())
+    };
+    let in_network = when(own, lit("1")).otherwise(lit("0"))?;
     let regs = view
         .read(ctx, Table::Registrations, person)
         .await?
         .filter(
             col("registration_type")
                 .in_list(types, false)
+                .and(used)
                 .and(col("start_date").is_not_null())
                 .and(col("start_date").lt_eq(idx.clone()))
                 .and(
@@ -141,32 +169,37 @@ async fn base(
                         .or(col("end_date").gt(idx.clone())),
                 ),
         )?
-        // The registration at index: latest start date, then greatest practice
-        // (then greatest patient id, for a duplicated record), by aggregating
-        // a key that orders them ("YYYY-MM-DD" \x01 practice \x01 patient id).
+        // The registration at index: latest start date, then one at a
+        // practice in the store over one outside it, then greatest
+        // organisation (then greatest patient id, for a duplicated record), by
+        // aggregating a key that orders them
+        // ("YYYY-MM-DD" \x01 "1"|"0" \x01 organisation \x01 patient id).
         .aggregate(
             vec![col("person_key")],
             vec![
                 max(concat(vec![
                     cast(col("start_date"), DataType::Utf8),
                     lit("\u{1}"),
-                    col("practice"),
+                    in_network,
+                    lit("\u{1}"),
+                    org,
                     lit("\u{1}"),
                     col("patient_id"),
                 ]))
                 .alias("reg"),
             ],
-        )?
-        .select(vec![
-            col("person_key").alias("r_pk"),
-            split_part(col("reg"), lit("\u{1}"), lit(2i64)).alias("reg_practice"),
-            split_part(col("reg"), lit("\u{1}"), lit(3i64)).alias("r_pid"),
-            cast(
-                split_part(col("reg"), lit("\u{1}"), lit(1i64)),
-                DataType::Date32,
-            )
-            .alias("reg_start"),
-        ])?;
+        )?;
+    let part = |n: i64| split_part(col("reg"), lit("\u{1}"), lit(n));
+    let regs = regs.select(vec![
+        col("person_key").alias("r_pk"),
+        // Null when the registration at index is outside the network.
+        when(part(2).eq(lit("1")), part(3))
+            .end()?
+            .alias("reg_practice"),
+        part(2).eq(lit("0")).alias("reg_outside"),
+        part(4).alias("r_pid"),
+        cast(part(1), DataType::Date32).alias("reg_start"),
+    ])?;
     let rows = patients.select(vec![
         col("practice").alias("p_practice"),
         col("patient_id").alias("p_pid"),
@@ -187,6 +220,7 @@ async fn base(
     Ok(joined.select(vec![
         col("person_key"),
         col("reg_practice"),
+        coalesce(vec![col("reg_outside"), lit(false)]).alias("reg_outside"),
         col("reg_start"),
         col("dob"),
         col("dod"),
@@ -206,7 +240,8 @@ fn status(
     let pop = &def.population;
     let joined = base;
     let status = |s: Status| lit(s.name());
-    let mut case = when(col("reg_practice").is_null(), status(Status::NotRegistered));
+    let mut case = when(col("reg_outside"), status(Status::RegisteredOutsideNetwork));
+    case.when(col("reg_practice").is_null(), status(Status::NotRegistered));
     if !unavailable.is_empty() {
         case.when(
             col("reg_practice")

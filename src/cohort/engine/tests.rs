@@ -1261,11 +1261,16 @@ fn rules_near_misses_attrition_and_combinations() {
     let csv = std::fs::read_to_string(r.run.dir.join("attrition.csv")).unwrap();
     assert!(csv.starts_with("practice,step_order,step,entering,passing,removed,selected\n"));
     assert!(csv.contains("ALL,1,not_registered,5,4,1,0\n"), "{csv}");
-    assert!(csv.contains("ALL,8,diagnosed,4,2,2,0\n"), "{csv}");
-    assert!(csv.contains("ALL,9,unresolved,2,1,1,0\n"), "{csv}");
-    assert!(csv.contains("ALL,10,otherwise,1,0,0,1\n"), "{csv}");
+    assert!(
+        csv.contains("ALL,2,registered_outside_network,4,4,0,0\n"),
+        "{csv}"
+    );
+    assert!(csv.contains("ALL,9,diagnosed,4,2,2,0\n"), "{csv}");
+    assert!(csv.contains("ALL,10,unresolved,2,1,1,0\n"), "{csv}");
+    assert!(csv.contains("ALL,11,otherwise,1,0,0,1\n"), "{csv}");
     assert!(csv.contains("B00002,1,not_registered,1,0,1,0\n"), "{csv}");
-    assert_eq!(attrition.num_rows(), 30);
+    // Network, A00001, B00002: 8 population steps, 2 rules, otherwise.
+    assert_eq!(attrition.num_rows(), 33);
     let combos = std::fs::read_to_string(r.run.dir.join("combinations.csv")).unwrap();
     assert_eq!(
         combos,

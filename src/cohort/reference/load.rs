@@ -25,7 +25,10 @@ pub struct Patient {
 #[derive(Debug, Clone)]
 pub struct Registration {
     pub person_key: String,
+    /// The practice whose extract carried the row.
     pub practice: String,
+    /// The organisation the row says the patient was registered at, as stored.
+    pub registered_at: Option<String>,
     pub start_date: Option<NaiveDate>,
     pub end_date: Option<NaiveDate>,
     pub registration_type: String,
@@ -117,6 +120,7 @@ pub fn read(store: &Path) -> Result<Data> {
             data.registrations.push(Registration {
                 person_key: c.text("person_key", i)?.unwrap_or_default(),
                 practice: c.text("practice", i)?.unwrap_or_default(),
+                registered_at: c.text("registered_at", i)?,
                 start_date: c.date("start_date", i)?,
                 end_date: c.date("end_date", i)?,
                 registration_type: c.text("registration_type", i)?.unwrap_or_default(),

@@ -116,8 +116,10 @@ fn population(
 ) -> (Status, Option<String>) {
     let pop = &cohort.def.population;
     // 1. not_registered: an allowed type, started (known) on or before index,
-    // not ended on or before index; the latest start wins, then the greatest
-    // practice code.
+    // not ended on or before index, about the delivering practice or about an
+    // organisation outside the store (a practice in the store speaks for
+    // itself); the latest start wins, then a practice in the store, then the
+    // greatest organisation code.
     let registration = data
         .registrations
         .iter()
@@ -125,13 +127,23 @@ fn population(
         .filter(|r| pop.registration_types.contains(&r.registration_type))
         .filter(|r| r.start_date.is_some_and(|s| s <= index))
         .filter(|r| r.end_date.is_none_or(|e| e > index))
-        .max_by(|a, b| (a.start_date, &a.practice).cmp(&(b.start_date, &b.practice)));
-    let Some(registration) = registration else {
+        .map(|r| (r, organisation(r)))
+        .filter(|(r, org)| *org == r.practice || !data.capability.contains_key(org))
+        .max_by(|(a, a_org), (b, b_org)| {
+            let own = |r: &load::Registration, org: &str| r.practice == org;
+            (a.start_date, own(a, a_org), a_org).cmp(&(b.start_date, own(b, b_org), b_org))
+        });
+    let Some((registration, org)) = registration else {
         return (Status::NotRegistered, None);
     };
+    // 2. registered_outside_network: the registration at index is about an
+    // organisation with no extract in the store.
+    if org != registration.practice {
+        return (Status::RegisteredOutsideNetwork, None);
+    }
     let practice = registration.practice.clone();
     let status = |s: Status| (s, Some(practice.clone()));
-    // 2. unavailable: the practice's capability profile lacks a table the
+    // 3. unavailable: the practice's capability profile lacks a table the
     // cohort reads (a practice with no state file can answer nothing).
     let capability = data.capability.get(&practice);
     let lacks = cohort
@@ -148,15 +160,15 @@ fn population(
         .iter()
         .filter(|p| p.person_key == key && p.practice == practice)
         .min_by(|a, b| a.patient_id.cmp(&b.patient_id));
-    // 3. test_patient.
+    // 4. test_patient.
     if record.is_some_and(|p| p.is_test_patient) {
         return status(Status::TestPatient);
     }
-    // 4. died on or before the index date.
+    // 5. died on or before the index date.
     if record.is_some_and(|p| p.date_of_death.is_some_and(|d| d <= index)) {
         return status(Status::Died);
     }
-    // 5. registration_too_short: started after index − P.
+    // 6. registration_too_short: started after index − P.
     if let Some(period) = pop.registered_for {
         let (months, days) = period.months_days();
         let since = shift(index, -(months as i32), -(days as i32));
@@ -164,7 +176,7 @@ fn population(
             return status(Status::RegistrationTooShort);
         }
     }
-    // 6. age_unknown and 7. age_out_of_range.
+    // 7. age_unknown and 8. age_out_of_range.
     if pop.age_min.is_some() || pop.age_max.is_some() {
         let Some(dob) = record.and_then(|p| p.date_of_birth) else {
             return status(Status::AgeUnknown);
@@ -177,6 +189,16 @@ fn population(
         }
     }
     status(Status::InPopulation)
+}
+
+/// The organisation a registration row is about: its `registered_at` (ODS
+/// code, compared without surrounding spaces and case), or the delivering
+/// practice when that is null or empty.
+fn organisation(r: &load::Registration) -> String {
+    match r.registered_at.as_deref().map(|a| a.trim_matches(' ')) {
+        None | Some("") => r.practice.clone(),
+        Some(at) => at.to_uppercase(),
+    }
 }
 
 /// The number of birthdays on or before `index`; a 29 February birthday falls
