@@ -4,5 +4,7 @@
 //! The store's person key is an unkeyed hash of the NHS number, reversible by
 //! hashing every possible number, so it never appears in an output.
 
+pub mod audit;
 pub mod disclosure;
 pub mod pseudonym;
+pub mod reidentify;
