@@ -79,6 +79,12 @@ def main() -> None:
                 f.write(f"{sctid(1000 + k, '12')}\t{date}\t1\t{module}\t{concepts[i]}\t{concepts[p]}\t0\t116680003\t900000000000011006\t900000000000451002\r\n")
     print(f"{n} concepts, {k} IS-A rows, {len(desc_ids)} descriptions", file=sys.stderr)
 
+    # The importer requires every file of a snapshot; this one has no members.
+    content_dir = os.path.join(base, "Refset", "Content")
+    os.makedirs(content_dir, exist_ok=True)
+    with open(os.path.join(content_dir, f"der2_cRefset_AssociationSnapshot_INT_{date}.txt"), "w", newline="") as f:
+        f.write("id\teffectiveTime\tactive\tmoduleId\trefsetId\treferencedComponentId\ttargetComponentId\r\n")
+
     with open(os.path.join(lang_dir, f"der2_cRefset_LanguageSnapshot-en_INT_{date}.txt"), "w", newline="") as f:
         f.write("id\teffectiveTime\tactive\tmoduleId\trefsetId\treferencedComponentId\tacceptabilityId\r\n")
         for j, d in enumerate(desc_ids):

@@ -3,6 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use phm::terminology::Release;
+use phm::terminology::rf2::Kind;
 
 mod common;
 use common::{import_fixture, phm, repo};
@@ -53,6 +54,22 @@ fn imports_the_fixture() {
     assert_eq!(m.release_id, "fixture-20260506");
     assert_eq!(m.inputs.len(), 15, "11 RF2 files, 3 dm+d files, 1 CTV3 map");
     assert!(m.inputs.iter().all(|i| i.sha256.len() == 64));
+    // Rows per input file, counted here from the files: data lines for the
+    // tab-separated files, record elements for dm+d; each printed in the summary.
+    let summary = String::from_utf8_lossy(&o.stdout);
+    for input in &m.inputs {
+        let text = std::fs::read_to_string(&input.path).unwrap();
+        let want = match input.kind.as_str() {
+            "Dmd" => ["<VTM>", "<VMP>", "<AMP>"]
+                .iter()
+                .map(|tag| text.matches(tag).count())
+                .sum::<usize>() as u64,
+            _ => text.lines().skip(1).filter(|l| !l.is_empty()).count() as u64,
+        };
+        assert_eq!(input.rows, want, "{}", input.path);
+        let line = format!("{:<16} {:>10} rows  {}", input.kind, want, input.path);
+        assert!(summary.contains(&line), "{line:?} not in\n{summary}");
+    }
     let editions: Vec<(&str, &str)> = m
         .editions
         .iter()
@@ -147,6 +164,23 @@ fn rf2_error(concepts: &str, relationships: &str) -> String {
         relationships,
     )
     .unwrap();
+    // The other files a snapshot needs, with no rows.
+    for (name, kind) in [
+        (
+            "sct2_Description_Snapshot-en_INT_20250701.txt",
+            Kind::Description,
+        ),
+        (
+            "der2_cRefset_LanguageSnapshot-en_INT_20250701.txt",
+            Kind::Language,
+        ),
+        (
+            "der2_cRefset_AssociationSnapshot_INT_20250701.txt",
+            Kind::Association,
+        ),
+    ] {
+        std::fs::write(dir.join(name), format!("{}\r\n", kind.header())).unwrap();
+    }
     let o = phm(&[
         "terminology",
         "import",

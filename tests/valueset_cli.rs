@@ -88,6 +88,9 @@ fn list_shows_every_file_sorted() {
         if dir.is_dir() {
             for file in std::fs::read_dir(&dir).unwrap() {
                 let file = file.unwrap().path();
+                if file.extension().is_none_or(|e| e != "toml") {
+                    continue; // the codelist CSVs beside the definitions
+                }
                 let id = dir.file_name().unwrap().to_str().unwrap().to_string();
                 let version = file.file_stem().unwrap().to_str().unwrap().to_string();
                 want.push((id, version));
@@ -108,6 +111,45 @@ fn list_shows_every_file_sorted() {
     assert_eq!(got, want);
     assert!(out.contains("DM_COD                   20250627     approved"));
     assert!(out.contains("DOAC                     2020-10-05   reviewed"));
+}
+
+/// Each value set folder holds a copy of its OpenCodelists CSV (a definition
+/// may not name a file outside its folder); every copy must be byte for byte
+/// the codelist in `fixtures/codelists/` it was taken from.
+#[test]
+fn codelist_copies_match_the_fixture_codelists() {
+    let mut copies = 0;
+    for dir in std::fs::read_dir(repo("valuesets")).unwrap() {
+        let dir = dir.unwrap().path();
+        if !dir.is_dir() {
+            continue;
+        }
+        for file in std::fs::read_dir(&dir).unwrap() {
+            let file = file.unwrap().path();
+            if file.extension().is_none_or(|e| e != "csv") {
+                continue;
+            }
+            let name = file.file_name().unwrap().to_str().unwrap();
+            let source = [
+                repo("fixtures/codelists").join(name),
+                repo("fixtures/codelists/older-versions").join(name),
+            ]
+            .into_iter()
+            .find(|p| p.is_file())
+            .unwrap_or_else(|| panic!("{}: no codelist of that name", file.display()));
+            assert!(
+                std::fs::read(&file).unwrap() == std::fs::read(&source).unwrap(),
+                "{} differs from {}; run python3 valuesets/generate.py",
+                file.display(),
+                source.display()
+            );
+            copies += 1;
+        }
+    }
+    assert_eq!(
+        copies, 43,
+        "one CSV per shipped OpenCodelists value set version"
+    );
 }
 
 #[test]
@@ -208,6 +250,9 @@ fn every_shipped_value_set_expands_non_empty() {
         }
         for file in std::fs::read_dir(&dir).unwrap() {
             let file = file.unwrap().path();
+            if file.extension().is_none_or(|e| e != "toml") {
+                continue; // the codelist CSVs beside the definitions
+            }
             let key = format!(
                 "{}@{}",
                 dir.file_name().unwrap().to_str().unwrap(),

@@ -1,5 +1,7 @@
 #!/usr/bin/env python3
-"""Writes valuesets/<ID>/<version>.toml for the codelists in fixtures/codelists/.
+"""Writes valuesets/<ID>/<version>.toml for the codelists in fixtures/codelists/,
+with a copy of each codelist CSV beside it (a definition may only name files in
+its own folder, so the CSV cannot be referred to where it lies).
 
 Run from the repository root: python3 valuesets/generate.py
 The pinned versions and source repositories come from
@@ -9,6 +11,7 @@ overwritten: edit this script, not the generated files.
 
 import os
 import re
+import shutil
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CODELISTS = os.path.join(ROOT, "fixtures", "codelists")
@@ -88,9 +91,11 @@ def toml_string(s):
     return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def write(id_, version, title, status, provenance, csv_rel):
+def write(id_, version, title, status, provenance, csv_source):
     folder = os.path.join(OUT, id_)
     os.makedirs(folder, exist_ok=True)
+    csv_rel = os.path.basename(csv_source)
+    shutil.copyfile(csv_source, os.path.join(folder, csv_rel))
     body = "\n".join([
         f"id = {toml_string(id_)}",
         f"version = {toml_string(version)}",
@@ -127,7 +132,7 @@ def main():
                 listing = f"{owner}/{slug}"
         version = pinned[(repo, listing)]
         provenance = f"OpenCodelists {listing}/{version}, as pinned in {repo} {path}"
-        write(id_, version, title, status, provenance, f"../../fixtures/codelists/{name}")
+        write(id_, version, title, status, provenance, os.path.join(CODELISTS, name))
     for name, id_, version, repo in OLDER:
         cluster = id_.lower()
         provenance = (
@@ -135,7 +140,7 @@ def main():
             f"{repo} codelists/{PCD}{cluster}.csv"
         )
         write(id_, version, TITLES[id_], "approved", provenance,
-              f"../../fixtures/codelists/older-versions/{name}")
+              os.path.join(CODELISTS, "older-versions", name))
 
 
 if __name__ == "__main__":

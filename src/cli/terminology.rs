@@ -74,6 +74,13 @@ pub fn run(args: TerminologyArgs) -> Result<u8, Failure> {
             for (table, rows) in &manifest.rows {
                 println!("  {table:<16} {rows:>10} rows");
             }
+            println!("read from {} input files:", manifest.inputs.len());
+            for input in &manifest.inputs {
+                println!(
+                    "  {:<16} {:>10} rows  {}",
+                    input.kind, input.rows, input.path
+                );
+            }
             Ok(exit::OK)
         }
         TerminologyCommand::Fixture(a) => {

@@ -52,6 +52,12 @@ pub struct Dmd {
 
 /// Reads the VTM, VMP and AMP files in `dir` (not recursive; one of each).
 pub fn load(dir: &Path) -> Result<Dmd> {
+    read_files(&locate(dir)?)
+}
+
+/// The VTM, VMP and AMP files in `dir` (not recursive; exactly one of each),
+/// found without reading them.
+pub fn locate(dir: &Path) -> Result<[PathBuf; 3]> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .map_err(io(dir))?
         .filter_map(|e| e.ok().map(|e| e.path()))
@@ -82,53 +88,95 @@ pub fn load(dir: &Path) -> Result<Dmd> {
             }),
         }
     };
-    let (vtm_path, vmp_path, amp_path) = (find("f_vtm2_")?, find("f_vmp2_")?, find("f_amp2_")?);
-    let vtms = records(
-        &std::fs::read_to_string(&vtm_path).map_err(io(&vtm_path))?,
-        "VTM",
-    )
-    .and_then(|r| r.iter().map(vtm).collect::<Result<Vec<_>, String>>())
-    .map_err(|m| input(&vtm_path, m))?;
-    let vmps = records(
-        &std::fs::read_to_string(&vmp_path).map_err(io(&vmp_path))?,
-        "VMP",
-    )
-    .and_then(|r| r.iter().map(vmp).collect::<Result<Vec<_>, String>>())
-    .map_err(|m| input(&vmp_path, m))?;
-    let amps = records(
-        &std::fs::read_to_string(&amp_path).map_err(io(&amp_path))?,
-        "AMP",
-    )
-    .and_then(|r| r.iter().map(amp).collect::<Result<Vec<_>, String>>())
-    .map_err(|m| input(&amp_path, m))?;
+    Ok([find("f_vtm2_")?, find("f_vmp2_")?, find("f_amp2_")?])
+}
+
+/// Reads the files [`locate`] found, each to its end.
+pub fn read_files(files: &[PathBuf; 3]) -> Result<Dmd> {
+    let [vtm_path, vmp_path, amp_path] = files.clone();
     Ok(Dmd {
-        vtms,
-        vmps,
-        amps,
+        vtms: read(&vtm_path, "VTM", vtm)?,
+        vmps: read(&vmp_path, "VMP", vmp)?,
+        amps: read(&amp_path, "AMP", amp)?,
         files: vec![vtm_path, vmp_path, amp_path],
     })
 }
 
-fn input(path: &Path, message: String) -> Error {
-    Error::Input {
+/// Reads one dm+d file to its end: the whole file must be well-formed UTF-8
+/// XML (see [`records`]) before any of its records is used.
+fn read<T>(
+    path: &Path,
+    record: &str,
+    convert: fn(&Record) -> Result<T, XmlError>,
+) -> Result<Vec<T>> {
+    let bytes = std::fs::read(path).map_err(io(path))?;
+    let xml_error = |e: XmlError| Error::Xml {
         path: path.to_path_buf(),
-        message,
+        line: e.at.line,
+        offset: e.at.offset,
+        message: e.message,
+    };
+    let text = std::str::from_utf8(&bytes).map_err(|e| {
+        let offset = e.valid_up_to();
+        xml_error(XmlError {
+            at: At {
+                offset: offset as u64,
+                line: 1 + bytes[..offset].iter().filter(|&&b| b == b'\n').count(),
+            },
+            message: "not UTF-8; hint: the file is damaged or truncated: take it again from the dm+d release".into(),
+        })
+    })?;
+    records(text, record)
+        .and_then(|r| r.iter().map(convert).collect::<Result<Vec<_>, XmlError>>())
+        .map_err(xml_error)
+}
+
+/// Where in an XML file something is: byte offset (0-based) and line (1-based).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct At {
+    pub offset: u64,
+    pub line: usize,
+}
+
+/// A malformed or incomplete dm+d file, or a record without a field it needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct XmlError {
+    pub at: At,
+    pub message: String,
+}
+
+impl std::fmt::Display for XmlError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "line {}, byte {}: {}",
+            self.at.line, self.at.offset, self.message
+        )
     }
 }
 
-/// One record element's child fields, with the line it starts on.
+/// One record element's child fields, with where it starts.
 #[derive(Debug)]
 pub struct Record {
-    pub line: usize,
+    pub at: At,
     pub fields: HashMap<String, String>,
 }
 
+const TRUNCATED: &str =
+    "hint: the file is damaged or truncated: take it again from the dm+d release";
+
 /// Every `<record>` element's direct children as name → text.
-pub fn records(xml: &str, record: &str) -> Result<Vec<Record>, String> {
+///
+/// The whole document is checked, not only the records: exactly one root
+/// element, every element closed (quick-xml checks that end tags match their
+/// start tags), nothing but whitespace, comments and processing instructions
+/// after the root. A file cut off anywhere is therefore an error naming the
+/// byte where it ends, never a shorter list of records.
+pub fn records(xml: &str, record: &str) -> Result<Vec<Record>, XmlError> {
     let mut reader = Reader::from_str(xml);
     // Line numbers by counting newlines incrementally (positions only grow).
     let mut counted = (0usize, 1usize);
-    let mut line_at = move |pos: u64| {
+    let mut at = move |pos: u64| {
         let pos = (pos as usize).min(xml.len());
         if pos >= counted.0 {
             counted.1 += xml.as_bytes()[counted.0..pos]
@@ -137,57 +185,105 @@ pub fn records(xml: &str, record: &str) -> Result<Vec<Record>, String> {
                 .count();
             counted.0 = pos;
         }
-        counted.1
+        At {
+            offset: pos as u64,
+            line: counted.1,
+        }
     };
+    let error = |at: At, message: String| XmlError { at, message };
     let mut out = Vec::new();
+    // Open elements: name and where each starts.
+    let mut open: Vec<(String, At)> = Vec::new();
+    let mut root: Option<String> = None;
     let mut current: Option<Record> = None;
     let mut field: Option<String> = None;
     let mut text = String::new();
     loop {
         let pos = reader.buffer_position();
-        let event = reader.read_event().map_err(|e| {
-            format!(
-                "line {}: malformed XML: {e}",
-                line_at(reader.error_position())
+        let event = match reader.read_event() {
+            Ok(event) => event,
+            Err(e) => {
+                let here = at(reader.error_position());
+                return Err(error(here, format!("malformed XML: {e}; {TRUNCATED}")));
+            }
+        };
+        let here = at(pos);
+        let after_root = |name: &str| {
+            error(
+                here,
+                format!(
+                    "{name} after the end of the root element <{}>; {TRUNCATED}",
+                    root.as_deref().unwrap_or_default()
+                ),
             )
-        })?;
+        };
         match event {
             Event::Start(e) => {
                 let name = String::from_utf8_lossy(e.local_name().as_ref()).into_owned();
+                if open.is_empty() && root.is_some() {
+                    return Err(after_root(&format!("element <{name}>")));
+                }
                 if current.is_none() && name == record {
                     current = Some(Record {
-                        line: line_at(pos),
+                        at: here,
                         fields: HashMap::new(),
                     });
                 } else if current.is_some() && field.is_none() {
-                    field = Some(name);
+                    field = Some(name.clone());
                     text.clear();
                 }
+                open.push((name, here));
             }
             Event::Empty(e) => {
                 let name = String::from_utf8_lossy(e.local_name().as_ref()).into_owned();
-                if let (Some(rec), None) = (current.as_mut(), &field) {
+                if open.is_empty() {
+                    if root.is_some() {
+                        return Err(after_root(&format!("element <{name}/>")));
+                    }
+                    root = Some(name);
+                } else if let (Some(rec), None) = (current.as_mut(), &field) {
                     rec.fields.insert(name, String::new());
                 }
             }
+            Event::Text(t) if open.is_empty() => {
+                let t = t.decode().map_err(|e| error(here, e.to_string()))?;
+                if !t.trim().is_empty() {
+                    return Err(if root.is_some() {
+                        after_root("text")
+                    } else {
+                        error(here, format!("text before the root element; {TRUNCATED}"))
+                    });
+                }
+            }
+            Event::CData(_) | Event::GeneralRef(_) if open.is_empty() => {
+                return Err(after_root("text"));
+            }
             Event::Text(t) if field.is_some() => {
-                text.push_str(&t.decode().map_err(|e| e.to_string())?);
+                text.push_str(&t.decode().map_err(|e| error(here, e.to_string()))?);
             }
             Event::CData(t) if field.is_some() => {
-                text.push_str(&t.decode().map_err(|e| e.to_string())?);
+                text.push_str(&t.decode().map_err(|e| error(here, e.to_string()))?);
             }
             Event::GeneralRef(r) if field.is_some() => {
-                let name = r.decode().map_err(|e| e.to_string())?;
-                if let Some(c) = r.resolve_char_ref().map_err(|e| e.to_string())? {
+                let name = r.decode().map_err(|e| error(here, e.to_string()))?;
+                if let Some(c) = r
+                    .resolve_char_ref()
+                    .map_err(|e| error(here, e.to_string()))?
+                {
                     text.push(c);
                 } else if let Some(s) = quick_xml::escape::resolve_predefined_entity(&name) {
                     text.push_str(s);
                 } else {
-                    return Err(format!("line {}: unknown entity &{name};", line_at(pos)));
+                    return Err(error(here, format!("unknown entity &{name};")));
                 }
             }
             Event::End(e) => {
                 let name = String::from_utf8_lossy(e.local_name().as_ref()).into_owned();
+                // quick-xml has already refused an end tag that does not match.
+                open.pop();
+                if open.is_empty() {
+                    root = Some(name.clone());
+                }
                 if field.as_deref() == Some(name.as_str()) {
                     let rec = current.as_mut().expect("a field is inside a record");
                     rec.fields.insert(name, text.trim().to_string());
@@ -196,41 +292,64 @@ pub fn records(xml: &str, record: &str) -> Result<Vec<Record>, String> {
                     out.extend(current.take());
                 }
             }
-            Event::Eof => break,
+            Event::Eof => {
+                if let Some((name, start)) = open.last() {
+                    return Err(error(
+                        here,
+                        format!(
+                            "the file ends inside <{name}> (opened at line {}, byte {}); {TRUNCATED}",
+                            start.line, start.offset
+                        ),
+                    ));
+                }
+                if root.is_none() {
+                    return Err(error(here, format!("no root element; {TRUNCATED}")));
+                }
+                break;
+            }
             _ => {}
         }
     }
     Ok(out)
 }
 
-fn required<'a>(rec: &'a Record, kind: &str, name: &str) -> Result<&'a str, String> {
+fn required<'a>(rec: &'a Record, kind: &str, name: &str) -> Result<&'a str, XmlError> {
     rec.fields
         .get(name)
         .map(String::as_str)
         .filter(|v| !v.is_empty())
-        .ok_or_else(|| format!("line {}: {kind} without {name}", rec.line))
+        .ok_or_else(|| XmlError {
+            at: rec.at,
+            message: format!("{kind} without {name}"),
+        })
 }
 
-fn id(rec: &Record, name: &str, value: &str) -> Result<u64, String> {
-    sctid::parse(value).map_err(|e| format!("line {}: {name} {value:?}: {e}", rec.line))
+fn id(rec: &Record, name: &str, value: &str) -> Result<u64, XmlError> {
+    sctid::parse(value).map_err(|e| XmlError {
+        at: rec.at,
+        message: format!("{name} {value:?}: {e}"),
+    })
 }
 
-fn optional_id(rec: &Record, name: &str) -> Result<Option<u64>, String> {
+fn optional_id(rec: &Record, name: &str) -> Result<Option<u64>, XmlError> {
     match rec.fields.get(name).filter(|v| !v.is_empty()) {
         Some(v) => id(rec, name, v).map(Some),
         None => Ok(None),
     }
 }
 
-fn invalid(rec: &Record) -> Result<bool, String> {
+fn invalid(rec: &Record) -> Result<bool, XmlError> {
     match rec.fields.get("INVALID").map(String::as_str) {
         None | Some("0") => Ok(false),
         Some("1") => Ok(true),
-        Some(other) => Err(format!("line {}: INVALID {other:?} is not 1", rec.line)),
+        Some(other) => Err(XmlError {
+            at: rec.at,
+            message: format!("INVALID {other:?} is not 1"),
+        }),
     }
 }
 
-fn vtm(rec: &Record) -> Result<Vtm, String> {
+fn vtm(rec: &Record) -> Result<Vtm, XmlError> {
     Ok(Vtm {
         vtmid: id(rec, "VTMID", required(rec, "VTM", "VTMID")?)?,
         name: required(rec, "VTM", "NM")?.to_string(),
@@ -238,7 +357,7 @@ fn vtm(rec: &Record) -> Result<Vtm, String> {
     })
 }
 
-fn vmp(rec: &Record) -> Result<Vmp, String> {
+fn vmp(rec: &Record) -> Result<Vmp, XmlError> {
     Ok(Vmp {
         vpid: id(rec, "VPID", required(rec, "VMP", "VPID")?)?,
         vtmid: optional_id(rec, "VTMID")?,
@@ -249,7 +368,7 @@ fn vmp(rec: &Record) -> Result<Vmp, String> {
     })
 }
 
-fn amp(rec: &Record) -> Result<Amp, String> {
+fn amp(rec: &Record) -> Result<Amp, XmlError> {
     Ok(Amp {
         apid: id(rec, "APID", required(rec, "AMP", "APID")?)?,
         vpid: id(rec, "VPID", required(rec, "AMP", "VPID")?)?,
@@ -294,7 +413,7 @@ mod tests {
             let got = records(&doc, "VTM").and_then(|r| vtm(&r[0]));
             match (got, want) {
                 (Ok(g), Ok(w)) => assert_eq!(g, w, "{xml}"),
-                (Err(g), Err(w)) => assert!(g.contains(w), "{xml}: {g}"),
+                (Err(g), Err(w)) => assert!(g.message.contains(w), "{xml}: {g}"),
                 (g, w) => panic!("{xml}: got {g:?}, want {w:?}"),
             }
         }
@@ -308,7 +427,13 @@ mod tests {
                    </VIRTUAL_PRODUCT_INGREDIENT></VIRTUAL_MED_PRODUCTS>";
         let recs = records(doc, "VMP").unwrap();
         assert_eq!(recs.len(), 1);
-        assert_eq!(recs[0].line, 3);
+        assert_eq!(
+            recs[0].at,
+            At {
+                line: 3,
+                offset: 30
+            }
+        );
         let v = vmp(&recs[0]).unwrap();
         assert_eq!(v.vpid_prev, Some(20555811000001101));
         assert_eq!(v.vpid_date.as_deref(), Some("2016-05-10"));
@@ -319,12 +444,65 @@ mod tests {
     fn amp_requires_vpid() {
         let doc = "<ACTUAL_MEDICINAL_PRODUCTS><AMPS><AMP><APID>21677511000001105</APID><NM>Eliquis</NM></AMP></AMPS></ACTUAL_MEDICINAL_PRODUCTS>";
         let recs = records(doc, "AMP").unwrap();
-        assert!(amp(&recs[0]).unwrap_err().contains("AMP without VPID"));
+        assert!(
+            amp(&recs[0])
+                .unwrap_err()
+                .message
+                .contains("AMP without VPID")
+        );
     }
 
     #[test]
     fn malformed_xml_names_line() {
         let err = records("<A>\n<VTM><VTMID>1</VTM>", "VTM").unwrap_err();
-        assert!(err.starts_with("line 2"), "{err}");
+        assert!(err.to_string().starts_with("line 2, byte "), "{err}");
+    }
+
+    /// A document that is not whole is an error at the byte where it goes
+    /// wrong, never fewer records. Offsets counted by hand on the text.
+    #[test]
+    fn incomplete_documents() {
+        let whole =
+            "<?xml version=\"1.0\"?>\n<VTMS><VTM><VTMID>108537001</VTMID><NM>A</NM></VTM></VTMS>\n";
+        assert_eq!(records(whole, "VTM").unwrap().len(), 1);
+        let cases = [
+            // Cut after the record: the root is never closed (opened at byte 22).
+            (
+                &whole[..73],
+                73,
+                "ends inside <VTMS> (opened at line 2, byte 22)",
+            ),
+            // Cut inside a field's text.
+            (
+                &whole[..62],
+                62,
+                "ends inside <NM> (opened at line 2, byte 57)",
+            ),
+            // Cut inside a tag.
+            (&whole[..70], 67, "malformed XML"),
+            ("", 0, "no root element"),
+            ("<?xml version=\"1.0\"?>\n", 22, "no root element"),
+            (
+                "<VTMS></VTMS>\ngarbage",
+                13,
+                "text after the end of the root element <VTMS>",
+            ),
+            (
+                "<VTMS></VTMS><VTMS></VTMS>",
+                13,
+                "element <VTMS> after the end",
+            ),
+            ("<VTMS></VTMS><X/>", 13, "element <X/> after the end"),
+            ("x<VTMS></VTMS>", 0, "text before the root element"),
+            ("<VTMS><VTM></VTMS>", 11, "malformed XML"),
+        ];
+        for (xml, offset, want) in cases {
+            let err = records(xml, "VTM").unwrap_err();
+            assert!(err.message.contains(want), "{xml:?}: {err}");
+            assert_eq!(err.at.offset, offset, "{xml:?}: {err}");
+        }
+        // Whitespace, comments and processing instructions may follow the root.
+        let tail = "<VTMS></VTMS>\r\n<!-- end -->\n<?pi x?>\n";
+        assert!(records(tail, "VTM").unwrap().is_empty());
     }
 }

@@ -43,6 +43,34 @@ pub fn import(inputs: &Inputs, out: &Path) -> Result<Manifest> {
                 .into(),
         });
     }
+    // Every path given is checked before anything is read: a wrong one is a
+    // usage error, not a half-done import.
+    for dir in &inputs.rf2 {
+        if !dir.is_dir() {
+            return Err(Error::Input {
+                path: dir.clone(),
+                message:
+                    "--rf2: no such folder; hint: --rf2 takes the folder of an unzipped RF2 release"
+                        .into(),
+            });
+        }
+    }
+    let dmd_files = match &inputs.dmd {
+        Some(dir) if !dir.is_dir() => {
+            return Err(Error::Input {
+                path: dir.clone(),
+                message: "--dmd: no such folder; hint: --dmd takes the folder of the unzipped dm+d XML release (f_vtm2_*.xml, f_vmp2_*.xml, f_amp2_*.xml); leave it out to import without dm+d".into(),
+            });
+        }
+        Some(dir) => Some(dmd::locate(dir)?),
+        None => None,
+    };
+    if let Some(map) = inputs.ctv3_map.as_ref().filter(|m| !m.is_file()) {
+        return Err(Error::Input {
+            path: map.clone(),
+            message: "--ctv3-map: no such file; hint: --ctv3-map takes the CTV3 to SNOMED CT map file itself (e.g. SRCtv3ToSnomed.txt), not its folder; leave it out to import without the map".into(),
+        });
+    }
     let files = discover(&inputs.rf2)?;
     if !files.iter().any(|f| f.kind == super::rf2::Kind::Concept) {
         return Err(Error::Input {
@@ -113,8 +141,8 @@ pub fn import(inputs: &Inputs, out: &Path) -> Result<Manifest> {
     )?;
     drop(snap);
 
-    let dmd = match &inputs.dmd {
-        Some(dir) => dmd::load(dir)?,
+    let dmd = match &dmd_files {
+        Some(files) => dmd::read_files(files)?,
         None => dmd::Dmd::default(),
     };
     write("dmd_vtm", dmd_vtm(&dmd), &["vtmid"])?;

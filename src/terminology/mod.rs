@@ -109,6 +109,27 @@ pub enum Error {
         cycle.iter().map(u64::to_string).collect::<Vec<_>>().join(" IS-A ")
     )]
     Cycle { cycle: Vec<u64> },
+    /// A dm+d XML file that is not whole and well-formed, or a record in it
+    /// without a field it needs.
+    #[error("{path}:{line}: byte {offset}: {message}")]
+    Xml {
+        path: PathBuf,
+        line: usize,
+        offset: u64,
+        message: String,
+    },
+    /// An RF2 edition without one of the files a snapshot needs.
+    #[error(
+        "{folder}: edition {edition} has no {pattern} file (it has {found}); hint: the release is incomplete: unzip the whole release again, and import nothing until every file is there"
+    )]
+    MissingFile {
+        folder: PathBuf,
+        edition: String,
+        pattern: &'static str,
+        found: String,
+    },
+    /// A usage problem: an input or output path that is missing or wrong, or
+    /// inputs that do not fit together.
     #[error("{path}: {message}")]
     Input { path: PathBuf, message: String },
     #[error("{path}: {message}")]

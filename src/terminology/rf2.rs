@@ -48,6 +48,28 @@ impl Kind {
         }
     }
 
+    /// The file types every edition's snapshot must hold. Simple refsets are
+    /// optional: an edition may publish none.
+    pub const REQUIRED: [Kind; 5] = [
+        Kind::Concept,
+        Kind::Description,
+        Kind::Relationship,
+        Kind::Language,
+        Kind::Association,
+    ];
+
+    /// The name pattern of this type's Snapshot files, for messages.
+    pub fn pattern(self) -> &'static str {
+        match self {
+            Kind::Concept => "sct2_Concept_*Snapshot*.txt",
+            Kind::Description => "sct2_Description_*Snapshot*.txt",
+            Kind::Relationship => "sct2_Relationship_*Snapshot*.txt",
+            Kind::SimpleRefset => "der2_Refset_Simple*Snapshot*.txt",
+            Kind::Association => "der2_cRefset_Association*Snapshot*.txt",
+            Kind::Language => "der2_cRefset_Language*Snapshot*.txt",
+        }
+    }
+
     /// The type of an RF2 Snapshot file from its name, or None for any other file.
     pub fn classify(name: &str) -> Option<Kind> {
         if !name.ends_with(".txt") || !name.contains("Snapshot") {
@@ -84,6 +106,11 @@ pub struct Rf2File {
 }
 
 /// All RF2 Snapshot files under `dirs` (recursively), in folder order, then by path.
+///
+/// An edition is the (namespace, date) pair of the file names. Every edition
+/// found in a folder must have a file of each [`Kind::REQUIRED`] type: a
+/// release with a file missing is refused, naming the edition and the file,
+/// rather than imported with its concepts' terms or history silently absent.
 pub fn discover(dirs: &[PathBuf]) -> Result<Vec<Rf2File>> {
     let mut out = Vec::new();
     for dir in dirs {
@@ -97,6 +124,7 @@ pub fn discover(dirs: &[PathBuf]) -> Result<Vec<Rf2File>> {
         let mut found = Vec::new();
         walk(dir, &mut found)?;
         found.sort();
+        let first = out.len();
         for path in found {
             let name = path.file_name().unwrap_or_default().to_string_lossy();
             if let Some(kind) = Kind::classify(&name) {
@@ -114,8 +142,34 @@ pub fn discover(dirs: &[PathBuf]) -> Result<Vec<Rf2File>> {
                 });
             }
         }
+        complete(dir, &out[first..])?;
     }
     Ok(out)
+}
+
+/// Every edition among `files` (found under `dir`) has each required file type.
+fn complete(dir: &Path, files: &[Rf2File]) -> Result<()> {
+    let mut editions: std::collections::BTreeMap<(&str, &str), Vec<Kind>> = Default::default();
+    for f in files {
+        editions
+            .entry((f.namespace.as_str(), f.date.as_str()))
+            .or_default()
+            .push(f.kind);
+    }
+    for ((namespace, date), kinds) in editions {
+        if let Some(missing) = Kind::REQUIRED.into_iter().find(|k| !kinds.contains(k)) {
+            let mut found: Vec<String> = kinds.iter().map(|k| format!("{k:?}")).collect();
+            found.sort();
+            found.dedup();
+            return Err(Error::MissingFile {
+                folder: dir.to_path_buf(),
+                edition: format!("{namespace} {date}"),
+                pattern: missing.pattern(),
+                found: found.join(", "),
+            });
+        }
+    }
+    Ok(())
 }
 
 fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
@@ -132,6 +186,11 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
 
 /// Reads a tab-separated file whose first line must equal `header`, calling
 /// `row(line_number, fields)` for every data row.
+///
+/// The file is read to its end and must be whole: every row has the header's
+/// number of fields and every line, the last included, ends in LF or CRLF (as
+/// RF2 requires). A file cut off mid-row is an error naming the line and the
+/// byte offset where the row starts, never a shorter file.
 pub fn read_tsv(
     path: &Path,
     header: &str,
@@ -143,17 +202,33 @@ pub fn read_tsv(
     let mut line = String::new();
     let mut number = 0u64;
     let mut rows = 0u64;
+    // Byte offset of the start of the next line.
+    let mut next = 0u64;
     loop {
         line.clear();
+        let offset = next;
         let n = reader.read_line(&mut line).map_err(|e| Error::Row {
             path: path.to_path_buf(),
             line: number + 1,
-            message: format!("{e}; hint: RF2 files are UTF-8"),
+            message: format!(
+                "byte {}: {e}; hint: RF2 files are UTF-8; a file cut off inside a character is truncated",
+                offset
+            ),
         })?;
         if n == 0 {
             break;
         }
+        next = offset + n as u64;
         number += 1;
+        if !line.ends_with('\n') {
+            return Err(Error::Row {
+                path: path.to_path_buf(),
+                line: number,
+                message: format!(
+                    "byte {offset}: the last line has no line end, so the file may be cut off mid-row; hint: take the file again from the release (a whole RF2 file ends every line with CRLF)"
+                ),
+            });
+        }
         let text = line.trim_end_matches(['\n', '\r']);
         if number == 1 {
             let found = text.trim_start_matches('\u{feff}');
@@ -178,13 +253,22 @@ pub fn read_tsv(
                 path: path.to_path_buf(),
                 line: number,
                 message: format!(
-                    "{} fields, expected {columns}; hint: a tab inside a term or a truncated line",
+                    "byte {offset}: {} fields, expected {columns}; hint: a tab inside a term, or the file is cut off: take it again from the release",
                     fields.len()
                 ),
             });
         }
         row(number, &fields)?;
         rows += 1;
+    }
+    if number == 0 {
+        return Err(Error::Row {
+            path: path.to_path_buf(),
+            line: 1,
+            message:
+                "the file is empty, without even its header; hint: take it again from the release"
+                    .into(),
+        });
     }
     Ok(rows)
 }

@@ -294,7 +294,8 @@ pub fn parse(path: &Path, text: &str) -> Result<ValueSet> {
             c.get_ref().iter().map(code).collect::<Result<_>>()?,
         ))
     } else if let Some(rel) = file.opencodelists_csv {
-        let csv = path.parent().unwrap_or(Path::new(".")).join(rel.get_ref());
+        let csv = inside(path, "opencodelists_csv", rel.get_ref())
+            .map_err(|m| err(rel.span().start, m))?;
         let codes = read_csv(&csv).map_err(|e| match e {
             Error::Io { path, source } => err(
                 rel.span().start,
@@ -355,6 +356,51 @@ pub fn parse(path: &Path, text: &str) -> Result<ValueSet> {
     })
 }
 
+/// Resolves `rel`, a path written in the `field` of the definition file
+/// `file`, inside the file's own folder; the error is the message to place at
+/// the field.
+///
+/// A definition may only name files beside it or below it: an absolute path,
+/// a `..` component, or a symbolic link that resolves outside the folder is
+/// refused before anything is opened, so a definition can never make phm read
+/// (or quote in an error) a file elsewhere on the machine. A path that does not
+/// exist is returned as it is, for the reader to report.
+pub(crate) fn inside(file: &Path, field: &str, rel: &str) -> Result<PathBuf, String> {
+    use std::path::Component;
+    let folder = match file.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let hint = "hint: keep the file in the definition's own folder (or below it) and name it relative to the definition, e.g. \"list.csv\"";
+    if rel.trim().is_empty() {
+        return Err(format!("{field} is empty; {hint}"));
+    }
+    for part in Path::new(rel).components() {
+        match part {
+            Component::Normal(_) | Component::CurDir => {}
+            Component::ParentDir => {
+                return Err(format!(
+                    "{field} {rel:?} has a `..` component: it must stay inside {}; {hint}",
+                    folder.display()
+                ));
+            }
+            Component::RootDir | Component::Prefix(_) => {
+                return Err(format!("{field} {rel:?} is an absolute path; {hint}"));
+            }
+        }
+    }
+    let joined = folder.join(rel);
+    match (folder.canonicalize(), joined.canonicalize()) {
+        (Ok(base), Ok(target)) if target.starts_with(&base) => Ok(joined),
+        // Nothing there (or a dangling link): the reader reports it missing.
+        (_, Err(e)) if e.kind() == std::io::ErrorKind::NotFound => Ok(joined),
+        _ => Err(format!(
+            "{field} {rel:?} leads out of {} through a symbolic link, or cannot be resolved; {hint}",
+            folder.display()
+        )),
+    }
+}
+
 /// Reads an OpenCodelists CSV: one of [`CSV_HEADERS`], every code an SCTID.
 pub fn read_csv(path: &Path) -> Result<Vec<Code>> {
     let text = std::fs::read_to_string(path).map_err(io(path))?;
@@ -402,7 +448,24 @@ mod tests {
             ("ecl = \"<< 73211009\"", Ok("ecl")),
             ("codes = [73211009, \"111552007\"]", Ok("codes")),
             ("dmd = { vtm = [108537001] }", Ok("dmd")),
-            ("opencodelists_csv = \"../list.csv\"", Ok("csv")),
+            ("opencodelists_csv = \"list.csv\"", Ok("csv")),
+            ("opencodelists_csv = \"./lists/list.csv\"", Ok("csv")),
+            (
+                "opencodelists_csv = \"/etc/passwd\"",
+                Err("7:21: opencodelists_csv \"/etc/passwd\" is an absolute path; hint:"),
+            ),
+            (
+                "opencodelists_csv = \"../list.csv\"",
+                Err("7:21: opencodelists_csv \"../list.csv\" has a `..` component"),
+            ),
+            (
+                "opencodelists_csv = \"lists/../../DM_COD/list.csv\"",
+                Err("has a `..` component"),
+            ),
+            (
+                "opencodelists_csv = \"\"",
+                Err("7:21: opencodelists_csv is empty"),
+            ),
             ("references = [\"HYP_COD\"]", Ok("references")),
             (
                 "ecl = \"*\"\ncolour = \"red\"",
@@ -424,25 +487,24 @@ mod tests {
                 Err("DM_COD references itself"),
             ),
             (
-                "opencodelists_csv = \"../bad.csv\"",
+                "opencodelists_csv = \"bad.csv\"",
                 Err("bad.csv:1: header \"code,term,dmd_id\""),
             ),
             (
-                "opencodelists_csv = \"../short.csv\"",
+                "opencodelists_csv = \"short.csv\"",
                 Err("lacks a `code` or `term` column"),
             ),
-            (
-                "opencodelists_csv = \"../none.csv\"",
-                Err("7:21: cannot read"),
-            ),
+            ("opencodelists_csv = \"none.csv\"", Err("7:21: cannot read")),
             ("ecl = \"*\"\nstatus = \"draft\"", Err("duplicate key")),
         ];
+        let list = "code,term\n73211009,Diabetes mellitus\n";
         let tmp = tree(&[
-            ("list.csv", "code,term\n73211009,Diabetes mellitus\n"),
-            ("bad.csv", "code,term,dmd_id\n73211009,x,1\n"),
-            ("short.csv", "code\n73211009\n"),
+            ("DM_COD/list.csv", list),
+            ("DM_COD/lists/list.csv", list),
+            ("DM_COD/bad.csv", "code,term,dmd_id\n73211009,x,1\n"),
+            ("DM_COD/short.csv", "code\n73211009\n"),
+            ("list.csv", list),
         ]);
-        std::fs::create_dir(tmp.path().join("DM_COD")).unwrap();
         for (body, want) in cases {
             let path = tmp.path().join("DM_COD/1.toml");
             let got = parse(&path, &format!("{HEAD}{body}\n")).map(|s| match s.definition {
@@ -458,6 +520,30 @@ mod tests {
                 (g, w) => panic!("{body}: {g:?} vs {w:?}"),
             }
         }
+    }
+
+    /// A symbolic link that leaves the folder is refused, and the file behind
+    /// it is neither read nor quoted; one that stays inside is followed.
+    #[cfg(unix)]
+    #[test]
+    fn symlinks_must_stay_inside() {
+        let secret = "code,term\n73211009,SECRET CONTENT\n";
+        let tmp = tree(&[("outside/secret.csv", secret), ("DM_COD/real.csv", secret)]);
+        let dir = tmp.path().join("DM_COD");
+        std::os::unix::fs::symlink(tmp.path().join("outside/secret.csv"), dir.join("out.csv"))
+            .unwrap();
+        std::os::unix::fs::symlink(tmp.path().join("outside"), dir.join("sub")).unwrap();
+        std::os::unix::fs::symlink(dir.join("real.csv"), dir.join("in.csv")).unwrap();
+        let path = dir.join("1.toml");
+        for rel in ["out.csv", "sub/secret.csv"] {
+            let text = format!("{HEAD}opencodelists_csv = \"{rel}\"\n");
+            let e = parse(&path, &text).unwrap_err().to_string();
+            assert!(e.contains("7:21: opencodelists_csv"), "{rel}: {e}");
+            assert!(e.contains("leads out of"), "{rel}: {e}");
+            assert!(!e.contains("SECRET"), "{rel}: {e}");
+        }
+        let text = format!("{HEAD}opencodelists_csv = \"in.csv\"\n");
+        assert!(parse(&path, &text).is_ok());
     }
 
     #[test]

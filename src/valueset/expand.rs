@@ -518,9 +518,9 @@ mod tests {
     fn unknown_csv_code_names_the_csv_line() {
         let tmp = tempfile::tempdir().unwrap();
         std::fs::create_dir(tmp.path().join("X")).unwrap();
-        let csv = tmp.path().join("l.csv");
+        let csv = tmp.path().join("X/l.csv");
         std::fs::write(&csv, "code,term\n73211009,DM\n100000000,nope\n").unwrap();
-        let text = "id = \"X\"\nversion = \"1\"\ntitle = \"t\"\nstatus = \"draft\"\nowner = \"o\"\nprovenance = \"p\"\nopencodelists_csv = \"../l.csv\"\n";
+        let text = "id = \"X\"\nversion = \"1\"\ntitle = \"t\"\nstatus = \"draft\"\nowner = \"o\"\nprovenance = \"p\"\nopencodelists_csv = \"l.csv\"\n";
         let set = definition::parse(&tmp.path().join("X/1.toml"), text).unwrap();
         let e = expand(&Catalogue::default(), &set, &release())
             .unwrap_err()
