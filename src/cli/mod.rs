@@ -8,6 +8,8 @@ mod cohort;
 mod cohort_run;
 mod demo;
 mod ingest;
+mod key;
+mod reidentify;
 mod synth;
 mod terminology;
 mod valueset;
@@ -67,6 +69,8 @@ pub enum Command {
     Cohort(cohort::CohortArgs),
     /// Build, ingest and run every shipped cohort on a small synthetic network.
     Demo(demo::DemoArgs),
+    /// Turn pseudonyms back into a practice's own patients (audited).
+    Reidentify(reidentify::ReidentifyArgs),
 }
 
 /// An error with the exit code it maps to.
@@ -147,5 +151,6 @@ pub fn run(cli: Cli) -> Result<u8, Failure> {
         Command::Valueset(args) => valueset::run(args),
         Command::Cohort(args) => cohort::run(args),
         Command::Demo(args) => demo::run(args),
+        Command::Reidentify(args) => reidentify::run(args),
     }
 }
