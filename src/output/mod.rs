@@ -6,5 +6,6 @@
 
 pub mod audit;
 pub mod disclosure;
+pub mod publish;
 pub mod pseudonym;
 pub mod reidentify;

@@ -35,6 +35,8 @@ mod fetch;
 mod held;
 mod outputs;
 mod population;
+pub use outputs::NETWORK;
+pub use population::age_expr;
 pub(crate) mod read;
 mod rules;
 mod scan;

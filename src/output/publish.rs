@@ -1,0 +1,713 @@
+//! Two tiers from a cohort run's identifiable results (`docs/outputs.md`):
+//!
+//! - `network/<ID>@<version>/` may leave the practices: keyed pseudonyms,
+//!   registered practice, 5-year age band, sex and verdicts per person, and
+//!   disclosure-controlled counts, attrition and rule combinations. No date
+//!   of birth, no event date, no source row id, no free text, no person key.
+//! - `practice/<ODS>/<ID>@<version>/` is for that practice's own clinicians
+//!   (direct care): its patients' explanations with the evidence event and
+//!   its near misses, by pseudonym and the practice's own patient id.
+//!
+//! The engine's results are keyed by the store's person key. One pass over
+//! them, a DataFusion plan joined to the store's patients, computes each
+//! registered person's pseudonym as the batches stream by and writes an
+//! identity file (person key → pseudonym, patient id, age band, sex) into
+//! the run's work folder; every output is then a plan joining that file,
+//! with the person key dropped. The work folder is removed afterwards.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use chrono::NaiveDate;
+use datafusion::arrow::array::{Array, ArrayRef, RecordBatch, StringArray, StringBuilder};
+use datafusion::arrow::datatypes::{DataType, Field, Schema};
+use datafusion::common::JoinType;
+use datafusion::dataframe::DataFrameWriteOptions;
+use datafusion::functions::string::expr_fn::concat;
+use datafusion::functions_aggregate::expr_fn::{max, min};
+use datafusion::parquet::arrow::ArrowWriter;
+use datafusion::prelude::*;
+use futures::StreamExt;
+
+use super::disclosure::{Policy, Shown};
+use super::pseudonym::Key;
+use crate::nhs_number;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("publishing {what}: {source}")]
+    Query {
+        what: String,
+        source: datafusion::error::DataFusionError,
+    },
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
+    move |source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+fn query(what: &str) -> impl FnOnce(datafusion::error::DataFusionError) -> Error + '_ {
+    move |source| Error::Query {
+        what: what.to_string(),
+        source,
+    }
+}
+
+/// Where the engine's identifiable results of one cohort are, and where its
+/// two tiers go.
+pub struct CohortResults<'a> {
+    /// `<ID>@<version>`.
+    pub key: &'a str,
+    /// The engine's output folder for the cohort (membership, explanations,
+    /// near misses, attrition, combinations as Parquet).
+    pub dir: &'a Path,
+    /// Practices the cohort could be evaluated at.
+    pub available: &'a [String],
+}
+
+/// The 5-year age band at `index` (`90+` from 90; `unknown` without a date
+/// of birth).
+pub fn age_band(dob: Expr, index: NaiveDate) -> Expr {
+    let age = crate::cohort::engine::age_expr(dob.clone(), index);
+    let low = (age.clone() / lit(5i64)) * lit(5i64);
+    when(dob.is_null().or(age.clone().lt(lit(0i64))), lit("unknown"))
+        .when(age.gt_eq(lit(90i64)), lit("90+"))
+        .otherwise(concat(vec![
+            cast(low.clone(), DataType::Utf8),
+            lit("-"),
+            cast(low + lit(4i64), DataType::Utf8),
+        ]))
+        .expect("CASE builds")
+}
+
+/// Writes the identity file of a run: one row per person registered at a
+/// network practice on the index date, with their pseudonym under `key`.
+/// `membership` is any cohort's membership (every cohort lists every person
+/// known to the store with their registration at index).
+pub async fn identities(
+    ctx: &SessionContext,
+    store_root: &Path,
+    membership: &Path,
+    index: NaiveDate,
+    key: &Key,
+    out: &Path,
+) -> Result<()> {
+    let what = "identities";
+    let patients = ctx
+        .read_parquet(
+            format!("{}/", store_root.join("canonical/patients").display()),
+            ParquetReadOptions::default(),
+        )
+        .await
+        .map_err(query(what))?
+        .aggregate(
+            vec![col("person_key"), col("practice")],
+            vec![
+                min(cast(col("patient_id"), DataType::Utf8)).alias("patient_id"),
+                max(when(
+                    col("nhs_number_status").eq(lit("verified")),
+                    cast(col("nhs_number"), DataType::Utf8),
+                )
+                .end()
+                .expect("CASE builds"))
+                .alias("nhs"),
+                min(col("date_of_birth")).alias("dob"),
+                min(cast(col("sex"), DataType::Utf8)).alias("sex"),
+            ],
+        )
+        .and_then(|df| {
+            df.select(vec![
+                col("person_key").alias("p_person_key"),
+                col("practice").alias("p_practice"),
+                col("patient_id"),
+                col("nhs"),
+                col("dob"),
+                col("sex"),
+            ])
+        })
+        .map_err(query(what))?;
+    let registered = ctx
+        .read_parquet(membership.to_string_lossy().as_ref(), ParquetReadOptions::default())
+        .await
+        .and_then(|df| df.filter(col("practice").is_not_null()))
+        .and_then(|df| {
+            df.select(vec![
+                cast(col("person_key"), DataType::Utf8).alias("person_key"),
+                cast(col("practice"), DataType::Utf8).alias("practice"),
+            ])
+        })
+        .and_then(|df| {
+            df.join(
+                patients,
+                JoinType::Left,
+                &["person_key", "practice"],
+                &["p_person_key", "p_practice"],
+                None,
+            )
+        })
+        .and_then(|df| {
+            df.select(vec![
+                col("person_key"),
+                col("practice"),
+                col("patient_id"),
+                col("nhs"),
+                age_band(col("dob"), index).alias("age_band"),
+                when(col("sex").is_null(), lit("U"))
+                    .otherwise(col("sex"))
+                    .expect("CASE builds")
+                    .alias("sex"),
+            ])
+        })
+        .map_err(query(what))?;
+
+    let schema = Arc::new(Schema::new(
+        ["person_key", "practice", "pseudonym", "patient_id", "age_band", "sex"]
+            .map(|n| Field::new(n, DataType::Utf8, true))
+            .to_vec(),
+    ));
+    let file = std::fs::File::create(out).map_err(io(out))?;
+    let mut writer = ArrowWriter::try_new(file, schema.clone(), None)
+        .map_err(|e| query(what)(e.into()))?;
+    let mut stream = registered.execute_stream().await.map_err(query(what))?;
+    while let Some(batch) = stream.next().await {
+        let batch = batch.map_err(query(what))?;
+        let text = |n: &str| {
+            batch
+                .column_by_name(n)
+                .and_then(|c| c.as_any().downcast_ref::<StringArray>())
+                .expect("string column")
+        };
+        let (person, practice, patient, nhs) =
+            (text("person_key"), text("practice"), text("patient_id"), text("nhs"));
+        let mut pseudonyms = StringBuilder::new();
+        for i in 0..batch.num_rows() {
+            let digits = nhs
+                .is_valid(i)
+                .then(|| nhs_number::normalise(nhs.value(i)))
+                .flatten();
+            let local = if patient.is_valid(i) {
+                patient.value(i)
+            } else {
+                person.value(i)
+            };
+            pseudonyms.append_value(match digits {
+                Some(d) => key.linkable(&d),
+                None => key.unlinkable(practice.value(i), local),
+            });
+        }
+        let columns: Vec<ArrayRef> = vec![
+            batch.column_by_name("person_key").expect("column").clone(),
+            batch.column_by_name("practice").expect("column").clone(),
+            Arc::new(pseudonyms.finish()),
+            batch.column_by_name("patient_id").expect("column").clone(),
+            batch.column_by_name("age_band").expect("column").clone(),
+            batch.column_by_name("sex").expect("column").clone(),
+        ];
+        let out_batch = RecordBatch::try_new(schema.clone(), columns)
+            .map_err(|e| query(what)(e.into()))?;
+        writer.write(&out_batch).map_err(|e| query(what)(e.into()))?;
+    }
+    writer.close().map_err(|e| query(what)(e.into()))?;
+    Ok(())
+}
+
+/// Writes `df` as one Parquet file (and one CSV file when `csv`).
+async fn write(df: DataFrame, path: &Path, csv: bool, what: &str) -> Result<()> {
+    let one = || DataFrameWriteOptions::new().with_single_file_output(true);
+    df.clone()
+        .write_parquet(&path.with_extension("parquet").to_string_lossy(), one(), None)
+        .await
+        .map_err(query(what))?;
+    if csv {
+        df.write_csv(&path.with_extension("csv").to_string_lossy(), one(), None)
+            .await
+            .map_err(query(what))?;
+    }
+    Ok(())
+}
+
+/// The identity file joined to `df` on (`person_key`, `practice`), the
+/// person key dropped and the pseudonym (and, with `patient`, the
+/// practice's patient id) first.
+async fn pseudonymised(
+    ctx: &SessionContext,
+    identity: &Path,
+    df: DataFrame,
+    extra: &[&str],
+    rest: &[&str],
+) -> datafusion::error::Result<DataFrame> {
+    let ids = ctx
+        .read_parquet(identity.to_string_lossy().as_ref(), ParquetReadOptions::default())
+        .await?
+        .select(
+            ["person_key", "practice", "pseudonym", "patient_id", "age_band", "sex"]
+                .map(|c| col(c).alias(format!("i_{c}")))
+                .to_vec(),
+        )?;
+    let joined = df.join(
+        ids,
+        JoinType::Inner,
+        &["person_key", "practice"],
+        &["i_person_key", "i_practice"],
+        None,
+    )?;
+    let mut cols = vec![col("i_pseudonym").alias("pseudonym")];
+    cols.extend(extra.iter().map(|c| col(format!("i_{c}")).alias(*c)));
+    cols.extend(rest.iter().map(|c| col(*c)));
+    joined.select(cols)
+}
+
+/// Writes the per-person tiers of one cohort: `network/<key>/membership`
+/// and `practice/<ODS>/<key>/{explanations,near_misses}`.
+pub async fn people(
+    ctx: &SessionContext,
+    identity: &Path,
+    results: &CohortResults<'_>,
+    out: &Path,
+) -> Result<()> {
+    let read = |name: &str| {
+        let path = results.dir.join(format!("{name}.parquet"));
+        async move {
+            ctx.read_parquet(path.to_string_lossy().as_ref(), ParquetReadOptions::default())
+                .await
+        }
+    };
+    let network = out.join("network").join(results.key);
+    std::fs::create_dir_all(&network).map_err(io(&network))?;
+    let what = format!("{} membership", results.key);
+    let membership = pseudonymised(
+        ctx,
+        identity,
+        read("membership").await.map_err(query(&what))?,
+        &["age_band", "sex"],
+        &["practice", "status", "included", "deciding_rule", "near_miss_rule"],
+    )
+    .await
+    .and_then(|df| df.sort(vec![col("pseudonym").sort(true, false)]))
+    .map_err(query(&what))?;
+    write(membership, &network.join("membership"), false, &what).await?;
+
+    for practice in results.available {
+        let dir = out.join("practice").join(practice).join(results.key);
+        std::fs::create_dir_all(&dir).map_err(io(&dir))?;
+        let what = format!("{} explanations for {practice}", results.key);
+        let explanations = read("explanations").await.map_err(query(&what))?;
+        let rest: Vec<String> = explanations
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .filter(|n| n != "person_key")
+            .collect();
+        let rest: Vec<&str> = rest.iter().map(String::as_str).collect();
+        let df = explanations
+            .filter(col("practice").eq(lit(practice.as_str())))
+            .map_err(query(&what))?;
+        let df = pseudonymised(ctx, identity, df, &["patient_id"], &rest)
+            .await
+            .and_then(|df| {
+                df.sort(vec![
+                    col("patient_id").sort(true, false),
+                    col("criterion").sort(true, false),
+                ])
+            })
+            .map_err(query(&what))?;
+        write(df, &dir.join("explanations"), true, &what).await?;
+
+        let what = format!("{} near misses for {practice}", results.key);
+        let df = read("near_misses")
+            .await
+            .and_then(|df| df.filter(col("practice").eq(lit(practice.as_str()))))
+            .map_err(query(&what))?;
+        let df = pseudonymised(ctx, identity, df, &["patient_id"], &["practice", "rule"])
+            .await
+            .and_then(|df| df.sort(vec![col("patient_id").sort(true, false)]))
+            .map_err(query(&what))?;
+        write(df, &dir.join("near_misses"), true, &what).await?;
+    }
+    Ok(())
+}
+
+/// How a count is written in a network file: the number, `suppressed`, or
+/// (for a practice the cohort could not be evaluated at) `unavailable`. A
+/// suppressed or unavailable count is never written as 0.
+fn shown_text(policy: Option<&Policy>, shown: Option<Shown>, n: u64) -> String {
+    match (policy, shown) {
+        (None, _) => n.to_string(),
+        (Some(_), Some(s)) => s.to_string(),
+        (Some(p), None) => p.cell(n).to_string(),
+    }
+}
+
+/// Wilson score interval for `k` of `n` at `z`, in percent.
+pub fn wilson(k: u64, n: u64, z: f64) -> Option<(f64, f64)> {
+    if n == 0 {
+        return None;
+    }
+    let (k, n) = (k as f64, n as f64);
+    let p = k / n;
+    let denom = 1.0 + z * z / n;
+    let centre = (p + z * z / (2.0 * n)) / denom;
+    let half = z * (p * (1.0 - p) / n + z * z / (4.0 * n * n)).sqrt() / denom;
+    Some((100.0 * (centre - half).max(0.0), 100.0 * (centre + half).min(1.0)))
+}
+
+/// Where a practice's prevalence `k/n` lies against the network's `p0` on a
+/// funnel plot ("Making Data Count": control limits p0 ± z·sqrt(p0(1−p0)/n)
+/// at z = 1.96 (95%) and 3.09 (99.8%)).
+pub fn funnel_position(k: u64, n: u64, p0: f64) -> &'static str {
+    if n == 0 {
+        return "no_population";
+    }
+    let p = k as f64 / n as f64;
+    let sd = (p0 * (1.0 - p0) / n as f64).sqrt();
+    let z = if sd > 0.0 { (p - p0) / sd } else { 0.0 };
+    match z {
+        z if z > 3.09 => "above_99_8",
+        z if z < -3.09 => "below_99_8",
+        z if z > 1.96 => "above_95",
+        z if z < -1.96 => "below_95",
+        _ => "within",
+    }
+}
+
+/// Per-practice counts of one cohort, unrounded: registered on the index
+/// date, in the population, included.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PracticeCounts {
+    pub practice: String,
+    pub registered: u64,
+    pub in_population: u64,
+    pub included: u64,
+}
+
+/// Counts per available practice, from the engine's membership.
+pub async fn practice_counts(ctx: &SessionContext, results: &CohortResults<'_>) -> Result<Vec<PracticeCounts>> {
+    use datafusion::functions_aggregate::expr_fn::sum;
+    let what = format!("{} counts", results.key);
+    let path = results.dir.join("membership.parquet");
+    let one_if = |e: Expr| when(e, lit(1i64)).otherwise(lit(0i64)).expect("CASE builds");
+    let batches = ctx
+        .read_parquet(path.to_string_lossy().as_ref(), ParquetReadOptions::default())
+        .await
+        .and_then(|df| df.filter(col("practice").is_not_null()))
+        .and_then(|df| {
+            df.aggregate(
+                vec![cast(col("practice"), DataType::Utf8).alias("practice")],
+                vec![
+                    sum(lit(1i64)).alias("registered"),
+                    sum(one_if(col("status").eq(lit("in_population")))).alias("in_population"),
+                    sum(one_if(col("included").is_true())).alias("included"),
+                ],
+            )
+        })
+        .map_err(query(&what))?
+        .collect()
+        .await
+        .map_err(query(&what))?;
+    let mut out: Vec<PracticeCounts> = Vec::new();
+    for b in &batches {
+        let practice = b.column(0).as_any().downcast_ref::<StringArray>().expect("practice");
+        let n = |i: usize| {
+            b.column(i)
+                .as_any()
+                .downcast_ref::<datafusion::arrow::array::Int64Array>()
+                .expect("count")
+        };
+        for r in 0..b.num_rows() {
+            out.push(PracticeCounts {
+                practice: practice.value(r).to_string(),
+                registered: n(1).value(r) as u64,
+                in_population: n(2).value(r) as u64,
+                included: n(3).value(r) as u64,
+            });
+        }
+    }
+    for p in results.available {
+        if !out.iter().any(|c| &c.practice == p) {
+            out.push(PracticeCounts {
+                practice: p.clone(),
+                registered: 0,
+                in_population: 0,
+                included: 0,
+            });
+        }
+    }
+    out.retain(|c| results.available.contains(&c.practice));
+    out.sort_by(|a, b| a.practice.cmp(&b.practice));
+    Ok(out)
+}
+
+/// The network file of practice counts and prevalence: one row per
+/// practice (unavailable ones say so) and the network (`ALL`), every count
+/// disclosure-controlled as a group whose total is the network's.
+pub fn counts_batch(
+    counts: &[PracticeCounts],
+    unavailable: &[String],
+    policy: Option<&Policy>,
+) -> RecordBatch {
+    let column = |f: fn(&PracticeCounts) -> u64| -> (Vec<Option<Shown>>, Option<Shown>) {
+        match policy {
+            Some(p) => {
+                let (cells, total) = p.group(&counts.iter().map(f).collect::<Vec<_>>());
+                (cells.into_iter().map(Some).collect(), Some(total))
+            }
+            None => (vec![None; counts.len()], None),
+        }
+    };
+    let (reg, reg_total) = column(|c| c.registered);
+    let (pop, pop_total) = column(|c| c.in_population);
+    let (inc, inc_total) = column(|c| c.included);
+    let total = PracticeCounts {
+        practice: crate::cohort::engine::NETWORK.to_string(),
+        registered: counts.iter().map(|c| c.registered).sum(),
+        in_population: counts.iter().map(|c| c.in_population).sum(),
+        included: counts.iter().map(|c| c.included).sum(),
+    };
+    let p0 = if total.in_population > 0 {
+        total.included as f64 / total.in_population as f64
+    } else {
+        0.0
+    };
+    let names = [
+        "practice", "status", "registered", "in_population", "included", "prevalence_pct",
+        "ci95_low_pct", "ci95_high_pct", "funnel",
+    ];
+    let mut cols: Vec<StringBuilder> = names.iter().map(|_| StringBuilder::new()).collect();
+    let mut row = |c: &PracticeCounts, shown: [Option<Shown>; 3], funnel: Option<&str>| {
+        let hidden = shown[1] == Some(Shown::Suppressed) || shown[2] == Some(Shown::Suppressed);
+        let prevalence = (!hidden && c.in_population > 0)
+            .then(|| 100.0 * c.included as f64 / c.in_population as f64);
+        let ci = (!hidden).then(|| wilson(c.included, c.in_population, 1.96)).flatten();
+        let values = [
+            Some(c.practice.clone()),
+            Some("available".to_string()),
+            Some(shown_text(policy, shown[0], c.registered)),
+            Some(shown_text(policy, shown[1], c.in_population)),
+            Some(shown_text(policy, shown[2], c.included)),
+            Some(prevalence.map_or_else(|| "suppressed".into(), |p| format!("{p:.1}"))),
+            Some(ci.map_or_else(|| "suppressed".into(), |c| format!("{:.1}", c.0))),
+            Some(ci.map_or_else(|| "suppressed".into(), |c| format!("{:.1}", c.1))),
+            funnel.map(str::to_string),
+        ];
+        for (b, v) in cols.iter_mut().zip(values) {
+            b.append_option(v);
+        }
+    };
+    for (i, c) in counts.iter().enumerate() {
+        row(c, [reg[i], pop[i], inc[i]], Some(funnel_position(c.included, c.in_population, p0)));
+    }
+    row(&total, [reg_total, pop_total, inc_total], None);
+    let mut out: Vec<ArrayRef> = cols.iter_mut().map(|b| Arc::new(b.finish()) as ArrayRef).collect();
+    // Unavailable practices: every count says so.
+    if !unavailable.is_empty() {
+        let mut more: Vec<StringBuilder> = names.iter().map(|_| StringBuilder::new()).collect();
+        for (i, src) in out.iter().enumerate() {
+            let s = src.as_any().downcast_ref::<StringArray>().expect("strings");
+            for r in 0..s.len() {
+                more[i].append_option(s.is_valid(r).then(|| s.value(r)));
+            }
+        }
+        for p in unavailable {
+            for (i, b) in more.iter_mut().enumerate() {
+                match i {
+                    0 => b.append_value(p),
+                    1 | 2 | 3 | 4 => b.append_value("unavailable"),
+                    _ => b.append_null(),
+                }
+            }
+        }
+        out = more.iter_mut().map(|b| Arc::new(b.finish()) as ArrayRef).collect();
+    }
+    let schema = Schema::new(
+        names
+            .iter()
+            .map(|n| Field::new(*n, DataType::Utf8, true))
+            .collect::<Vec<_>>(),
+    );
+    RecordBatch::try_new(Arc::new(schema), out).expect("counts columns")
+}
+
+/// The engine's attrition, disclosure-controlled: within a row, entering is
+/// the total of passing, removed and selected; across practices, the
+/// network row is the total of a step's practice rows. A cell is suppressed
+/// when either group suppresses it. Counts are written as text.
+pub fn attrition_batch(engine: &RecordBatch, policy: Option<&Policy>) -> RecordBatch {
+    const COUNTS: [&str; 4] = ["entering", "passing", "removed", "selected"];
+    let text = |n: &str| {
+        engine
+            .column_by_name(n)
+            .and_then(|c| c.as_any().downcast_ref::<StringArray>())
+            .expect("string column")
+    };
+    let int = |n: &str| {
+        engine
+            .column_by_name(n)
+            .and_then(|c| c.as_any().downcast_ref::<datafusion::arrow::array::Int64Array>())
+            .expect("count column")
+    };
+    let (practice, step) = (text("practice"), text("step"));
+    let order = int("step_order");
+    let values: Vec<[u64; 4]> = (0..engine.num_rows())
+        .map(|r| COUNTS.map(|c| int(c).value(r) as u64))
+        .collect();
+    let mut suppressed = vec![[false; 4]; engine.num_rows()];
+    if let Some(p) = policy {
+        for (r, v) in values.iter().enumerate() {
+            let (cells, total) = p.group(&v[1..]);
+            suppressed[r][0] |= total == Shown::Suppressed;
+            for (i, c) in cells.iter().enumerate() {
+                suppressed[r][i + 1] |= *c == Shown::Suppressed;
+            }
+        }
+        let network = crate::cohort::engine::NETWORK;
+        let mut steps: Vec<i64> = (0..engine.num_rows()).map(|r| order.value(r)).collect();
+        steps.sort_unstable();
+        steps.dedup();
+        for s in steps {
+            let rows: Vec<usize> = (0..engine.num_rows())
+                .filter(|r| order.value(*r) == s && practice.value(*r) != network)
+                .collect();
+            let total_row = (0..engine.num_rows())
+                .find(|r| order.value(*r) == s && practice.value(*r) == network);
+            for c in 0..4 {
+                let (cells, total) = p.group(&rows.iter().map(|r| values[*r][c]).collect::<Vec<_>>());
+                for (r, cell) in rows.iter().zip(cells) {
+                    suppressed[*r][c] |= cell == Shown::Suppressed;
+                }
+                if let Some(t) = total_row {
+                    suppressed[t][c] |= total == Shown::Suppressed;
+                }
+            }
+        }
+    }
+    let mut cols: Vec<ArrayRef> = vec![
+        engine.column_by_name("practice").expect("practice").clone(),
+        engine.column_by_name("step_order").expect("step_order").clone(),
+        engine.column_by_name("step").expect("step").clone(),
+    ];
+    let _ = step;
+    for (c, _) in COUNTS.iter().enumerate() {
+        let mut b = StringBuilder::new();
+        for r in 0..engine.num_rows() {
+            let n = values[r][c];
+            b.append_value(match policy {
+                None => n.to_string(),
+                Some(_) if suppressed[r][c] => "suppressed".to_string(),
+                Some(p) => p.round(n).to_string(),
+            });
+        }
+        cols.push(Arc::new(b.finish()));
+    }
+    let mut fields: Vec<Field> = ["practice", "step_order", "step"]
+        .iter()
+        .map(|n| engine.schema().field_with_name(n).expect("field").clone())
+        .collect();
+    fields.extend(COUNTS.iter().map(|n| Field::new(*n, DataType::Utf8, false)));
+    RecordBatch::try_new(Arc::new(Schema::new(fields)), cols).expect("attrition columns")
+}
+
+/// Rule combinations, disclosure-controlled: within a practice the masks add
+/// up to its population; a mask's count is written as text.
+pub fn combinations_batch(engine: &RecordBatch, policy: Option<&Policy>) -> RecordBatch {
+    let text = |n: &str| {
+        engine
+            .column_by_name(n)
+            .and_then(|c| c.as_any().downcast_ref::<StringArray>())
+            .expect("string column")
+    };
+    let persons = engine
+        .column_by_name("persons")
+        .and_then(|c| c.as_any().downcast_ref::<datafusion::arrow::array::Int64Array>())
+        .expect("persons column");
+    let practice = text("practice");
+    let mut suppressed = vec![false; engine.num_rows()];
+    if let Some(p) = policy {
+        let mut practices: Vec<&str> = (0..engine.num_rows()).map(|r| practice.value(r)).collect();
+        practices.sort_unstable();
+        practices.dedup();
+        for pr in practices {
+            let rows: Vec<usize> = (0..engine.num_rows()).filter(|r| practice.value(*r) == pr).collect();
+            let (cells, _) = p.group(&rows.iter().map(|r| persons.value(*r) as u64).collect::<Vec<_>>());
+            for (r, c) in rows.iter().zip(cells) {
+                suppressed[*r] = c == Shown::Suppressed;
+            }
+        }
+    }
+    let mut shown = StringBuilder::new();
+    for r in 0..engine.num_rows() {
+        let n = persons.value(r) as u64;
+        shown.append_value(match policy {
+            None => n.to_string(),
+            Some(_) if suppressed[r] => "suppressed".to_string(),
+            Some(p) => p.round(n).to_string(),
+        });
+    }
+    let schema = Schema::new(vec![
+        Field::new("practice", DataType::Utf8, false),
+        Field::new("mask", DataType::Utf8, false),
+        Field::new("persons", DataType::Utf8, false),
+    ]);
+    RecordBatch::try_new(
+        Arc::new(schema),
+        vec![
+            engine.column_by_name("practice").expect("practice").clone(),
+            engine.column_by_name("mask").expect("mask").clone(),
+            Arc::new(shown.finish()),
+        ],
+    )
+    .expect("combination columns")
+}
+
+/// Writes `batch` as Parquet and CSV at `path` (extension replaced).
+pub fn write_small(path: &Path, batch: &RecordBatch) -> Result<()> {
+    let what = path.display().to_string();
+    let pq = path.with_extension("parquet");
+    let file = std::fs::File::create(&pq).map_err(io(&pq))?;
+    let mut w = ArrowWriter::try_new(file, batch.schema(), None).map_err(|e| query(&what)(e.into()))?;
+    w.write(batch).map_err(|e| query(&what)(e.into()))?;
+    w.close().map_err(|e| query(&what)(e.into()))?;
+    let csv = path.with_extension("csv");
+    let file = std::fs::File::create(&csv).map_err(io(&csv))?;
+    let mut w = datafusion::arrow::csv::WriterBuilder::new().with_header(true).build(file);
+    w.write(batch).map_err(|e| query(&what)(e.into()))?;
+    Ok(())
+}
+
+/// Reads a small Parquet file the engine wrote, whole.
+pub fn read_small(path: &Path) -> Result<RecordBatch> {
+    crate::store::read_parquet(path).map_err(|e| Error::Io {
+        path: path.to_path_buf(),
+        source: std::io::Error::other(e.to_string()),
+    })
+}
+
+/// Writes the network aggregates of one cohort: `counts`, `attrition` and
+/// `combinations`, each Parquet and CSV.
+pub async fn aggregates(
+    ctx: &SessionContext,
+    results: &CohortResults<'_>,
+    unavailable: &[String],
+    policy: Option<&Policy>,
+    out: &Path,
+) -> Result<()> {
+    let network = out.join("network").join(results.key);
+    std::fs::create_dir_all(&network).map_err(io(&network))?;
+    let counts = practice_counts(ctx, results).await?;
+    write_small(&network.join("counts"), &counts_batch(&counts, unavailable, policy))?;
+    let attrition = read_small(&results.dir.join("attrition.parquet"))?;
+    write_small(&network.join("attrition"), &attrition_batch(&attrition, policy))?;
+    let combinations = read_small(&results.dir.join("combinations.parquet"))?;
+    write_small(&network.join("combinations"), &combinations_batch(&combinations, policy))?;
+    Ok(())
+}
