@@ -82,10 +82,11 @@ fn run_explain_and_exit_codes() {
         common::stderr(&r)
     );
 
-    // A store that is not there is a data error, not an empty cohort.
+    // A store that is not there is a usage error (the command points at a
+    // place phm cannot use), not an empty cohort.
     let missing = tmp.path().join("no-store");
     let r = run(&["DM_REG"], missing.to_str().unwrap(), Some("2026-03-31"));
-    assert_eq!(r.status.code(), Some(3), "{}", common::stderr(&r));
+    assert_eq!(r.status.code(), Some(2), "{}", common::stderr(&r));
     assert!(!common::stderr(&r).is_empty());
 
     // DM_REG reads events only: both practices answer; exit 0.

@@ -175,7 +175,7 @@ Criteria:
         "\
 SPEC_EXPLAIN@1 — Diabetes register (explain), index date 2025-03-31
 Person elsewhere registered at B82005 on the index date.
-Not evaluated — practice B82005 is unavailable for this cohort (its extract lacks a table the cohort needs); this is neither an inclusion nor an exclusion.
+Not evaluated — practice B82005 is unavailable for this cohort (its extract lacks a table the cohort needs, or its data in the store is damaged or incomplete: see the run's warnings); this is neither an inclusion nor an exclusion.
 "
     );
 

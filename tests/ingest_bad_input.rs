@@ -5,6 +5,7 @@
 mod common;
 
 use std::fs;
+use std::io::Write;
 
 use common::*;
 use phm::source::manifest::Manifest;
@@ -45,13 +46,25 @@ fn a_locked_store_is_refused_with_its_own_exit_code() {
     let store = work.path().join("store");
     small_network(&landing, 13);
     fs::create_dir_all(&store).unwrap();
-    fs::write(store.join(".lock"), "12345").unwrap();
+    // A live holder: this process takes the OS lock phm takes.
+    let mut lock = fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(store.join(".lock"))
+        .unwrap();
+    lock.try_lock().unwrap();
+    write!(lock, "{}", std::process::id()).unwrap();
     let out = ingest(&landing, &store);
-    assert_eq!(out.status.code(), Some(4));
-    assert!(
-        stderr(&out).contains("locked by another phm process (pid 12345)"),
-        "{}",
-        stderr(&out)
-    );
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    let pid = format!("locked by another phm process (pid {})", std::process::id());
+    assert!(stderr(&out).contains(&pid), "{}", stderr(&out));
+    assert!(!stderr(&out).contains("delete"), "{}", stderr(&out));
     assert!(!store.join("canonical").exists());
+
+    // The holder ends: its `.lock` file stays, and blocks nothing.
+    drop(lock);
+    assert!(store.join(".lock").exists());
+    let out = ingest(&landing, &store);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
 }

@@ -94,6 +94,18 @@ pub fn run(args: CohortArgs) -> Result<u8, Failure> {
 /// user's to fix.
 pub(super) fn failure(e: cohort::Error) -> Failure {
     use cohort::Error;
+    use datafusion::error::DataFusionError;
+    if let Error::Engine(df) = &e
+        && let DataFusionError::ResourcesExhausted(what) = df.find_root()
+    {
+        return Failure::new(
+            exit::USAGE,
+            format!(
+                "the query engine ran out of memory within --memory-limit-mib ({}); hint: raise --memory-limit-mib, or leave it out for no limit",
+                what.lines().next().unwrap_or_default().trim()
+            ),
+        );
+    }
     let code = match &e {
         Error::Io { .. } | Error::ValueSet(crate::valueset::Error::Io { .. }) => exit::INTERNAL,
         Error::Definition { .. } | Error::ValueSet(_) | Error::Usage(_) => exit::USAGE,

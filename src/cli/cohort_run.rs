@@ -33,10 +33,10 @@ pub struct RunArgs {
     /// Output folder: one sub-folder per cohort (`ID@VERSION/`).
     #[arg(long)]
     pub out: PathBuf,
-    /// Memory limit for the query engine, in MiB: sorts and aggregates spill
-    /// beyond it, and the run's intermediate results are held in memory up to
-    /// half of it (4 GiB without a limit), on disk past that.
-    #[arg(long)]
+    /// Memory limit for the query engine, in MiB (at least 64): sorts and
+    /// aggregates spill beyond it, and the run's intermediate results are held
+    /// in memory up to half of it (4 GiB without a limit), on disk past that.
+    #[arg(long, value_parser = memory_mib)]
     pub memory_limit_mib: Option<usize>,
     #[command(flatten)]
     pub folders: Folders,
@@ -55,9 +55,13 @@ pub struct ExplainArgs {
     /// The person key (as in the cohort's membership file).
     #[arg(long)]
     pub patient: String,
-    /// Canonical store written by `phm ingest`.
+    /// Canonical store written by `phm ingest`: the person is evaluated afresh.
+    #[arg(long, required_unless_present = "run", conflicts_with = "run")]
+    pub store: Option<PathBuf>,
+    /// Instead of evaluating the store, read the explanation from the
+    /// outputs of a finished `phm cohort run` in this folder (its `--out`).
     #[arg(long)]
-    pub store: PathBuf,
+    pub run: Option<PathBuf>,
     /// Compiled terminology release the value sets are expanded against.
     #[arg(long)]
     pub release: PathBuf,
@@ -73,6 +77,22 @@ pub struct ExplainArgs {
 
 fn usage(e: impl std::fmt::Display) -> Failure {
     Failure::new(exit::USAGE, e)
+}
+
+/// The smallest `--memory-limit-mib`: below it DataFusion cannot hold even
+/// one batch of a sort.
+const MIN_MEMORY_MIB: usize = 64;
+
+fn memory_mib(text: &str) -> Result<usize, String> {
+    let mib: usize = text
+        .parse()
+        .map_err(|_| format!("{text:?} is not a whole number of MiB"))?;
+    if mib < MIN_MEMORY_MIB {
+        return Err(format!(
+            "{mib} MiB is too little for the query engine; hint: give at least {MIN_MEMORY_MIB}, or leave the option out for no limit"
+        ));
+    }
+    Ok(mib)
 }
 
 /// Loads and binds the cohorts asked for.
@@ -125,21 +145,21 @@ pub fn evaluate(
     for c in cohorts {
         groups.entry(index_date(&c, index)?).or_default().push(c);
     }
-    let mut runs = Vec::new();
-    for (date, group) in groups {
-        let opts = RunOptions {
-            index_date: date,
-            out: out.to_path_buf(),
-            person: None,
-            memory_limit,
-            work_memory: None,
-            release_id: release_id.to_string(),
-        };
-        for r in engine::run(store, &group, &opts).map_err(failure)? {
-            runs.push((date, r));
-        }
-    }
-    Ok(runs)
+    let groups: Vec<(Vec<Cohort>, RunOptions)> = groups
+        .into_iter()
+        .map(|(date, group)| {
+            let opts = RunOptions {
+                index_date: date,
+                out: out.to_path_buf(),
+                person: None,
+                memory_limit,
+                work_memory: None,
+                release_id: release_id.to_string(),
+            };
+            (group, opts)
+        })
+        .collect();
+    engine::run_all(store, out, &groups).map_err(failure)
 }
 
 /// Practices down, cohorts across; `unavailable` where a practice cannot answer.
@@ -254,28 +274,49 @@ pub fn explain(args: ExplainArgs) -> Result<u8, Failure> {
     let cohort = load(std::slice::from_ref(&args.cohort), &args.folders, &release)?
         .pop()
         .expect("one cohort loaded");
-    let date = index_date(&cohort, args.index_date)?;
-    let work = tempfile::Builder::new()
-        .prefix("phm-explain-")
-        .tempdir()
-        .map_err(|e| Failure::new(exit::DATA, format!("temporary folder: {e}")))?;
-    let opts = RunOptions {
-        index_date: date,
-        out: work.path().to_path_buf(),
-        person: Some(args.patient.clone()),
-        memory_limit: None,
-        work_memory: None,
-        release_id: release.id().to_string(),
+    let (e, date, source) = match (&args.run, &args.store) {
+        (Some(out), _) => {
+            let dir = out.join(cohort.def.key());
+            let e = explain::read(&dir, &cohort.def.key(), &args.patient).map_err(failure)?;
+            let date = engine::marker::read(out)
+                .map_err(failure)?
+                .and_then(|r| r.cohorts.into_iter().find(|c| c.cohort == cohort.def.key()))
+                .map(|c| c.index_date)
+                .ok_or_else(|| {
+                    Failure::new(
+                        exit::DATA,
+                        format!("{}: no index date recorded", dir.display()),
+                    )
+                })?;
+            (e, date, format!("the run in {}", out.display()))
+        }
+        (None, Some(store)) => {
+            let date = index_date(&cohort, args.index_date)?;
+            let work = tempfile::Builder::new()
+                .prefix("phm-explain-")
+                .tempdir()
+                .map_err(|e| Failure::new(exit::INTERNAL, format!("temporary folder: {e}")))?;
+            let opts = RunOptions {
+                index_date: date,
+                out: work.path().to_path_buf(),
+                person: Some(args.patient.clone()),
+                memory_limit: None,
+                work_memory: None,
+                release_id: release.id().to_string(),
+            };
+            let runs = engine::run(store, std::slice::from_ref(&cohort), &opts).map_err(failure)?;
+            let e =
+                explain::read(&runs[0].dir, &cohort.def.key(), &args.patient).map_err(failure)?;
+            (e, date, format!("the store at {}", store.display()))
+        }
+        (None, None) => unreachable!("clap requires --store or --run"),
     };
-    let runs = engine::run(&args.store, std::slice::from_ref(&cohort), &opts).map_err(failure)?;
-    let dir = &runs[0].dir;
-    let Some(e) = explain::read(dir, &cohort.def.key(), &args.patient).map_err(failure)? else {
+    let Some(e) = e else {
         return Err(Failure::new(
             exit::DATA,
             format!(
-                "person key {} is not in the store at {}; hint: person keys are in a run's membership file",
+                "person key {} is not in {source}; hint: person keys are in a run's membership file",
                 args.patient,
-                args.store.display()
             ),
         ));
     };

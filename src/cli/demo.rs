@@ -87,6 +87,9 @@ pub fn run(args: DemoArgs) -> Result<u8, Failure> {
     if crate::store::file_without_row_order(&store)
         .map_err(data)?
         .is_some()
+        || !crate::store::unrecorded_practices(&store)
+            .map_err(data)?
+            .is_empty()
     {
         eprintln!(
             "{} was written by an earlier phm; rebuilding it",

@@ -30,7 +30,9 @@ pub struct IngestArgs {
 pub(super) fn failure(e: IngestError) -> Failure {
     match e {
         IngestError::Store(StoreError::Locked { .. }) => Failure::new(exit::LOCKED, e),
-        IngestError::NoLanding { .. } => Failure::new(exit::USAGE, e),
+        IngestError::NoLanding { .. } | IngestError::Store(StoreError::Unusable { .. }) => {
+            Failure::new(exit::USAGE, e)
+        }
         IngestError::Store(_) => Failure::new(exit::DATA, e),
     }
 }

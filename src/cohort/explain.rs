@@ -67,7 +67,10 @@ pub struct Explanation {
 
 /// Reads `person_key`'s rows from a cohort's output folder; `None` when the
 /// person is not in the membership file (unknown to the store at run time).
+/// Refuses the outputs of a run that did not finish
+/// ([`crate::cohort::engine::marker`]).
 pub fn read(dir: &Path, cohort: &str, person_key: &str) -> Result<Option<Explanation>> {
+    crate::cohort::engine::marker::require(dir)?;
     let membership = out::read(&dir.join("membership.parquet"))?;
     let m = Columns::new(&membership, dir)?;
     let keys = m.str("person_key")?;
@@ -185,7 +188,7 @@ pub fn narrative(def: &Definition, index: NaiveDate, e: &Explanation) -> String 
             Some(Status::Unavailable) => {
                 let _ = writeln!(
                     out,
-                    "Not evaluated — practice {} is unavailable for this cohort (its extract lacks a table the cohort needs); this is neither an inclusion nor an exclusion.",
+                    "Not evaluated — practice {} is unavailable for this cohort (its extract lacks a table the cohort needs, or its data in the store is damaged or incomplete: see the run's warnings); this is neither an inclusion nor an exclusion.",
                     e.practice.as_deref().unwrap_or("?")
                 );
                 return out;

@@ -33,7 +33,9 @@ use crate::source::merge::{merge, remove_patients};
 use crate::source::read::{Origin, ReadError, read_source_file, state_schema};
 use crate::source::table::TableSpec;
 use crate::source::tpp;
-use crate::store::state::{Capability, IngestedDelivery, PracticeState};
+use crate::store::state::{
+    Capability, InProgress, IngestedDelivery, PendingExtract, PendingPractice, PracticeState,
+};
 use crate::store::{Store, StoreError, read_parquet, write_parquet};
 use quarantine::{QuarantineBuilder, Reason};
 use report::{
@@ -240,6 +242,7 @@ pub fn run(
         .map(|e| (e.file_name().to_string_lossy().into_owned(), e.path()))
         .collect();
     practices.sort();
+    store.begin_ingest(&plan(&store, &practices))?;
 
     let reports: Vec<PracticeReport> = practices
         .par_iter()
@@ -270,7 +273,35 @@ pub fn run(
         serde_json::to_vec_pretty(&report).expect("report serialises"),
     )
     .map_err(|source| StoreError::Io { path, source })?;
+    store.finish_ingest()?;
     Ok(report)
+}
+
+/// What this ingest is about to apply, practice by practice, for the store's
+/// in-progress record. A practice whose deliveries cannot be listed is left
+/// out: it will be refused, and the store keeps it unchanged.
+fn plan(store: &Store, practices: &[(String, PathBuf)]) -> InProgress {
+    let practices = practices
+        .iter()
+        .filter_map(|(ods, dir)| {
+            let state = PracticeState::read(&store.practice_dir(ods)).ok()?;
+            let pending = pending_deliveries(ods, dir, state.as_ref()).ok()?;
+            (!pending.is_empty()).then(|| PendingPractice {
+                practice: ods.clone(),
+                extracts: pending
+                    .iter()
+                    .map(|d| PendingExtract {
+                        extract_id: d.manifest.extract_id.clone(),
+                        extracted_at: d.manifest.extracted_at,
+                    })
+                    .collect(),
+            })
+        })
+        .collect();
+    InProgress {
+        pid: std::process::id(),
+        practices,
+    }
 }
 
 fn pending_deliveries(
@@ -393,6 +424,19 @@ fn ingest_practice(
 ) -> Result<PracticeReport, PracticeError> {
     let practice_dir = store.practice_dir(ods);
     let previous = PracticeState::read(&practice_dir)?;
+    if let Some(problems) = previous.as_ref().map(|p| p.check_files(store.root()))
+        && !problems.is_empty()
+    {
+        return Err(StoreError::Damaged {
+            practice: ods.to_string(),
+            problems: problems
+                .iter()
+                .map(|p| p.to_string())
+                .collect::<Vec<_>>()
+                .join("; "),
+        }
+        .into());
+    }
     let pending = pending_deliveries(ods, dir, previous.as_ref())?;
     if pending.is_empty() {
         return Ok(PracticeReport::up_to_date(ods, previous));
@@ -550,6 +594,7 @@ fn ingest_practice(
         supplier,
         deliveries: ingested,
         capability: capability.clone(),
+        files: None, // recorded once written (`write_practice`)
     };
     let report = PracticeReport {
         practice: ods.to_string(),
@@ -723,6 +768,10 @@ fn write_practice(
             })?;
         write_parquet(&practice.join("rejected.parquet"), &merged, &[])?;
     }
+    let state = PracticeState {
+        files: Some(staging.file_records()?),
+        ..state.clone()
+    };
     state.write(&practice)?;
     store.commit(staging)
 }

@@ -5,14 +5,23 @@
 //! store/
 //!   canonical/<table>/practice=<ODS>/data.parquet   patients, registrations, events, medications
 //!   quarantine/practice=<ODS>/data.parquet          rows not loaded, with reason and location
-//!   practices/<ODS>/state.json                      deliveries ingested, capability profile
+//!   practices/<ODS>/state.json                      deliveries ingested, capability profile, files owned
 //!   practices/<ODS>/source/<Table>.parquet          supplier tables after deltas (for the next delta)
 //!   reports/ingest.json                             the last ingest report
+//!   ingest-in-progress.json                         only while an ingest runs, or after one crashed
+//!   .lock                                           the writer lock (an OS file lock; the pid is information)
 //! ```
 //! A practice's update is written under `.staging/<ODS>/`, then a journal listing
 //! the renames is written, then the renames run, `practices/<ODS>` last. A crash
 //! part-way is rolled forward from the journal at the next open, so readers never
-//! see half an update once the store is opened again.
+//! see half an update once the store is opened again. `state.json` records
+//! every file of the practice with its size, row count and SHA-256, so a
+//! reader can tell a missing or damaged file from an empty table.
+//!
+//! The lock is `flock`-style ([`File::try_lock`]): the operating system
+//! releases it when the process ends, crashed or not, so a stale `.lock` file
+//! never blocks the next ingest. The file itself stays (deleting it would race
+//! with a process that has just opened it).
 
 pub mod state;
 
@@ -39,9 +48,24 @@ pub enum StoreError {
     #[error("{path}: cannot write Parquet: {message}")]
     Parquet { path: PathBuf, message: String },
     #[error(
-        "{path}: the store is locked by another phm process (pid {pid}); hint: wait for it to finish; if no phm process is running, a previous run crashed: delete the lock file and run again"
+        "{path}: cannot read Parquet: {message}; hint: this store file is damaged; rebuild the practice by ingesting its landing zone into a new store (`phm ingest --store NEW_FOLDER`)"
+    )]
+    ParquetRead { path: PathBuf, message: String },
+    #[error(
+        "{path}: phm cannot use this as a store: {source}; hint: --store takes a folder phm can create, read and write; check the path (not a file) and its permissions"
+    )]
+    Unusable {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "{path}: the store is locked by another phm process (pid {pid}); hint: wait for it to finish (the lock is released when that process ends, even if it crashes)"
     )]
     Locked { path: PathBuf, pid: String },
+    #[error(
+        "practice {practice}: its files in the store are not as its last ingest wrote them: {problems}; hint: rebuild the practice by ingesting its landing zone into a new store (`phm ingest --store NEW_FOLDER`)"
+    )]
+    Damaged { practice: String, problems: String },
     #[error(
         "{path}: unreadable state file: {message}; hint: the store was written by an incompatible phm version or damaged; rebuild it from the landing zone into a new store"
     )]
@@ -59,18 +83,9 @@ pub(crate) fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ 
 
 pub struct Store {
     root: PathBuf,
-    _lock: Lock,
-}
-
-/// Held for the lifetime of a [`Store`]: one writer per store.
-struct Lock {
-    path: PathBuf,
-}
-
-impl Drop for Lock {
-    fn drop(&mut self) {
-        let _ = fs::remove_file(&self.path);
-    }
+    /// Locked for the lifetime of the [`Store`]: one writer per store. The
+    /// operating system unlocks it when the file is closed or the process dies.
+    _lock: File,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -83,26 +98,35 @@ impl Store {
     /// Opens (creating if needed) the store at `root`, takes its lock and rolls
     /// forward any commit a crash interrupted.
     pub fn open(root: &Path) -> Result<Store> {
-        fs::create_dir_all(root).map_err(io(root))?;
+        let unusable = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| StoreError::Unusable { path, source }
+        };
+        fs::create_dir_all(root).map_err(unusable(root))?;
         let lock_path = root.join(".lock");
-        match OpenOptions::new()
+        let mut lock = OpenOptions::new()
+            .read(true)
             .write(true)
-            .create_new(true)
+            .create(true)
+            .truncate(false)
             .open(&lock_path)
-        {
-            Ok(mut f) => {
+            .map_err(unusable(&lock_path))?;
+        match lock.try_lock() {
+            Ok(()) => {
                 use std::io::Write;
-                let _ = write!(f, "{}", std::process::id());
+                // Information only: the lock is the OS lock, not the content.
+                let _ = lock.set_len(0);
+                let _ = write!(lock, "{}", std::process::id());
             }
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            Err(fs::TryLockError::WouldBlock) => {
                 let pid = fs::read_to_string(&lock_path).unwrap_or_default();
                 return Err(StoreError::Locked {
                     path: lock_path,
                     pid: pid.trim().to_string(),
                 });
             }
-            Err(source) => {
-                return Err(StoreError::Io {
+            Err(fs::TryLockError::Error(source)) => {
+                return Err(StoreError::Unusable {
                     path: lock_path,
                     source,
                 });
@@ -110,10 +134,29 @@ impl Store {
         }
         let store = Store {
             root: root.to_path_buf(),
-            _lock: Lock { path: lock_path },
+            _lock: lock,
         };
         store.recover()?;
         Ok(store)
+    }
+
+    /// Records that an ingest has started, with what it is about to apply.
+    pub fn begin_ingest(&self, plan: &state::InProgress) -> Result<()> {
+        let path = self.root.join(state::IN_PROGRESS_FILE);
+        let tmp = path.with_extension("json.tmp");
+        let json = serde_json::to_vec_pretty(plan).expect("ingest record serialises");
+        fs::write(&tmp, json).map_err(io(&tmp))?;
+        fs::rename(&tmp, &path).map_err(io(&path))
+    }
+
+    /// Removes the record of [`Store::begin_ingest`]: every practice is
+    /// either committed or left unchanged (and reported).
+    pub fn finish_ingest(&self) -> Result<()> {
+        let path = self.root.join(state::IN_PROGRESS_FILE);
+        match fs::remove_file(&path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io(&path)(e)),
+            _ => Ok(()),
+        }
     }
 
     pub fn root(&self) -> &Path {
@@ -240,6 +283,16 @@ pub struct Staging {
 }
 
 impl Staging {
+    /// Every file staged so far, recorded under the path it will have once
+    /// committed (for the practice's `state.json`).
+    pub fn file_records(&self) -> Result<Vec<state::FileRecord>> {
+        let mut out = Vec::new();
+        for (i, (_, target)) in self.renames.iter().enumerate() {
+            state::record_dir(&self.dir.join(format!("{i}")), target, &mut out)?;
+        }
+        Ok(out)
+    }
+
     /// A directory to fill that will replace `target` (relative to the store root).
     pub fn dir_for(&mut self, target: PathBuf) -> Result<PathBuf> {
         let staged_rel = Path::new(".staging")
@@ -306,7 +359,7 @@ pub fn write_parquet(path: &Path, batch: &RecordBatch, sort: &[&str]) -> Result<
 /// The first events or medications file of the store at `root` written
 /// before those tables carried `row_order` (`None`: every file has it).
 pub fn file_without_row_order(root: &Path) -> Result<Option<PathBuf>> {
-    use datafusion::parquet::file::reader::{FileReader, SerializedFileReader};
+    let mut all = Vec::new();
     for table in ["events", "medications"] {
         let dir = root.join("canonical").join(table);
         if !dir.is_dir() {
@@ -318,32 +371,58 @@ pub fn file_without_row_order(root: &Path) -> Result<Option<PathBuf>> {
             .filter(|f| f.is_file())
             .collect();
         files.sort();
-        for file in files {
-            let reader = File::open(&file).map_err(io(&file)).and_then(|f| {
-                SerializedFileReader::new(f).map_err(|e| StoreError::Parquet {
-                    path: file.clone(),
-                    message: e.to_string(),
-                })
-            })?;
-            let has = reader
-                .metadata()
-                .file_metadata()
-                .schema_descr()
-                .columns()
-                .iter()
-                .any(|c| c.name() == crate::canonical::tables::ROW_ORDER);
-            if !has {
-                return Ok(Some(file));
-            }
+        all.extend(files);
+    }
+    first_without_row_order(&all)
+}
+
+/// The first of `files` (events or medications files) without `row_order`.
+pub fn first_without_row_order(files: &[PathBuf]) -> Result<Option<PathBuf>> {
+    use datafusion::parquet::file::reader::{FileReader, SerializedFileReader};
+    for file in files {
+        let reader = File::open(file).map_err(io(file)).and_then(|f| {
+            SerializedFileReader::new(f).map_err(|e| StoreError::ParquetRead {
+                path: file.clone(),
+                message: e.to_string(),
+            })
+        })?;
+        let has = reader
+            .metadata()
+            .file_metadata()
+            .schema_descr()
+            .columns()
+            .iter()
+            .any(|c| c.name() == crate::canonical::tables::ROW_ORDER);
+        if !has {
+            return Ok(Some(file.clone()));
         }
     }
     Ok(None)
 }
 
+/// Practices of the store at `root` whose state was written before phm
+/// recorded each practice's files (sorted; empty for a current store).
+pub fn unrecorded_practices(root: &Path) -> Result<Vec<String>> {
+    let dir = root.join("practices");
+    let mut out = Vec::new();
+    if dir.is_dir() {
+        for entry in fs::read_dir(&dir).map_err(io(&dir))? {
+            let path = entry.map_err(io(&dir))?.path();
+            if let Some(s) = PracticeState::read(&path)?
+                && s.files.is_none()
+            {
+                out.push(s.practice);
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
 /// Reads a whole Parquet file the store wrote.
 pub fn read_parquet(path: &Path) -> Result<RecordBatch> {
     use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-    let parquet_err = |e: &dyn std::fmt::Display| StoreError::Parquet {
+    let parquet_err = |e: &dyn std::fmt::Display| StoreError::ParquetRead {
         path: path.to_path_buf(),
         message: e.to_string(),
     };

@@ -299,6 +299,7 @@ impl StoreRows {
                     code_systems: vec!["dmd".into(), "emis_code_id".into(), "snomed".into()],
                     latest_extracted_at: extracted_at(),
                 },
+                files: Some(phm::store::state::record_files(store, p).unwrap()),
             }
             .write(&dir)
             .unwrap();

@@ -33,6 +33,7 @@ mod criteria;
 mod dates;
 mod fetch;
 mod held;
+pub mod marker;
 mod outputs;
 mod population;
 pub use outputs::NETWORK;
@@ -101,9 +102,37 @@ pub struct CohortRun {
     pub warnings: Vec<String>,
 }
 
-/// Evaluates `cohorts` on `opts.index_date` and writes their outputs.
-/// Synchronous: builds its own runtime.
+/// Evaluates `cohorts` on `opts.index_date` and writes their outputs, then
+/// the run's completion marker ([`marker`]). Synchronous: builds its own runtime.
 pub fn run(store: &Path, cohorts: &[Cohort], opts: &RunOptions) -> Result<Vec<CohortRun>> {
+    marker::prepare(&opts.out)?;
+    let runs = run_group(store, cohorts, opts)?;
+    let dated: Vec<(NaiveDate, CohortRun)> =
+        runs.iter().map(|r| (opts.index_date, r.clone())).collect();
+    marker::finish(&opts.out, &dated)?;
+    Ok(runs)
+}
+
+/// Runs groups of cohorts (one index date each) into one output folder, as
+/// one run: one completion marker, written after the last group.
+pub fn run_all(
+    store: &Path,
+    out: &Path,
+    groups: &[(Vec<Cohort>, RunOptions)],
+) -> Result<Vec<(NaiveDate, CohortRun)>> {
+    marker::prepare(out)?;
+    let mut runs = Vec::new();
+    for (cohorts, opts) in groups {
+        for r in run_group(store, cohorts, opts)? {
+            runs.push((opts.index_date, r));
+        }
+    }
+    marker::finish(out, &runs)?;
+    Ok(runs)
+}
+
+/// Evaluates one group of cohorts into `opts.out`, without the marker.
+fn run_group(store: &Path, cohorts: &[Cohort], opts: &RunOptions) -> Result<Vec<CohortRun>> {
     for c in cohorts {
         if let IndexDate::Fixed(d) = c.def.index_date
             && d != opts.index_date

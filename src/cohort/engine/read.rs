@@ -13,7 +13,9 @@ use crate::cohort::outcome::{CriterionOutcome, PersonOutcome, Reason, Status};
 use crate::cohort::{Error, Result};
 
 /// Membership and explanations of the cohort output in `dir`, sorted by person key.
+/// Refuses the outputs of a run that did not finish ([`super::marker`]).
 pub fn read_outcomes(dir: &Path) -> Result<Vec<PersonOutcome>> {
+    super::marker::require(dir)?;
     let membership = read(&dir.join("membership.parquet"))?;
     let explanations = read(&dir.join("explanations.parquet"))?;
     let m = Columns::new(&membership, dir)?;

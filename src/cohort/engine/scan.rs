@@ -21,12 +21,19 @@ use crate::canonical::{CanonicalTable, units};
 use crate::cohort::model::{Anchor, Bound, Criterion, Definition, Table};
 use crate::cohort::{Cohort, Error, Result};
 use crate::store::PracticeState;
+use crate::store::state::InProgress;
 
 /// The store's practices and tables, checked for a consistent read.
 pub struct StoreView {
     root: PathBuf,
     /// Sorted by practice code.
     pub practices: Vec<PracticeState>,
+    /// Practices no cohort may count, with why: files not as their ingest
+    /// wrote them, or left behind by an ingest that did not finish (such a
+    /// practice may have no state at all).
+    failed: BTreeMap<String, String>,
+    /// The files each table is read from.
+    files: BTreeMap<Table, Vec<PathBuf>>,
 }
 
 /// Which practices can answer one cohort, and what to warn about.
@@ -37,10 +44,17 @@ pub struct Access {
     pub warnings: Vec<String>,
 }
 
+const TABLES: [Table; 4] = [
+    Table::Patients,
+    Table::Registrations,
+    Table::Events,
+    Table::Medications,
+];
+
 impl StoreView {
     pub fn open(root: &Path, cohorts: &[Cohort]) -> Result<StoreView> {
         if !root.join("canonical").is_dir() {
-            return Err(Error::Store(format!(
+            return Err(Error::Usage(format!(
                 "{}: not a phm store (no canonical/ folder); hint: run `phm ingest --store {}` first",
                 root.display(),
                 root.display()
@@ -54,7 +68,7 @@ impl StoreView {
                 .is_some()
         {
             return Err(Error::Store(format!(
-                "{}: an ingest commit was interrupted; hint: run `phm ingest` on this store once to complete it, then run the cohort again",
+                "{}: an ingest commit was interrupted; hint: run `phm ingest` with the same --landing and --store once to complete it, then run the cohort again",
                 root.display()
             )));
         }
@@ -69,15 +83,7 @@ impl StoreView {
                 )));
             }
         }
-        // Same-day ties are ordered by `row_order`: never read a file without it.
-        if let Some(file) =
-            crate::store::file_without_row_order(root).map_err(|e| Error::Store(e.to_string()))?
-        {
-            return Err(Error::Store(format!(
-                "{}: written by an earlier phm, without the `{ROW_ORDER}` column cohorts order same-day events by; hint: ingest the deliveries again into a new store",
-                file.display()
-            )));
-        }
+        let store_err = |e: crate::store::StoreError| Error::Store(e.to_string());
         let pdir = root.join("practices");
         let mut practices = Vec::new();
         if pdir.is_dir() {
@@ -88,20 +94,102 @@ impl StoreView {
                 .collect();
             dirs.sort();
             for d in dirs {
-                let state = PracticeState::read(&d).map_err(|e| Error::Store(e.to_string()))?;
-                if let Some(s) = state {
+                if let Some(s) = PracticeState::read(&d).map_err(store_err)? {
                     practices.push(s);
                 }
             }
         }
         practices.sort_by(|a, b| a.practice.cmp(&b.practice));
+        let unrecorded: Vec<&str> = practices
+            .iter()
+            .filter(|p| p.files.is_none())
+            .map(|p| p.practice.as_str())
+            .collect();
+        if !unrecorded.is_empty() {
+            return Err(Error::Store(format!(
+                "{}: practice(s) {} were ingested by an earlier phm that did not record their files, so a missing or damaged file cannot be told from an empty table; hint: ingest the landing zone again into a new store (`phm ingest --store NEW_FOLDER`) and run the cohorts on that",
+                root.display(),
+                unrecorded.join(", ")
+            )));
+        }
+
+        // A practice is counted only when every file its commit recorded is
+        // there as written, and no unfinished ingest was to change it.
+        let mut failed = BTreeMap::new();
+        let mut damaged: BTreeMap<&str, Vec<PathBuf>> = BTreeMap::new();
+        for p in &practices {
+            let problems = p.check_files(root);
+            if !problems.is_empty() {
+                failed.insert(
+                    p.practice.clone(),
+                    format!(
+                        "its files in the store are not as its last ingest wrote them ({}); hint: rebuild the practice by ingesting its landing zone into a new store (`phm ingest --store NEW_FOLDER`)",
+                        problems.iter().map(|p| p.to_string()).collect::<Vec<_>>().join("; ")
+                    ),
+                );
+                damaged.insert(&p.practice, problems.into_iter().map(|p| p.path).collect());
+            }
+        }
+        if let Some(record) = InProgress::read(root).map_err(store_err)? {
+            for (ods, why) in record.left_behind(&practices) {
+                failed.entry(ods).or_insert(format!(
+                    "{why}; hint: run `phm ingest` again with the same --landing and --store: it completes the store"
+                ));
+            }
+        }
+
+        // A practice that cannot be counted still lists its persons (each
+        // then `unavailable`, not missing) when its patients and
+        // registrations are intact; its events and medications are not read.
+        let mut files: BTreeMap<Table, Vec<PathBuf>> = BTreeMap::new();
+        for p in &practices {
+            let file = |t: Table| {
+                let rel = format!(
+                    "canonical/{}/practice={}/data.parquet",
+                    t.name(),
+                    p.practice
+                );
+                p.file(&rel).map(|_| root.join(rel))
+            };
+            let intact = |t: Table| {
+                file(t).is_some_and(|f| {
+                    !damaged
+                        .get(p.practice.as_str())
+                        .is_some_and(|d| d.contains(&f))
+                })
+            };
+            let counted = !failed.contains_key(&p.practice);
+            let persons = intact(Table::Patients) && intact(Table::Registrations);
+            for t in TABLES {
+                let read =
+                    counted || (persons && matches!(t, Table::Patients | Table::Registrations));
+                if let Some(f) = file(t).filter(|_| read) {
+                    files.entry(t).or_default().push(f);
+                }
+            }
+        }
+
+        // Same-day ties are ordered by `row_order`: never read a file without it.
+        let ordered: Vec<PathBuf> = [Table::Events, Table::Medications]
+            .iter()
+            .flat_map(|t| files.get(t).into_iter().flatten().cloned())
+            .collect();
+        if let Some(file) = crate::store::first_without_row_order(&ordered).map_err(store_err)? {
+            return Err(Error::Store(format!(
+                "{}: written by an earlier phm, without the `{ROW_ORDER}` column cohorts order same-day events by; hint: ingest the deliveries again into a new store",
+                file.display()
+            )));
+        }
         Ok(StoreView {
             root: root.to_path_buf(),
             practices,
+            failed,
+            files,
         })
     }
 
-    /// Practices available to `def` on `index`, and warnings about stale extracts.
+    /// Practices available to `def` on `index`, and warnings about stale
+    /// extracts and practices that cannot be counted.
     pub fn access(&self, def: &Definition, index: NaiveDate) -> Access {
         let tables = def.tables();
         let mut access = Access {
@@ -110,6 +198,13 @@ impl StoreView {
             warnings: Vec::new(),
         };
         for p in &self.practices {
+            if let Some(why) = self.failed.get(&p.practice) {
+                access.unavailable.push(p.practice.clone());
+                access
+                    .warnings
+                    .push(format!("practice {} is unavailable: {why}", p.practice));
+                continue;
+            }
             let has = |t: &Table| p.capability.canonical_tables.iter().any(|n| n == t.name());
             if tables.iter().all(has) {
                 access.available.push(p.practice.clone());
@@ -122,6 +217,14 @@ impl StoreView {
                     "index date {index} is after practice {}'s latest extract ({latest}): later records are missing",
                     p.practice
                 ));
+            }
+        }
+        for (ods, why) in &self.failed {
+            if !self.practices.iter().any(|p| &p.practice == ods) {
+                access.unavailable.push(ods.clone());
+                access
+                    .warnings
+                    .push(format!("practice {ods} is unavailable: {why}"));
             }
         }
         access
@@ -142,9 +245,31 @@ impl StoreView {
         person: Option<&str>,
     ) -> Result<DataFrame> {
         let schema = canonical(table).schema();
-        let dir = format!("{}/", url(&table_dir(&self.root, table)));
+        let files: Vec<String> = self
+            .files
+            .get(&table)
+            .into_iter()
+            .flatten()
+            .map(|f| url(f))
+            .collect();
+        if files.is_empty() {
+            return Err(Error::Store(format!(
+                "{}: no practice's {} table can be read: {}; hint: see the reasons above, then rebuild or complete the store",
+                self.root.display(),
+                table.name(),
+                if self.failed.is_empty() {
+                    "the store holds no practice".to_string()
+                } else {
+                    self.failed
+                        .iter()
+                        .map(|(p, why)| format!("practice {p} is unavailable: {why}"))
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                }
+            )));
+        }
         let df = ctx
-            .read_parquet(dir, ParquetReadOptions::default().schema(&schema))
+            .read_parquet(files, ParquetReadOptions::default().schema(&schema))
             .await?;
         Ok(match person {
             Some(p) => df.filter(col("person_key").eq(lit(p)))?,

@@ -351,11 +351,10 @@ impl Tiny {
                     .join(t.name())
                     .join(format!("practice={ods}"));
                 std::fs::create_dir_all(&dir).unwrap();
-                if b.num_rows() > 0 {
-                    crate::store::write_parquet(&dir.join("data.parquet"), b, &[]).unwrap();
-                    if !lacking.contains(&t.name()) {
-                        tables.push(t.name().to_string());
-                    }
+                // Every table has its file, as an ingest writes it.
+                crate::store::write_parquet(&dir.join("data.parquet"), b, &[]).unwrap();
+                if b.num_rows() > 0 && !lacking.contains(&t.name()) {
+                    tables.push(t.name().to_string());
                 }
             }
             let pdir = root.join("practices").join(ods);
@@ -372,6 +371,7 @@ impl Tiny {
                     code_systems: vec![],
                     latest_extracted_at: at,
                 },
+                files: Some(crate::store::state::record_files(root, ods).unwrap()),
             }
             .write(&pdir)
             .unwrap();
@@ -1346,14 +1346,18 @@ fn refuses_an_interrupted_commit_and_a_missing_table() {
     assert!(e.to_string().contains("interrupted"), "{e}");
     std::fs::remove_dir_all(store.join(".journal")).unwrap();
 
-    // An events file written before `row_order` existed: refused, not read
-    // with null orders.
+    // An events file written before `row_order` existed (and recorded by
+    // its practice's state): refused, not read with null orders.
     let events = store.join("canonical/events");
-    let dir = events.join("practice=A00009");
+    let dir = events.join(format!("practice={P}"));
     std::fs::create_dir_all(&dir).unwrap();
     let mut old = crate::canonical::tables::EventsBuilder::default().finish();
     old.remove_column(old.schema().index_of("row_order").unwrap());
     crate::store::write_parquet(&dir.join("data.parquet"), &old, &[]).unwrap();
+    let pdir = store.join("practices").join(P);
+    let mut state = PracticeState::read(&pdir).unwrap().unwrap();
+    state.files = Some(crate::store::state::record_files(&store, P).unwrap());
+    state.write(&pdir).unwrap();
     let e = run(&store, std::slice::from_ref(&cohort), &opts).unwrap_err();
     assert!(
         e.to_string().contains("without the `row_order` column"),

@@ -2,8 +2,15 @@
 
 mod ingest;
 mod reidentify;
+mod store;
 mod terminology;
 
 pub fn all() -> Vec<crate::Case> {
-    [ingest::CASES, reidentify::CASES, terminology::CASES].concat()
+    [
+        ingest::CASES,
+        reidentify::CASES,
+        store::CASES,
+        terminology::CASES,
+    ]
+    .concat()
 }
