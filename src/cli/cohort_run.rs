@@ -7,6 +7,7 @@ use chrono::NaiveDate;
 use clap::{Args, ValueEnum};
 
 use super::cohort::{Folders, catalogue, failure};
+use super::key::KeyArgs;
 use super::{Failure, emit, exit, open_release};
 use crate::cohort::engine::{self, CohortRun, RunOptions};
 use crate::cohort::model::IndexDate;
@@ -38,6 +39,25 @@ pub struct RunArgs {
     /// in memory up to half of it (4 GiB without a limit), on disk past that.
     #[arg(long, value_parser = memory_mib)]
     pub memory_limit_mib: Option<usize>,
+    /// With a pseudonym key, the run also writes OUT/network/ (pseudonymised,
+    /// disclosure-controlled: may leave the practices), OUT/practice/<ODS>/
+    /// (each practice's explanations, for its own clinicians) and
+    /// OUT/manifest.json, and records the run in the store's audit log.
+    #[command(flatten)]
+    pub key: KeyArgs,
+    /// Why the run is made: recorded in the manifest and the audit log.
+    #[arg(long)]
+    pub purpose: Option<String>,
+    /// Network counts from 1 to this are written as suppressed.
+    #[arg(long, default_value_t = 7, value_name = "N")]
+    pub suppress_up_to: u64,
+    /// Network counts are rounded to the nearest multiple of this.
+    #[arg(long, default_value_t = 5, value_name = "N")]
+    pub round_to: u64,
+    /// Write network counts exactly, without suppression or rounding (said
+    /// loudly, and recorded in the manifest).
+    #[arg(long)]
+    pub no_disclosure_control: bool,
     #[command(flatten)]
     pub folders: Folders,
 }
@@ -73,6 +93,86 @@ pub struct ExplainArgs {
     pub format: Format,
     #[command(flatten)]
     pub folders: Folders,
+}
+
+/// Writes `OUT/manifest.json` and the run's audit record.
+#[allow(clippy::too_many_arguments)]
+fn manifest(
+    args: &RunArgs,
+    runs: &[(NaiveDate, CohortRun)],
+    definitions: &BTreeMap<String, PathBuf>,
+    release_id: &str,
+    key: &crate::output::pseudonym::Key,
+    policy: Option<crate::output::disclosure::Policy>,
+    timings: [(&str, f64); 2],
+) -> Result<crate::output::lineage::RunManifest, String> {
+    use crate::output::{audit, lineage};
+    let mut defs = Vec::new();
+    for (date, r) in runs {
+        let path = definitions.get(&r.key).cloned().unwrap_or_default();
+        let run_json: serde_json::Value = std::fs::read(r.dir.join("run.json"))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default();
+        defs.push(lineage::Definition {
+            cohort: r.key.clone(),
+            index_date: *date,
+            sha256: lineage::file_hash(&path).map_err(|e| e.to_string())?,
+            path,
+            valuesets: run_json["valuesets"].clone(),
+            unavailable: r.unavailable.clone(),
+        });
+    }
+    let mut m = lineage::RunManifest {
+        run_id: String::new(),
+        phm_version: env!("CARGO_PKG_VERSION").to_string(),
+        release: release_id.to_string(),
+        definitions: defs,
+        practices: lineage::practices(&args.store).map_err(|e| e.to_string())?,
+        disclosure: policy,
+        key_id: key.id().to_string(),
+        purpose: args.purpose.clone(),
+        timings: timings.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
+        outputs: Vec::new(),
+    };
+    m.run_id = lineage::run_id(&m);
+    for tier in ["network", "practice"] {
+        let root = args.out.join(tier);
+        if root.exists() {
+            for mut f in lineage::outputs(&root, &[]).map_err(|e| e.to_string())? {
+                f.path = Path::new(tier).join(&f.path);
+                m.outputs.push(f);
+            }
+        }
+    }
+    let path = args.out.join(lineage::MANIFEST_FILE);
+    let mut text = serde_json::to_string_pretty(&m).expect("manifest serialises");
+    text.push('\n');
+    std::fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))?;
+    audit::append(
+        &args.store,
+        &audit::AuditRecord {
+            at: super::key::now(),
+            user: super::key::user(),
+            action: "cohort run".into(),
+            purpose: args.purpose.clone(),
+            key_id: Some(m.key_id.clone()),
+            practice: None,
+            subjects: runs.iter().map(|(_, r)| r.key.clone()).collect(),
+            outcome: "done".into(),
+            detail: Some(format!(
+                "run {}; disclosure {}; outputs in {}",
+                m.run_id,
+                policy.map_or("OFF".to_string(), |p| format!(
+                    "suppress 1-{}, round to {}",
+                    p.threshold, p.base
+                )),
+                args.out.display()
+            )),
+        },
+    )
+    .map_err(|e| e.to_string())?;
+    Ok(m)
 }
 
 fn usage(e: impl std::fmt::Display) -> Failure {
@@ -141,6 +241,22 @@ pub fn evaluate(
     release_id: &str,
     memory_limit: Option<usize>,
 ) -> Result<Vec<(NaiveDate, CohortRun)>, Failure> {
+    evaluate_then(store, cohorts, index, out, release_id, memory_limit, |_| {
+        Ok(())
+    })
+}
+
+/// [`evaluate`], with `then` run on the results before the run's
+/// completion marker is written.
+pub fn evaluate_then(
+    store: &Path,
+    cohorts: Vec<Cohort>,
+    index: Option<NaiveDate>,
+    out: &Path,
+    release_id: &str,
+    memory_limit: Option<usize>,
+    then: impl FnOnce(&[(NaiveDate, CohortRun)]) -> cohort::Result<()>,
+) -> Result<Vec<(NaiveDate, CohortRun)>, Failure> {
     let mut groups: BTreeMap<NaiveDate, Vec<Cohort>> = BTreeMap::new();
     for c in cohorts {
         groups.entry(index_date(&c, index)?).or_default().push(c);
@@ -159,7 +275,7 @@ pub fn evaluate(
             (group, opts)
         })
         .collect();
-    engine::run_all(store, out, &groups).map_err(failure)
+    engine::run_all_then(store, out, &groups, then).map_err(failure)
 }
 
 /// Practices down, cohorts across; `unavailable` where a practice cannot answer.
@@ -237,13 +353,73 @@ pub fn run(args: RunArgs) -> Result<u8, Failure> {
         args.cohorts_wanted.clone()
     };
     let cohorts = load(&keys, &args.folders, &release)?;
-    let runs = evaluate(
+    let key = args.key.load()?;
+    let policy = if args.no_disclosure_control {
+        if key.is_some() {
+            eprintln!(
+                "WARNING: disclosure control is OFF: network counts are exact, small numbers included; do not share these outputs outside the practices; this is recorded in manifest.json"
+            );
+        }
+        None
+    } else {
+        Some(
+            crate::output::disclosure::Policy::new(args.suppress_up_to, args.round_to)
+                .map_err(usage)?,
+        )
+    };
+    let definitions: BTreeMap<String, PathBuf> = cohorts
+        .iter()
+        .map(|c| (c.def.key(), c.def.path.clone()))
+        .collect();
+    let started = std::time::Instant::now();
+    let mut published = None;
+    let runs = evaluate_then(
         &args.store,
         cohorts,
         args.index_date,
         &args.out,
         release.id(),
         args.memory_limit_mib.map(|m| m * 1024 * 1024),
+        |runs| {
+            let Some(key) = &key else { return Ok(()) };
+            let evaluated = started.elapsed().as_secs_f64();
+            let t = std::time::Instant::now();
+            let publication = crate::output::publish::Publication {
+                store: &args.store,
+                out: &args.out,
+                key,
+                policy,
+            };
+            let cohorts: Vec<crate::output::publish::Evaluated> = runs
+                .iter()
+                .map(|(date, r)| crate::output::publish::Evaluated {
+                    index: *date,
+                    results: crate::output::publish::CohortResults {
+                        key: &r.key,
+                        dir: &r.dir,
+                        available: &r.available,
+                    },
+                    unavailable: &r.unavailable,
+                })
+                .collect();
+            crate::output::publish::publish(&publication, &cohorts)
+                .map_err(|e| cohort::Error::Store(e.to_string()))?;
+            let manifest = manifest(
+                &args,
+                runs,
+                &definitions,
+                release.id(),
+                key,
+                policy,
+                [
+                    ("evaluate", evaluated),
+                    ("publish", t.elapsed().as_secs_f64()),
+                ],
+            )
+            .map_err(|e| cohort::Error::Store(e.to_string()))?;
+            published = Some(manifest);
+            Ok(())
+        },
     )?;
     let mut out = table(&runs);
     for (date, r) in &runs {
@@ -257,6 +433,19 @@ pub fn run(args: RunArgs) -> Result<u8, Failure> {
         for w in &r.warnings {
             eprintln!("warning: {}: {w}", r.key);
         }
+    }
+    match &published {
+        Some(m) => out.push_str(&format!(
+            "shareable: {} (pseudonymised, disclosure {}); per practice: {}; manifest: {} (run {})\n",
+            args.out.join("network").display(),
+            if m.disclosure.is_some() { "controlled" } else { "OFF" },
+            args.out.join("practice").display(),
+            args.out.join(crate::output::lineage::MANIFEST_FILE).display(),
+            m.run_id
+        )),
+        None => out.push_str(
+            "note: no pseudonym key given, so only the identifiable per-cohort folders were written: they hold store person keys and stay inside the store's boundary; pass --key-file or --key-env for shareable outputs\n",
+        ),
     }
     emit(&out)?;
     let unavailable = runs.iter().any(|(_, r)| !r.unavailable.is_empty());

@@ -6,6 +6,7 @@
 
 pub mod audit;
 pub mod disclosure;
-pub mod publish;
+pub mod lineage;
 pub mod pseudonym;
+pub mod publish;
 pub mod reidentify;

@@ -137,7 +137,10 @@ pub async fn identities(
         })
         .map_err(query(what))?;
     let registered = ctx
-        .read_parquet(membership.to_string_lossy().as_ref(), ParquetReadOptions::default())
+        .read_parquet(
+            membership.to_string_lossy().as_ref(),
+            ParquetReadOptions::default(),
+        )
         .await
         .and_then(|df| df.filter(col("practice").is_not_null()))
         .and_then(|df| {
@@ -171,13 +174,20 @@ pub async fn identities(
         .map_err(query(what))?;
 
     let schema = Arc::new(Schema::new(
-        ["person_key", "practice", "pseudonym", "patient_id", "age_band", "sex"]
-            .map(|n| Field::new(n, DataType::Utf8, true))
-            .to_vec(),
+        [
+            "person_key",
+            "practice",
+            "pseudonym",
+            "patient_id",
+            "age_band",
+            "sex",
+        ]
+        .map(|n| Field::new(n, DataType::Utf8, true))
+        .to_vec(),
     ));
     let file = std::fs::File::create(out).map_err(io(out))?;
-    let mut writer = ArrowWriter::try_new(file, schema.clone(), None)
-        .map_err(|e| query(what)(e.into()))?;
+    let mut writer =
+        ArrowWriter::try_new(file, schema.clone(), None).map_err(|e| query(what)(e.into()))?;
     let mut stream = registered.execute_stream().await.map_err(query(what))?;
     while let Some(batch) = stream.next().await {
         let batch = batch.map_err(query(what))?;
@@ -187,8 +197,12 @@ pub async fn identities(
                 .and_then(|c| c.as_any().downcast_ref::<StringArray>())
                 .expect("string column")
         };
-        let (person, practice, patient, nhs) =
-            (text("person_key"), text("practice"), text("patient_id"), text("nhs"));
+        let (person, practice, patient, nhs) = (
+            text("person_key"),
+            text("practice"),
+            text("patient_id"),
+            text("nhs"),
+        );
         let mut pseudonyms = StringBuilder::new();
         for i in 0..batch.num_rows() {
             let digits = nhs
@@ -213,19 +227,38 @@ pub async fn identities(
             batch.column_by_name("age_band").expect("column").clone(),
             batch.column_by_name("sex").expect("column").clone(),
         ];
-        let out_batch = RecordBatch::try_new(schema.clone(), columns)
+        let out_batch =
+            RecordBatch::try_new(schema.clone(), columns).map_err(|e| query(what)(e.into()))?;
+        writer
+            .write(&out_batch)
             .map_err(|e| query(what)(e.into()))?;
-        writer.write(&out_batch).map_err(|e| query(what)(e.into()))?;
     }
     writer.close().map_err(|e| query(what)(e.into()))?;
     Ok(())
 }
 
-/// Writes `df` as one Parquet file (and one CSV file when `csv`).
+/// Writes `df` as one Parquet file (and one CSV file when `csv`), strings
+/// as plain UTF-8 (not DataFusion's string views) so any reader opens them.
 async fn write(df: DataFrame, path: &Path, csv: bool, what: &str) -> Result<()> {
+    let plain: Vec<Expr> = df
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| match f.data_type() {
+            DataType::Utf8View | DataType::LargeUtf8 => {
+                cast(col(f.name()), DataType::Utf8).alias(f.name())
+            }
+            _ => col(f.name()),
+        })
+        .collect();
+    let df = df.select(plain).map_err(query(what))?;
     let one = || DataFrameWriteOptions::new().with_single_file_output(true);
     df.clone()
-        .write_parquet(&path.with_extension("parquet").to_string_lossy(), one(), None)
+        .write_parquet(
+            &path.with_extension("parquet").to_string_lossy(),
+            one(),
+            None,
+        )
         .await
         .map_err(query(what))?;
     if csv {
@@ -247,12 +280,22 @@ async fn pseudonymised(
     rest: &[&str],
 ) -> datafusion::error::Result<DataFrame> {
     let ids = ctx
-        .read_parquet(identity.to_string_lossy().as_ref(), ParquetReadOptions::default())
+        .read_parquet(
+            identity.to_string_lossy().as_ref(),
+            ParquetReadOptions::default(),
+        )
         .await?
         .select(
-            ["person_key", "practice", "pseudonym", "patient_id", "age_band", "sex"]
-                .map(|c| col(c).alias(format!("i_{c}")))
-                .to_vec(),
+            [
+                "person_key",
+                "practice",
+                "pseudonym",
+                "patient_id",
+                "age_band",
+                "sex",
+            ]
+            .map(|c| col(c).alias(format!("i_{c}")))
+            .to_vec(),
         )?;
     let joined = df.join(
         ids,
@@ -278,8 +321,11 @@ pub async fn people(
     let read = |name: &str| {
         let path = results.dir.join(format!("{name}.parquet"));
         async move {
-            ctx.read_parquet(path.to_string_lossy().as_ref(), ParquetReadOptions::default())
-                .await
+            ctx.read_parquet(
+                path.to_string_lossy().as_ref(),
+                ParquetReadOptions::default(),
+            )
+            .await
         }
     };
     let network = out.join("network").join(results.key);
@@ -290,7 +336,13 @@ pub async fn people(
         identity,
         read("membership").await.map_err(query(&what))?,
         &["age_band", "sex"],
-        &["practice", "status", "included", "deciding_rule", "near_miss_rule"],
+        &[
+            "practice",
+            "status",
+            "included",
+            "deciding_rule",
+            "near_miss_rule",
+        ],
     )
     .await
     .and_then(|df| df.sort(vec![col("pseudonym").sort(true, false)]))
@@ -359,7 +411,10 @@ pub fn wilson(k: u64, n: u64, z: f64) -> Option<(f64, f64)> {
     let denom = 1.0 + z * z / n;
     let centre = (p + z * z / (2.0 * n)) / denom;
     let half = z * (p * (1.0 - p) / n + z * z / (4.0 * n * n)).sqrt() / denom;
-    Some((100.0 * (centre - half).max(0.0), 100.0 * (centre + half).min(1.0)))
+    Some((
+        100.0 * (centre - half).max(0.0),
+        100.0 * (centre + half).min(1.0),
+    ))
 }
 
 /// Where a practice's prevalence `k/n` lies against the network's `p0` on a
@@ -392,13 +447,23 @@ pub struct PracticeCounts {
 }
 
 /// Counts per available practice, from the engine's membership.
-pub async fn practice_counts(ctx: &SessionContext, results: &CohortResults<'_>) -> Result<Vec<PracticeCounts>> {
+pub async fn practice_counts(
+    ctx: &SessionContext,
+    results: &CohortResults<'_>,
+) -> Result<Vec<PracticeCounts>> {
     use datafusion::functions_aggregate::expr_fn::sum;
     let what = format!("{} counts", results.key);
     let path = results.dir.join("membership.parquet");
-    let one_if = |e: Expr| when(e, lit(1i64)).otherwise(lit(0i64)).expect("CASE builds");
+    let one_if = |e: Expr| {
+        when(e, lit(1i64))
+            .otherwise(lit(0i64))
+            .expect("CASE builds")
+    };
     let batches = ctx
-        .read_parquet(path.to_string_lossy().as_ref(), ParquetReadOptions::default())
+        .read_parquet(
+            path.to_string_lossy().as_ref(),
+            ParquetReadOptions::default(),
+        )
         .await
         .and_then(|df| df.filter(col("practice").is_not_null()))
         .and_then(|df| {
@@ -417,7 +482,11 @@ pub async fn practice_counts(ctx: &SessionContext, results: &CohortResults<'_>) 
         .map_err(query(&what))?;
     let mut out: Vec<PracticeCounts> = Vec::new();
     for b in &batches {
-        let practice = b.column(0).as_any().downcast_ref::<StringArray>().expect("practice");
+        let practice = b
+            .column(0)
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .expect("practice");
         let n = |i: usize| {
             b.column(i)
                 .as_any()
@@ -480,15 +549,24 @@ pub fn counts_batch(
         0.0
     };
     let names = [
-        "practice", "status", "registered", "in_population", "included", "prevalence_pct",
-        "ci95_low_pct", "ci95_high_pct", "funnel",
+        "practice",
+        "status",
+        "registered",
+        "in_population",
+        "included",
+        "prevalence_pct",
+        "ci95_low_pct",
+        "ci95_high_pct",
+        "funnel",
     ];
     let mut cols: Vec<StringBuilder> = names.iter().map(|_| StringBuilder::new()).collect();
     let mut row = |c: &PracticeCounts, shown: [Option<Shown>; 3], funnel: Option<&str>| {
         let hidden = shown[1] == Some(Shown::Suppressed) || shown[2] == Some(Shown::Suppressed);
         let prevalence = (!hidden && c.in_population > 0)
             .then(|| 100.0 * c.included as f64 / c.in_population as f64);
-        let ci = (!hidden).then(|| wilson(c.included, c.in_population, 1.96)).flatten();
+        let ci = (!hidden)
+            .then(|| wilson(c.included, c.in_population, 1.96))
+            .flatten();
         let values = [
             Some(c.practice.clone()),
             Some("available".to_string()),
@@ -505,10 +583,17 @@ pub fn counts_batch(
         }
     };
     for (i, c) in counts.iter().enumerate() {
-        row(c, [reg[i], pop[i], inc[i]], Some(funnel_position(c.included, c.in_population, p0)));
+        row(
+            c,
+            [reg[i], pop[i], inc[i]],
+            Some(funnel_position(c.included, c.in_population, p0)),
+        );
     }
     row(&total, [reg_total, pop_total, inc_total], None);
-    let mut out: Vec<ArrayRef> = cols.iter_mut().map(|b| Arc::new(b.finish()) as ArrayRef).collect();
+    let mut out: Vec<ArrayRef> = cols
+        .iter_mut()
+        .map(|b| Arc::new(b.finish()) as ArrayRef)
+        .collect();
     // Unavailable practices: every count says so.
     if !unavailable.is_empty() {
         let mut more: Vec<StringBuilder> = names.iter().map(|_| StringBuilder::new()).collect();
@@ -527,7 +612,10 @@ pub fn counts_batch(
                 }
             }
         }
-        out = more.iter_mut().map(|b| Arc::new(b.finish()) as ArrayRef).collect();
+        out = more
+            .iter_mut()
+            .map(|b| Arc::new(b.finish()) as ArrayRef)
+            .collect();
     }
     let schema = Schema::new(
         names
@@ -553,7 +641,10 @@ pub fn attrition_batch(engine: &RecordBatch, policy: Option<&Policy>) -> RecordB
     let int = |n: &str| {
         engine
             .column_by_name(n)
-            .and_then(|c| c.as_any().downcast_ref::<datafusion::arrow::array::Int64Array>())
+            .and_then(|c| {
+                c.as_any()
+                    .downcast_ref::<datafusion::arrow::array::Int64Array>()
+            })
             .expect("count column")
     };
     let (practice, step) = (text("practice"), text("step"));
@@ -581,7 +672,8 @@ pub fn attrition_batch(engine: &RecordBatch, policy: Option<&Policy>) -> RecordB
             let total_row = (0..engine.num_rows())
                 .find(|r| order.value(*r) == s && practice.value(*r) == network);
             for c in 0..4 {
-                let (cells, total) = p.group(&rows.iter().map(|r| values[*r][c]).collect::<Vec<_>>());
+                let (cells, total) =
+                    p.group(&rows.iter().map(|r| values[*r][c]).collect::<Vec<_>>());
                 for (r, cell) in rows.iter().zip(cells) {
                     suppressed[*r][c] |= cell == Shown::Suppressed;
                 }
@@ -593,7 +685,10 @@ pub fn attrition_batch(engine: &RecordBatch, policy: Option<&Policy>) -> RecordB
     }
     let mut cols: Vec<ArrayRef> = vec![
         engine.column_by_name("practice").expect("practice").clone(),
-        engine.column_by_name("step_order").expect("step_order").clone(),
+        engine
+            .column_by_name("step_order")
+            .expect("step_order")
+            .clone(),
         engine.column_by_name("step").expect("step").clone(),
     ];
     let _ = step;
@@ -628,7 +723,10 @@ pub fn combinations_batch(engine: &RecordBatch, policy: Option<&Policy>) -> Reco
     };
     let persons = engine
         .column_by_name("persons")
-        .and_then(|c| c.as_any().downcast_ref::<datafusion::arrow::array::Int64Array>())
+        .and_then(|c| {
+            c.as_any()
+                .downcast_ref::<datafusion::arrow::array::Int64Array>()
+        })
         .expect("persons column");
     let practice = text("practice");
     let mut suppressed = vec![false; engine.num_rows()];
@@ -637,8 +735,15 @@ pub fn combinations_batch(engine: &RecordBatch, policy: Option<&Policy>) -> Reco
         practices.sort_unstable();
         practices.dedup();
         for pr in practices {
-            let rows: Vec<usize> = (0..engine.num_rows()).filter(|r| practice.value(*r) == pr).collect();
-            let (cells, _) = p.group(&rows.iter().map(|r| persons.value(*r) as u64).collect::<Vec<_>>());
+            let rows: Vec<usize> = (0..engine.num_rows())
+                .filter(|r| practice.value(*r) == pr)
+                .collect();
+            let (cells, _) = p.group(
+                &rows
+                    .iter()
+                    .map(|r| persons.value(*r) as u64)
+                    .collect::<Vec<_>>(),
+            );
             for (r, c) in rows.iter().zip(cells) {
                 suppressed[*r] = c == Shown::Suppressed;
             }
@@ -674,12 +779,15 @@ pub fn write_small(path: &Path, batch: &RecordBatch) -> Result<()> {
     let what = path.display().to_string();
     let pq = path.with_extension("parquet");
     let file = std::fs::File::create(&pq).map_err(io(&pq))?;
-    let mut w = ArrowWriter::try_new(file, batch.schema(), None).map_err(|e| query(&what)(e.into()))?;
+    let mut w =
+        ArrowWriter::try_new(file, batch.schema(), None).map_err(|e| query(&what)(e.into()))?;
     w.write(batch).map_err(|e| query(&what)(e.into()))?;
     w.close().map_err(|e| query(&what)(e.into()))?;
     let csv = path.with_extension("csv");
     let file = std::fs::File::create(&csv).map_err(io(&csv))?;
-    let mut w = datafusion::arrow::csv::WriterBuilder::new().with_header(true).build(file);
+    let mut w = datafusion::arrow::csv::WriterBuilder::new()
+        .with_header(true)
+        .build(file);
     w.write(batch).map_err(|e| query(&what)(e.into()))?;
     Ok(())
 }
@@ -704,10 +812,83 @@ pub async fn aggregates(
     let network = out.join("network").join(results.key);
     std::fs::create_dir_all(&network).map_err(io(&network))?;
     let counts = practice_counts(ctx, results).await?;
-    write_small(&network.join("counts"), &counts_batch(&counts, unavailable, policy))?;
+    write_small(
+        &network.join("counts"),
+        &counts_batch(&counts, unavailable, policy),
+    )?;
     let attrition = read_small(&results.dir.join("attrition.parquet"))?;
-    write_small(&network.join("attrition"), &attrition_batch(&attrition, policy))?;
+    write_small(
+        &network.join("attrition"),
+        &attrition_batch(&attrition, policy),
+    )?;
     let combinations = read_small(&results.dir.join("combinations.parquet"))?;
-    write_small(&network.join("combinations"), &combinations_batch(&combinations, policy))?;
+    write_small(
+        &network.join("combinations"),
+        &combinations_batch(&combinations, policy),
+    )?;
     Ok(())
+}
+
+/// What a run publishes with.
+pub struct Publication<'a> {
+    pub store: &'a Path,
+    pub out: &'a Path,
+    pub key: &'a Key,
+    /// `None`: disclosure control off.
+    pub policy: Option<Policy>,
+}
+
+/// One evaluated cohort, as the run hands it over.
+pub struct Evaluated<'a> {
+    pub index: NaiveDate,
+    pub results: CohortResults<'a>,
+    pub unavailable: &'a [String],
+}
+
+/// Writes `network/` and `practice/` for every cohort of a run, aside in
+/// `OUT/.publish.tmp-<pid>/` first, then renamed into place (replacing a
+/// previous run's).
+pub fn publish(p: &Publication<'_>, cohorts: &[Evaluated<'_>]) -> Result<()> {
+    let tmp = p.out.join(format!(".publish.tmp-{}", std::process::id()));
+    if tmp.exists() {
+        std::fs::remove_dir_all(&tmp).map_err(io(&tmp))?;
+    }
+    std::fs::create_dir_all(&tmp).map_err(io(&tmp))?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(io(p.out))?;
+    let written = runtime.block_on(async {
+        let ctx = SessionContext::new();
+        let mut identity_of: Vec<(NaiveDate, PathBuf)> = Vec::new();
+        for c in cohorts {
+            let identity = match identity_of.iter().find(|(d, _)| *d == c.index) {
+                Some((_, path)) => path.clone(),
+                None => {
+                    let path = tmp.join(format!("identity-{}.parquet", c.index));
+                    let membership = c.results.dir.join("membership.parquet");
+                    identities(&ctx, p.store, &membership, c.index, p.key, &path).await?;
+                    identity_of.push((c.index, path.clone()));
+                    path
+                }
+            };
+            people(&ctx, &identity, &c.results, &tmp).await?;
+            aggregates(&ctx, &c.results, c.unavailable, p.policy.as_ref(), &tmp).await?;
+        }
+        for (_, path) in &identity_of {
+            std::fs::remove_file(path).map_err(io(path))?;
+        }
+        for tier in ["network", "practice"] {
+            let (from, to) = (tmp.join(tier), p.out.join(tier));
+            if to.exists() {
+                std::fs::remove_dir_all(&to).map_err(io(&to))?;
+            }
+            if from.exists() {
+                std::fs::rename(&from, &to).map_err(io(&to))?;
+            }
+        }
+        Ok(())
+    });
+    let _ = std::fs::remove_dir_all(&tmp);
+    written
 }

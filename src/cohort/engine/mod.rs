@@ -120,6 +120,17 @@ pub fn run_all(
     out: &Path,
     groups: &[(Vec<Cohort>, RunOptions)],
 ) -> Result<Vec<(NaiveDate, CohortRun)>> {
+    run_all_then(store, out, groups, |_| Ok(()))
+}
+
+/// [`run_all`], with `then` run on the results before the marker is
+/// written: what it writes (the published tiers) is part of the run.
+pub fn run_all_then(
+    store: &Path,
+    out: &Path,
+    groups: &[(Vec<Cohort>, RunOptions)],
+    then: impl FnOnce(&[(NaiveDate, CohortRun)]) -> Result<()>,
+) -> Result<Vec<(NaiveDate, CohortRun)>> {
     marker::prepare(out)?;
     let mut runs = Vec::new();
     for (cohorts, opts) in groups {
@@ -127,6 +138,7 @@ pub fn run_all(
             runs.push((opts.index_date, r));
         }
     }
+    then(&runs)?;
     marker::finish(out, &runs)?;
     Ok(runs)
 }
