@@ -321,6 +321,37 @@ fn network_and_practice_tiers() {
         Some("network diabetes audit")
     );
 
+    // A clinician asks why a person is (not) in DM_REG by pseudonym: the
+    // narrative names them by it, and the request is audited.
+    let (&(ref person, ref practice), nhs) = nhs_of.iter().next().map(|(k, v)| (k, v)).unwrap();
+    let pseudonym = key.linkable(nhs);
+    let o = phm(&[
+        "cohort",
+        "explain",
+        "DM_REG",
+        "--patient",
+        &pseudonym,
+        "--store",
+        store.to_str().unwrap(),
+        "--release",
+        release.to_str().unwrap(),
+        "--index-date",
+        "2026-03-31",
+        "--key-file",
+        key_path.to_str().unwrap(),
+        "--purpose",
+        "query from the practice",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(stdout(&o).contains(&pseudonym), "{}", stdout(&o));
+    assert!(!stdout(&o).contains(person.as_str()), "{}", stdout(&o));
+    let audit = phm::output::audit::read(&store).unwrap();
+    let last = audit.last().unwrap();
+    assert_eq!(
+        (last.action.as_str(), last.practice.as_deref()),
+        ("cohort explain", Some(practice.as_str()))
+    );
+
     // The same inputs give the same run id and the same pseudonymised files;
     // another key gives other pseudonyms.
     let again = work.path().join("again");

@@ -72,9 +72,16 @@ pub enum Format {
 pub struct ExplainArgs {
     /// The cohort: `ID` or `ID@VERSION`.
     pub cohort: String,
-    /// The person key (as in the cohort's membership file).
+    /// The person: a pseudonym from the network outputs (with the key that
+    /// made it), or the store's person key (inside the store's boundary).
     #[arg(long)]
     pub patient: String,
+    /// With a pseudonym: the key it was made with; the explanation is audited.
+    #[command(flatten)]
+    pub key: KeyArgs,
+    /// Why the explanation is asked for: recorded in the audit log.
+    #[arg(long)]
+    pub purpose: Option<String>,
     /// Canonical store written by `phm ingest`: the person is evaluated afresh.
     #[arg(long, required_unless_present = "run", conflicts_with = "run")]
     pub store: Option<PathBuf>,
@@ -458,8 +465,52 @@ pub fn run(args: RunArgs) -> Result<u8, Failure> {
     Ok(exit::OK)
 }
 
-pub fn explain(args: ExplainArgs) -> Result<u8, Failure> {
+pub fn explain(mut args: ExplainArgs) -> Result<u8, Failure> {
     let release = open_release(&args.release)?;
+    // Asked by pseudonym: the explanation names the person by it.
+    let mut shown_as = None;
+    if let Some(key) = args.key.load()? {
+        let store = args.store.clone().ok_or_else(|| {
+            usage("a pseudonym is resolved through the store; hint: pass --store with --key-file")
+        })?;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .map_err(|e| Failure::new(exit::INTERNAL, e))?;
+        let found = runtime
+            .block_on(crate::output::reidentify::person_of(
+                &store,
+                &key,
+                &args.patient,
+            ))
+            .map_err(|e| Failure::new(exit::DATA, e))?;
+        crate::output::audit::append(
+            &store,
+            &crate::output::audit::AuditRecord {
+                at: super::key::now(),
+                user: super::key::user(),
+                action: "cohort explain".into(),
+                purpose: args.purpose.clone(),
+                key_id: Some(key.id().to_string()),
+                practice: found.as_ref().map(|(_, p)| p.clone()),
+                subjects: vec![args.cohort.clone(), args.patient.clone()],
+                outcome: if found.is_some() { "done" } else { "refused" }.into(),
+                detail: None,
+            },
+        )
+        .map_err(|e| Failure::new(exit::USAGE, e))?;
+        let Some((person, _)) = found else {
+            return Err(Failure::new(
+                exit::DATA,
+                format!(
+                    "no patient in the store at {} has the pseudonym {} under key {}; hint: use the key the network outputs were made with",
+                    store.display(),
+                    args.patient,
+                    key.id()
+                ),
+            ));
+        };
+        shown_as = Some(std::mem::replace(&mut args.patient, person));
+    }
     let cohort = load(std::slice::from_ref(&args.cohort), &args.folders, &release)?
         .pop()
         .expect("one cohort loaded");
@@ -500,6 +551,12 @@ pub fn explain(args: ExplainArgs) -> Result<u8, Failure> {
         }
         (None, None) => unreachable!("clap requires --store or --run"),
     };
+    let e = e.map(|mut e| {
+        if let Some(p) = &shown_as {
+            e.person_key = p.clone();
+        }
+        e
+    });
     let Some(e) = e else {
         return Err(Failure::new(
             exit::DATA,

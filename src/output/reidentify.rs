@@ -196,3 +196,65 @@ async fn registered_on(
     .select(vec![col("patient_id").alias("r_patient_id")])?
     .distinct()
 }
+
+/// The store person key and practice of the record whose pseudonym under
+/// `key` is `pseudonym`, streamed through the store's patients.
+pub async fn person_of(
+    store_root: &Path,
+    key: &Key,
+    pseudonym: &str,
+) -> Result<Option<(String, String)>, Error> {
+    let dir = store_root.join("canonical").join("patients");
+    let read_err = |e: datafusion::error::DataFusionError| Error::Read {
+        path: dir.clone(),
+        message: e.to_string(),
+    };
+    let ctx = SessionContext::new();
+    let text = |c: &str| cast(col(c), DataType::Utf8).alias(c);
+    let df = ctx
+        .read_parquet(format!("{}/", dir.display()), ParquetReadOptions::default())
+        .await
+        .and_then(|df| {
+            df.select(vec![
+                text("person_key"),
+                text("practice"),
+                text("patient_id"),
+                text("nhs_number"),
+                text("nhs_number_status"),
+            ])
+        })
+        .map_err(read_err)?;
+    let mut stream = df.execute_stream().await.map_err(read_err)?;
+    while let Some(batch) = stream.next().await {
+        let batch = batch.map_err(read_err)?;
+        let s = |name: &str| {
+            batch
+                .column_by_name(name)
+                .and_then(|c| c.as_any().downcast_ref::<StringArray>())
+                .expect("string column")
+        };
+        let (person, practice, ids, numbers, status) = (
+            s("person_key"),
+            s("practice"),
+            s("patient_id"),
+            s("nhs_number"),
+            s("nhs_number_status"),
+        );
+        for i in 0..batch.num_rows() {
+            let digits = (status.value(i) == "verified" && numbers.is_valid(i))
+                .then(|| nhs_number::normalise(numbers.value(i)))
+                .flatten();
+            let p = match &digits {
+                Some(d) => key.linkable(d),
+                None => key.unlinkable(practice.value(i), ids.value(i)),
+            };
+            if p == pseudonym {
+                return Ok(Some((
+                    person.value(i).to_string(),
+                    practice.value(i).to_string(),
+                )));
+            }
+        }
+    }
+    Ok(None)
+}
