@@ -85,6 +85,52 @@ fn committed(store: &Path, practices: &[String]) -> Vec<String> {
         .collect()
 }
 
+/// Every file of each practice in the store is recorded in its state.json
+/// with its size and SHA-256 (hashed here independently), and nothing else is.
+fn records_match_disk(store: &Path, practices: &[String]) {
+    for ods in practices {
+        let state: serde_json::Value = serde_json::from_slice(
+            &std::fs::read(store.join("practices").join(ods).join("state.json")).unwrap(),
+        )
+        .unwrap();
+        let recorded: std::collections::BTreeMap<String, (u64, String)> = state["files"]
+            .as_array()
+            .expect("state.json records the practice's files")
+            .iter()
+            .map(|f| {
+                (
+                    f["path"].as_str().unwrap().to_string(),
+                    (
+                        f["bytes"].as_u64().unwrap(),
+                        f["sha256"].as_str().unwrap().to_string(),
+                    ),
+                )
+            })
+            .collect();
+        let partition = format!("practice={ods}");
+        let mut on_disk = std::collections::BTreeMap::new();
+        let places = ["patients", "registrations", "events", "medications"]
+            .iter()
+            .map(|t| Path::new("canonical").join(t).join(&partition))
+            .chain([
+                Path::new("quarantine").join(&partition),
+                Path::new("practices").join(ods),
+            ]);
+        for place in places {
+            for (rel, sha) in tree_hashes(&store.join(&place)) {
+                let path = place.join(&rel);
+                if rel == Path::new("state.json") {
+                    continue;
+                }
+                let bytes = std::fs::metadata(store.join(&path)).unwrap().len();
+                on_disk.insert(path.to_str().unwrap().to_string(), (bytes, sha));
+            }
+        }
+        assert!(on_disk.keys().any(|p| p.starts_with("canonical/events/")));
+        assert_eq!(recorded, on_disk, "practice {ods}");
+    }
+}
+
 #[test]
 fn a_deleted_table_file_makes_its_practice_unavailable_not_zero() {
     let work = tempfile::tempdir().unwrap();
@@ -97,6 +143,8 @@ fn a_deleted_table_file_makes_its_practice_unavailable_not_zero() {
     let (emis, _) = one_of_each(&truth);
     assert!(import_fixture(&release).status.success());
     assert_eq!(ingest(&landing, &store).status.code(), Some(0));
+    let practices: Vec<String> = truth.practices.iter().map(|p| p.ods.clone()).collect();
+    records_match_disk(&store, &practices);
 
     let before = run_dm_reg(&store, &release, &work.path().join("before"));
     assert_eq!(before.status.code(), Some(0), "{}", stderr(&before));
@@ -194,6 +242,7 @@ fn an_ingest_killed_midway_is_reported_then_completed_by_the_next_ingest() {
         "a staged update left in {}",
         staged.display()
     );
+    records_match_disk(&store, &practices);
     for dir in ["canonical", "quarantine", "practices"] {
         assert_eq!(
             tree_hashes(&store.join(dir)),

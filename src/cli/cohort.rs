@@ -484,6 +484,36 @@ fn bound_words(b: &Bound) -> String {
 
 #[cfg(test)]
 mod tests {
+    /// A query that ran out of `--memory-limit-mib` is one line with a
+    /// hint, a usage error; other engine failures stay internal.
+    #[test]
+    fn resources_exhausted_is_one_line_with_a_hint() {
+        use datafusion::error::DataFusionError as D;
+        let exhausted = || {
+            D::ResourcesExhausted(
+                "Failed to allocate additional 8.0 MB for SortExec\nwith 1.0 MB already allocated"
+                    .into(),
+            )
+        };
+        let cases: Vec<(D, u8, &str)> = vec![
+            (exhausted(), exit::USAGE, "raise --memory-limit-mib"),
+            (
+                D::Context("sorting".into(), Box::new(exhausted())),
+                exit::USAGE,
+                "(Failed to allocate additional 8.0 MB for SortExec); hint",
+            ),
+            (D::Internal("bug".into()), exit::INTERNAL, "query failed"),
+        ];
+        for (e, code, says) in cases {
+            let f = failure(cohort::Error::Engine(e));
+            assert_eq!(f.code, code, "{}", f.message);
+            assert!(f.message.contains(says), "{}", f.message);
+            if code == exit::USAGE {
+                assert!(!f.message.contains('\n'), "{}", f.message);
+            }
+        }
+    }
+
     use super::*;
 
     #[test]

@@ -58,6 +58,15 @@ fn release(dir: &Path) -> Result<Release, Failure> {
 }
 
 pub fn run(args: DemoArgs) -> Result<u8, Failure> {
+    std::fs::create_dir_all(&args.dir).map_err(|e| {
+        Failure::new(
+            exit::USAGE,
+            format!(
+                "{}: phm cannot use this as the demo's working folder: {e}; hint: --dir takes a folder phm can create and write (not a file)",
+                args.dir.display()
+            ),
+        )
+    })?;
     let release = release(&args.dir)?;
     let landing = args.dir.join("landing");
     if !landing.join("ground_truth.json").is_file() {

@@ -15,7 +15,7 @@ pub fn person_linkage(patients_dir: &Path) -> Result<PersonLinkage, StoreError> 
     if !patients_dir.exists() {
         return Ok(PersonLinkage::default());
     }
-    let query_err = |e: datafusion::error::DataFusionError| StoreError::Parquet {
+    let query_err = |e: datafusion::error::DataFusionError| StoreError::ParquetRead {
         path: patients_dir.to_path_buf(),
         message: e.to_string(),
     };

@@ -120,9 +120,13 @@ impl Store {
             }
             Err(fs::TryLockError::WouldBlock) => {
                 let pid = fs::read_to_string(&lock_path).unwrap_or_default();
+                let pid = match pid.trim() {
+                    "" => "unknown".to_string(), // it has not written it yet
+                    pid => pid.to_string(),
+                };
                 return Err(StoreError::Locked {
                     path: lock_path,
-                    pid: pid.trim().to_string(),
+                    pid,
                 });
             }
             Err(fs::TryLockError::Error(source)) => {

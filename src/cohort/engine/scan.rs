@@ -60,10 +60,20 @@ impl StoreView {
                 root.display()
             )));
         }
+        // The command pointed at a folder phm cannot read: a usage error.
+        let unreadable = |path: &Path| {
+            let path = path.to_path_buf();
+            move |e: std::io::Error| {
+                Error::Usage(format!(
+                    "{}: phm cannot read this store: {e}; hint: --store takes a folder written by `phm ingest` that phm can read; check its permissions",
+                    path.display()
+                ))
+            }
+        };
         let journal = root.join(".journal");
         if journal.is_dir()
             && std::fs::read_dir(&journal)
-                .map_err(io(&journal))?
+                .map_err(unreadable(&journal))?
                 .next()
                 .is_some()
         {
@@ -88,7 +98,7 @@ impl StoreView {
         let mut practices = Vec::new();
         if pdir.is_dir() {
             let mut dirs: Vec<PathBuf> = std::fs::read_dir(&pdir)
-                .map_err(io(&pdir))?
+                .map_err(unreadable(&pdir))?
                 .filter_map(|e| e.ok().map(|e| e.path()))
                 .filter(|p| p.is_dir())
                 .collect();

@@ -17,6 +17,7 @@ pub const CASES: &[Case] = &[
     case!("store: truncated events file", 3, "when it was written", truncated_file),
     case!("store: corrupt footer on read", 3, "cannot read Parquet", corrupt_footer),
     case!("store: state without file records", 3, "did not record their files", state_without_records),
+    case!("store: ingest onto a damaged practice", 3, "not as its last ingest wrote them", ingest_onto_damaged),
     case!("store: incomplete ingest", 3, "an ingest did not finish applying never-applied", incomplete_ingest),
     case!("store: stale lock of a dead process", 0, "up-to-date", stale_lock),
     case!("store: lock held by a live process", 4, "locked by another phm process", live_lock),
@@ -26,6 +27,7 @@ pub const CASES: &[Case] = &[
     case!("run: unwritable --out", 2, "phm cannot write the run's outputs here", unwritable_out),
     case!("run: --out is a file", 2, "phm cannot write the run's outputs here", out_is_a_file),
     case!("run: out folder of an interrupted run", 0, "removed what an interrupted run left", interrupted_run_out),
+    case!("demo: --dir is a file", 2, "phm cannot use this as the demo's working folder", demo_dir_is_a_file),
     case!("run: explain on a run without its marker", 3, "the run that wrote it did not finish", explain_unfinished_run),
 ];
 
@@ -85,6 +87,12 @@ fn state_without_records(s: &mut Scene) -> Output {
     state.as_object_mut().unwrap().remove("files").unwrap();
     fs::write(&path, serde_json::to_vec_pretty(&state).unwrap()).unwrap();
     run_dm_reg(s, &s.store(), &s.work().join("out"), &[])
+}
+
+/// An ingest does not build on a practice whose stored files are damaged.
+fn ingest_onto_damaged(s: &mut Scene) -> Output {
+    fs::remove_file(events_file(s, &s.emis())).unwrap();
+    ingest(&s.landing(), &s.store())
 }
 
 /// What a crashed ingest leaves: its record naming an extract it never applied.
@@ -167,6 +175,12 @@ fn out_is_a_file(s: &mut Scene) -> Output {
     let file = s.work().join("out-file");
     fs::write(&file, "not a folder").unwrap();
     run_dm_reg(s, &s.store(), &file, &[])
+}
+
+fn demo_dir_is_a_file(s: &mut Scene) -> Output {
+    let file = s.work().join("demo-file");
+    fs::write(&file, "not a folder").unwrap();
+    phm(&["demo", "--dir", file.to_str().unwrap()])
 }
 
 /// A run killed before its marker, with a half-written cohort folder and
