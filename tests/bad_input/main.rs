@@ -17,6 +17,7 @@ mod scene;
 use scene::{Pristine, Scene};
 
 /// One bad input.
+#[derive(Clone, Copy)]
 pub struct Case {
     pub name: &'static str,
     /// The exit code phm must give (see the README's table).
