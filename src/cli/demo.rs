@@ -246,13 +246,11 @@ pub fn run(args: DemoArgs, progress: Progress) -> Result<u8, Failure> {
         );
         std::fs::remove_dir_all(&store).map_err(|e| data(format!("{}: {e}", store.display())))?;
     }
-    let stage = progress.stage(format!("ingesting → {}", store.display()));
     let subs = crate::ingest::history::Substitutions::from_release(&release);
-    let bar = progress.practices();
+    let bar = progress.practices(Some(format!("ingesting → {}", store.display())));
     let report = crate::ingest::run_observed(&landing, &store, Some(&subs), &bar);
     bar.finish();
     let report = report.map_err(super::ingest::failure)?;
-    stage.finish();
     if !report.reconciles() {
         return Err(Failure::new(
             exit::INTERNAL,

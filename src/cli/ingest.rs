@@ -44,7 +44,7 @@ pub fn run(args: IngestArgs, progress: Progress) -> Result<u8, Failure> {
     let substitutions = release
         .as_ref()
         .map(ingest::history::Substitutions::from_release);
-    let bar = progress.practices();
+    let bar = progress.practices(None);
     let report = ingest::run_observed(&args.landing, &args.store, substitutions.as_ref(), &bar);
     bar.finish();
     let report = report.map_err(failure)?;

@@ -48,33 +48,53 @@ impl Progress {
     }
 
     /// A bar over the practices of an ingest (see [`crate::ingest::Observer`]).
-    pub fn practices(&self) -> PracticeBar {
+    /// With a stage `line`, the bar is that stage (one line, not a spinner
+    /// and a bar drawing over each other) and stays, ticked, when finished;
+    /// without, it is cleared.
+    pub fn practices(&self, line: Option<String>) -> PracticeBar {
         if !self.draw {
-            return PracticeBar(ProgressBar::hidden());
+            if let Some(line) = line {
+                eprintln!("{line}");
+            }
+            return PracticeBar {
+                bar: ProgressBar::hidden(),
+                keep: false,
+            };
         }
         let bar = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr());
+        let keep = line.is_some();
+        bar.set_prefix(line.unwrap_or_else(|| "ingesting".to_string()));
         bar.set_style(
-            ProgressStyle::with_template("  practices {pos}/{len} [{bar:30}] {msg} [{elapsed}]")
-                .expect("valid template")
-                .progress_chars("=> "),
+            ProgressStyle::with_template(
+                "{prefix} [{bar:20}] {pos}/{len} practices [{elapsed}] {wide_msg}",
+            )
+            .expect("valid template")
+            .progress_chars("=> "),
         );
         bar.enable_steady_tick(Duration::from_millis(250));
-        PracticeBar(bar)
+        PracticeBar { bar, keep }
     }
 }
 
 /// Advances by one as each practice finishes, naming it and its status.
-pub struct PracticeBar(ProgressBar);
+pub struct PracticeBar {
+    bar: ProgressBar,
+    keep: bool,
+}
 
 impl PracticeBar {
     pub fn finish(&self) {
-        self.0.finish_and_clear();
+        if self.keep {
+            self.bar.finish();
+        } else {
+            self.bar.finish_and_clear();
+        }
     }
 }
 
 impl crate::ingest::Observer for PracticeBar {
     fn started(&self, practices: usize) {
-        self.0.set_length(practices as u64);
+        self.bar.set_length(practices as u64);
     }
 
     fn finished(&self, practice: &PracticeReport) {
@@ -83,8 +103,8 @@ impl crate::ingest::Observer for PracticeBar {
             PracticeStatus::UpToDate => "unchanged",
             PracticeStatus::Rejected => "REJECTED",
         };
-        self.0
+        self.bar
             .set_message(format!("{} {status}", practice.practice));
-        self.0.inc(1);
+        self.bar.inc(1);
     }
 }
