@@ -53,9 +53,10 @@ pub fn run(args: IngestArgs, progress: Progress) -> Result<u8, Failure> {
         std::fs::write(path, json)
             .map_err(|e| Failure::new(exit::DATA, format!("{}: {e}", path.display())))?;
     }
+    let stored = report.stored_counts();
     emit(&format!(
         "{}report: {}\n",
-        report.summary(),
+        report.summary_with(&stored),
         args.store.join("reports").join("ingest.json").display()
     ))?;
     if !report.reconciles() {
@@ -63,6 +64,17 @@ pub fn run(args: IngestArgs, progress: Progress) -> Result<u8, Failure> {
             exit::INTERNAL,
             "ingest counts do not reconcile (see the report); this is a bug in phm",
         ));
+    }
+    let unreadable: Vec<&String> = stored
+        .iter()
+        .filter(|(_, s)| !s.problems.is_empty())
+        .map(|(ods, _)| ods)
+        .collect();
+    if !unreadable.is_empty() {
+        eprintln!(
+            "error: the store's files for {unreadable:?} cannot be read (see the summary); their counts are unknown, not zero"
+        );
+        return Ok(exit::DATA);
     }
     let rejected = report.rejected().count();
     if rejected > 0 {
