@@ -1,10 +1,9 @@
 use std::process::ExitCode;
 
-use clap::Parser;
-use phm::cli::{self, Cli};
+use phm::cli;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = cli::parse();
     cli::init_logging(cli.log_format, cli.verbose);
     match cli::run(cli) {
         Ok(code) => ExitCode::from(code),

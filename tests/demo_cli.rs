@@ -1,9 +1,67 @@
 //! `phm demo`, the README's first command, on a small network: it builds the
-//! release, synthesises, ingests, runs every shipped cohort, shows the
-//! practice without prescribing as unavailable (not zero), and a rerun reuses
-//! what is there and prints the same table.
+//! release, synthesises, ingests (printing the reconciliation table), runs
+//! every shipped cohort, shows the practice without prescribing as unavailable
+//! (not zero); a rerun reuses what is there, shows the stored counts as
+//! unchanged (not zero) and prints the same cohort table; a rerun with other
+//! parameters rebuilds the network rather than showing the old one.
 
 mod common;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use phm::synth::truth::GroundTruth;
+
+/// The ingest table's practice rows: ODS → (status, patients, events, medications).
+fn ingest_rows(text: &str) -> BTreeMap<String, (String, String, String, String)> {
+    text.lines()
+        .skip_while(|l| !l.starts_with("practice supp"))
+        .skip(1)
+        .take_while(|l| !l.starts_with("persons linked") && !l.starts_with("unchanged:"))
+        .map(|l| {
+            let c: Vec<&str> = l.split_whitespace().collect();
+            (
+                c[0].to_string(),
+                (c[2].into(), c[3].into(), c[4].into(), c[5].into()),
+            )
+        })
+        .collect()
+}
+
+/// What the ground truth says each practice must hold after all deliveries.
+fn expected_rows(landing: &Path) -> BTreeMap<String, (String, String, String)> {
+    let truth = GroundTruth::read(landing).unwrap();
+    truth
+        .practices
+        .iter()
+        .map(|p| {
+            let n = |t: &str| p.expected_rows.get(t).copied().unwrap_or(0).to_string();
+            (
+                p.ods.clone(),
+                (n("patients"), n("events"), n("medications")),
+            )
+        })
+        .collect()
+}
+
+/// Everything after the ingest table: the cohort table, explanation, outputs.
+fn after_ingest(text: &str) -> &str {
+    &text[text
+        .find("Persons included")
+        .unwrap_or_else(|| panic!("{text}"))..]
+}
+
+fn counts(
+    rows: &BTreeMap<String, (String, String, String, String)>,
+    status: &str,
+) -> BTreeMap<String, (String, String, String)> {
+    rows.iter()
+        .map(|(ods, (s, p, e, m))| {
+            assert_eq!(s, status, "{ods}");
+            (ods.clone(), (p.clone(), e.clone(), m.clone()))
+        })
+        .collect()
+}
 
 #[test]
 fn demo_runs_end_to_end_and_reruns_the_same() {
@@ -22,13 +80,19 @@ fn demo_runs_end_to_end_and_reruns_the_same() {
     assert_eq!(first.status.code(), Some(0), "{}", common::stderr(&first));
     let text = common::stdout(&first);
 
+    // The ingest table, with what the generator says each practice must hold.
+    let truth = expected_rows(&dir.join("landing"));
+    assert_eq!(truth.len(), 3);
+    assert_eq!(counts(&ingest_rows(&text), "ingested"), truth, "{text}");
+
     let cohorts: Vec<String> = std::fs::read_dir(common::repo("cohorts"))
         .unwrap()
         .filter_map(|e| e.ok())
         .filter(|e| e.path().is_dir())
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .collect();
-    let header = text
+    let cohort_table = after_ingest(&text);
+    let header = cohort_table
         .lines()
         .find(|l| l.starts_with("practice"))
         .unwrap_or_else(|| panic!("no table in\n{text}"));
@@ -45,7 +109,7 @@ fn demo_runs_end_to_end_and_reruns_the_same() {
     }
     // Three practice rows and the network row; the last practice delivered no
     // prescribing, so the medication cohorts say unavailable for it.
-    let rows: Vec<&str> = text
+    let rows: Vec<&str> = cohort_table
         .lines()
         .skip_while(|l| !l.starts_with("practice"))
         .skip(1)
@@ -75,5 +139,52 @@ fn demo_runs_end_to_end_and_reruns_the_same() {
         !err.contains("synthesising") && !err.contains("building the fixture"),
         "{err}"
     );
-    assert_eq!(common::stdout(&second), text);
+    // The ingest table shows what the store holds, unchanged: not zero.
+    let again = common::stdout(&second);
+    assert_eq!(counts(&ingest_rows(&again), "unchanged"), truth, "{again}");
+    assert_eq!(after_ingest(&again), after_ingest(&text));
+
+    // Other parameters: a new network, never the old one's results.
+    let other = [
+        "demo",
+        "--dir",
+        dir.to_str().unwrap(),
+        "--practices",
+        "2",
+        "--patients",
+        "600",
+        "--seed",
+        "7",
+    ];
+    let third = common::phm(&other);
+    assert_eq!(third.status.code(), Some(0), "{}", common::stderr(&third));
+    let err = common::stderr(&third);
+    assert!(
+        err.contains("rebuilding it for --practices 2 --patients 600 --seed 7"),
+        "{err}"
+    );
+    let rebuilt = common::stdout(&third);
+    let new_truth = expected_rows(&dir.join("landing"));
+    assert_eq!(GroundTruth::read(&dir.join("landing")).unwrap().seed, 7);
+    assert_eq!(new_truth.len(), 2);
+    assert_eq!(
+        counts(&ingest_rows(&rebuilt), "ingested"),
+        new_truth,
+        "{rebuilt}"
+    );
+    let included: Vec<&str> = after_ingest(&rebuilt)
+        .lines()
+        .skip_while(|l| !l.starts_with("practice"))
+        .skip(1)
+        .take_while(|l| !l.starts_with("network"))
+        .collect();
+    let practices: Vec<&str> = included
+        .iter()
+        .map(|l| l.split_whitespace().next().unwrap())
+        .collect();
+    assert_eq!(
+        practices,
+        new_truth.keys().map(String::as_str).collect::<Vec<_>>(),
+        "{rebuilt}"
+    );
 }

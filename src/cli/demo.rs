@@ -1,19 +1,26 @@
 //! `phm demo`: the whole path on a small synthetic network, from a fresh
-//! checkout — terminology release, synthetic EMIS/TPP deliveries, ingest, every
-//! shipped cohort, a per-practice table and one explanation.
+//! checkout — terminology release, synthetic EMIS/TPP deliveries, ingest (with
+//! its reconciliation table), every shipped cohort, a per-practice table and
+//! one explanation.
 //!
-//! Each step is skipped when its output is already there (the release, the
-//! landing zone); ingest and the cohort run are idempotent anyway.
+//! Each step is skipped when its output is already there: the release, and the
+//! landing zone when it was built with the same network parameters (recorded
+//! in `DIR/demo.json`). Other parameters rebuild the landing zone, the store
+//! and the outputs, so the old network is never shown as the new one. Ingest
+//! and the cohort run are idempotent anyway.
 
 use std::path::{Path, PathBuf};
 
 use chrono::NaiveDate;
 use clap::Args;
+use serde::{Deserialize, Serialize};
 
 use super::cohort::Folders;
 use super::cohort_run;
+use super::progress::Progress;
 use super::{Failure, emit, exit, open_release};
 use crate::cohort::explain;
+use crate::synth::truth::GROUND_TRUTH_FILE;
 use crate::synth::{SynthConfig, generate};
 use crate::terminology::{Release, fixture, import};
 
@@ -22,10 +29,14 @@ pub struct DemoArgs {
     /// Working folder for the release, landing zone, store and outputs.
     #[arg(long, default_value = "demo")]
     pub dir: PathBuf,
+    /// Member practices in the synthetic network (EMIS and TPP, half each; the
+    /// last one shares no prescribing).
     #[arg(long, default_value_t = 6)]
     pub practices: usize,
+    /// Patients across the whole network.
     #[arg(long, default_value_t = 20_000)]
     pub patients: usize,
+    /// Seed of the synthetic network: the same seed gives the same network.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
     /// The synthetic extracts' date; also the cohorts' index date.
@@ -35,70 +46,199 @@ pub struct DemoArgs {
     pub folders: Folders,
 }
 
+/// What the demo's landing zone was built with, kept in `DIR/demo.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Network {
+    practices: usize,
+    patients: usize,
+    seed: u64,
+    as_of: NaiveDate,
+    deltas: usize,
+    without_prescribing: usize,
+}
+
+impl Network {
+    const FILE: &str = "demo.json";
+
+    fn of(args: &DemoArgs) -> Network {
+        Network {
+            practices: args.practices,
+            patients: args.patients,
+            seed: args.seed,
+            as_of: args.as_of,
+            deltas: 2,
+            without_prescribing: 1,
+        }
+    }
+
+    /// The record in `dir`; `None` when there is none or it cannot be read
+    /// (then the landing zone's parameters are unknown).
+    fn read(dir: &Path) -> Option<Network> {
+        let bytes = std::fs::read(dir.join(Network::FILE)).ok()?;
+        serde_json::from_slice(&bytes).ok()
+    }
+
+    fn write(&self, dir: &Path) -> Result<(), Failure> {
+        let path = dir.join(Network::FILE);
+        let json = serde_json::to_vec_pretty(self).expect("record serialises");
+        std::fs::write(&path, json).map_err(|e| unwritable_at(&path, e))
+    }
+
+    fn config(&self, out: PathBuf) -> SynthConfig {
+        SynthConfig {
+            out,
+            practices: self.practices,
+            patients: self.patients,
+            seed: self.seed,
+            emis_share: 0.5,
+            deltas: self.deltas,
+            as_of: self.as_of,
+            defect_rates: SynthConfig::default_defect_rates(),
+            without_prescribing: self.without_prescribing,
+        }
+    }
+}
+
+impl std::fmt::Display for Network {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "--practices {} --patients {} --seed {} --as-of {}",
+            self.practices, self.patients, self.seed, self.as_of
+        )
+    }
+}
+
 fn data(e: impl std::fmt::Display) -> Failure {
     Failure::new(exit::DATA, e)
 }
 
-fn release(dir: &Path) -> Result<Release, Failure> {
+/// A file or folder of `--dir` that cannot be written: the user's to fix.
+/// `e` says what and where.
+fn unwritable(e: impl std::fmt::Display) -> Failure {
+    Failure::new(
+        exit::USAGE,
+        format!(
+            "{e}; hint: --dir must be a folder phm can create and write; choose another with --dir DIR"
+        ),
+    )
+}
+
+/// An i/o error on `path` of `--dir`.
+fn unwritable_at(path: &Path, e: std::io::Error) -> Failure {
+    unwritable(format!("{}: {e}", path.display()))
+}
+
+fn release(dir: &Path, progress: Progress) -> Result<Release, Failure> {
     let out = dir.join("terminology").join("fixture");
     if !out.join(crate::terminology::release::MANIFEST).is_file() {
         let inputs = fixture::inputs(Path::new("terminology/fixture"));
-        eprintln!(
+        let stage = progress.stage(format!(
             "building the fixture terminology release → {}",
             out.display()
-        );
-        import::import(&inputs, &out).map_err(|e| {
-            Failure::new(
+        ));
+        std::fs::create_dir_all(dir).map_err(|e| unwritable_at(dir, e))?;
+        import::import(&inputs, &out).map_err(|e| match e {
+            crate::terminology::Error::Io { ref path, .. } if path.starts_with(dir) => {
+                unwritable(e)
+            }
+            _ => Failure::new(
                 exit::USAGE,
                 format!("{e}; hint: run phm demo from the repository root"),
-            )
+            ),
         })?;
+        stage.finish();
     }
     open_release(&out)
 }
 
-pub fn run(args: DemoArgs) -> Result<u8, Failure> {
-    std::fs::create_dir_all(&args.dir).map_err(|e| {
-        Failure::new(
-            exit::USAGE,
-            format!(
-                "{}: phm cannot use this as the demo's working folder: {e}; hint: --dir takes a folder phm can create and write (not a file)",
-                args.dir.display()
+/// The landing zone of the network `args` asks for: reused when it was built
+/// with the same parameters, else (re)built, and then the store and outputs
+/// built from an older one are removed with it.
+fn landing(args: &DemoArgs, progress: Progress) -> Result<PathBuf, Failure> {
+    let dir = &args.dir;
+    let landing = dir.join("landing");
+    let wanted = Network::of(args);
+    let built = Network::read(dir);
+    if landing.exists() {
+        match &built {
+            Some(b) if *b == wanted && landing.join(GROUND_TRUTH_FILE).is_file() => {
+                return Ok(landing);
+            }
+            Some(b) => eprintln!(
+                "{} holds the network of {b}; rebuilding it for {wanted}",
+                landing.display()
             ),
-        )
-    })?;
-    let release = release(&args.dir)?;
-    let landing = args.dir.join("landing");
-    if !landing.join("ground_truth.json").is_file() {
-        eprintln!(
-            "synthesising {} patients at {} practices (seed {}) → {}",
-            args.patients,
-            args.practices,
-            args.seed,
-            landing.display()
-        );
-        let _ = std::fs::remove_dir_all(&landing);
-        let config = SynthConfig {
-            out: landing.clone(),
-            practices: args.practices,
-            patients: args.patients,
-            seed: args.seed,
-            emis_share: 0.5,
-            deltas: 2,
-            as_of: args.as_of,
-            defect_rates: SynthConfig::default_defect_rates(),
-            without_prescribing: 1,
-        };
-        generate(&config).map_err(|e| Failure::new(exit::USAGE, e))?;
+            // Synthetic (it has a ground truth) but of unknown parameters: a
+            // demo from an earlier phm, or a synthesis that was interrupted.
+            None if landing.join(GROUND_TRUTH_FILE).is_file()
+                || landing.read_dir().is_ok_and(|mut d| d.next().is_none()) =>
+            {
+                eprintln!(
+                    "{} holds a network of unknown parameters; rebuilding it for {wanted}",
+                    landing.display()
+                )
+            }
+            None => {
+                return Err(Failure::new(
+                    exit::USAGE,
+                    format!(
+                        "{}: not a landing zone written by phm demo (no {} or {GROUND_TRUTH_FILE}); it is left as it is; hint: choose another folder with --dir DIR",
+                        landing.display(),
+                        Network::FILE
+                    ),
+                ));
+            }
+        }
     }
+    // Everything built from an older network goes with it.
+    for old in [
+        dir.join(Network::FILE),
+        landing.clone(),
+        dir.join("store"),
+        dir.join("out"),
+    ] {
+        let removed = if old.is_dir() {
+            std::fs::remove_dir_all(&old)
+        } else if old.exists() {
+            std::fs::remove_file(&old)
+        } else {
+            Ok(())
+        };
+        removed.map_err(|e| unwritable_at(&old, e))?;
+    }
+    let stage = progress.stage(format!(
+        "synthesising {} patients at {} practices (seed {}) → {}",
+        wanted.patients,
+        wanted.practices,
+        wanted.seed,
+        landing.display()
+    ));
+    generate(&wanted.config(landing.clone())).map_err(|e| match e {
+        crate::synth::SynthError::InvalidConfig(_) => Failure::new(exit::USAGE, e),
+        crate::synth::SynthError::Io { .. } | crate::synth::SynthError::Parquet { .. } => {
+            unwritable(e)
+        }
+    })?;
+    wanted.write(dir)?;
+    stage.finish();
+    Ok(landing)
+}
+
+pub fn run(args: DemoArgs, progress: Progress) -> Result<u8, Failure> {
+    if args.practices == 0 || args.patients < args.practices {
+        return Err(Failure::new(
+            exit::USAGE,
+            "need at least one practice and at least one patient per practice; hint: --patients must be at least --practices",
+        ));
+    }
+    let landing = landing(&args, progress)?;
+    let release = release(&args.dir, progress)?;
     let store = args.dir.join("store");
     // The demo's own store, from an earlier phm: rebuilt rather than refused.
     if crate::store::file_without_row_order(&store)
         .map_err(data)?
         .is_some()
-        || !crate::store::unrecorded_practices(&store)
-            .map_err(data)?
-            .is_empty()
     {
         eprintln!(
             "{} was written by an earlier phm; rebuilding it",
@@ -106,32 +246,39 @@ pub fn run(args: DemoArgs) -> Result<u8, Failure> {
         );
         std::fs::remove_dir_all(&store).map_err(|e| data(format!("{}: {e}", store.display())))?;
     }
-    eprintln!("ingesting → {}", store.display());
     let subs = crate::ingest::history::Substitutions::from_release(&release);
-    let report =
-        crate::ingest::run(&landing, &store, Some(&subs)).map_err(super::ingest::failure)?;
+    let bar = progress.practices(Some(format!("ingesting → {}", store.display())));
+    let report = crate::ingest::run_observed(&landing, &store, Some(&subs), &bar);
+    bar.finish();
+    let report = report.map_err(super::ingest::failure)?;
     if !report.reconciles() {
         return Err(Failure::new(
             exit::INTERNAL,
             "ingest counts do not reconcile; this is a bug in phm",
         ));
     }
+    let mut text = format!(
+        "Ingest (report: {}):\n{}\n",
+        store.join("reports").join("ingest.json").display(),
+        report.summary()
+    );
     let keys = cohort_run::all_keys(&args.folders)?;
     let cohorts = cohort_run::load(&keys, &args.folders, &release)?;
     let out = args.dir.join("out");
-    eprintln!(
+    let stage = progress.stage(format!(
         "running {} cohorts at index date {} → {}",
         cohorts.len(),
         args.as_of,
         out.display()
-    );
+    ));
     let defs: Vec<_> = cohorts.iter().map(|c| c.def.clone()).collect();
     let runs = cohort_run::evaluate(&store, cohorts, Some(args.as_of), &out, release.id(), None)?;
-    let mut text = format!(
+    stage.finish();
+    text.push_str(&format!(
         "Persons included per practice (index date {}):\n{}",
         args.as_of,
         cohort_run::table(&runs)
-    );
+    ));
     // One example: an included person, from DM_REG when it ran.
     let mut order: Vec<&(NaiveDate, crate::cohort::engine::CohortRun)> = runs.iter().collect();
     order.sort_by_key(|(_, r)| !r.key.starts_with("DM_REG@"));
@@ -158,5 +305,13 @@ pub fn run(args: DemoArgs) -> Result<u8, Failure> {
     for (_, r) in &runs {
         text.push_str(&format!("  {}\n", r.dir.display()));
     }
-    emit(&text)
+    emit(&text)?;
+    let rejected = report.rejected().count();
+    if rejected > 0 {
+        eprintln!(
+            "error: {rejected} practice(s) rejected (see the ingest table); the cohorts ran on the others"
+        );
+        return Ok(exit::DATA);
+    }
+    Ok(exit::OK)
 }

@@ -4,7 +4,8 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use super::{Failure, exit};
+use super::progress::Progress;
+use super::{Failure, emit, exit};
 use crate::ingest::{self, IngestError};
 use crate::store::StoreError;
 
@@ -37,7 +38,7 @@ pub(super) fn failure(e: IngestError) -> Failure {
     }
 }
 
-pub fn run(args: IngestArgs) -> Result<u8, Failure> {
+pub fn run(args: IngestArgs, progress: Progress) -> Result<u8, Failure> {
     let release = match &args.release {
         Some(dir) => Some(super::open_release(dir)?),
         None => None,
@@ -45,23 +46,37 @@ pub fn run(args: IngestArgs) -> Result<u8, Failure> {
     let substitutions = release
         .as_ref()
         .map(ingest::history::Substitutions::from_release);
-    let report =
-        ingest::run(&args.landing, &args.store, substitutions.as_ref()).map_err(failure)?;
+    let bar = progress.practices(None);
+    let report = ingest::run_observed(&args.landing, &args.store, substitutions.as_ref(), &bar);
+    bar.finish();
+    let report = report.map_err(failure)?;
     if let Some(path) = &args.report {
         let json = serde_json::to_vec_pretty(&report).expect("report serialises");
         std::fs::write(path, json)
             .map_err(|e| Failure::new(exit::DATA, format!("{}: {e}", path.display())))?;
     }
-    print!("{}", report.summary());
-    println!(
-        "report: {}",
+    let stored = report.stored_counts();
+    emit(&format!(
+        "{}report: {}\n",
+        report.summary_with(&stored),
         args.store.join("reports").join("ingest.json").display()
-    );
+    ))?;
     if !report.reconciles() {
         return Err(Failure::new(
             exit::INTERNAL,
             "ingest counts do not reconcile (see the report); this is a bug in phm",
         ));
+    }
+    let unreadable: Vec<&String> = stored
+        .iter()
+        .filter(|(_, s)| !s.problems.is_empty())
+        .map(|(ods, _)| ods)
+        .collect();
+    if !unreadable.is_empty() {
+        eprintln!(
+            "error: the store's files for {unreadable:?} cannot be read (see the summary); their counts are unknown, not zero"
+        );
+        return Ok(exit::DATA);
     }
     let rejected = report.rejected().count();
     if rejected > 0 {

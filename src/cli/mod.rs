@@ -9,6 +9,7 @@ mod cohort_run;
 mod demo;
 mod ingest;
 mod key;
+mod progress;
 mod reidentify;
 mod synth;
 mod terminology;
@@ -16,7 +17,7 @@ mod valueset;
 
 use std::io::IsTerminal;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 
 /// Exit codes a scheduler can act on.
 pub mod exit {
@@ -71,6 +72,101 @@ pub enum Command {
     Demo(demo::DemoArgs),
     /// Turn pseudonyms back into a practice's own patients (audited).
     Reidentify(reidentify::ReidentifyArgs),
+}
+
+/// Examples shown after each subcommand's `--help`, by subcommand path: a flat
+/// list of like things. Every one is parsed by a test, so none can rot; the
+/// paths are the README tour's.
+const EXAMPLES: &[(&str, &[&str])] = &[
+    (
+        "synth",
+        &["phm synth --out landing --practices 3 --patients 2000 --seed 7"],
+    ),
+    (
+        "ingest",
+        &[
+            "phm ingest --landing landing --store store",
+            "phm ingest --landing landing --store store --release release --report ingest.json",
+        ],
+    ),
+    (
+        "terminology",
+        &["phm terminology import --rf2 terminology/fixture/rf2 --out release"],
+    ),
+    (
+        "terminology import",
+        &[
+            "phm terminology import --rf2 terminology/fixture/rf2 --dmd terminology/fixture/dmd --ctv3-map terminology/fixture/ctv3/SRCtv3ToSnomed.txt --out release",
+        ],
+    ),
+    (
+        "terminology fixture",
+        &["phm terminology fixture --codelists fixtures/codelists --out terminology/fixture"],
+    ),
+    ("valueset", &["phm valueset list"]),
+    ("valueset list", &["phm valueset list --dir valuesets"]),
+    (
+        "valueset expand",
+        &["phm valueset expand HYP_COD --release release"],
+    ),
+    (
+        "valueset diff",
+        &["phm valueset diff DM_COD@20200812 DM_COD@20250627 --release release"],
+    ),
+    ("cohort", &["phm cohort show DM_REG"]),
+    (
+        "cohort validate",
+        &["phm cohort validate --release release"],
+    ),
+    ("cohort show", &["phm cohort show DM_REG --release release"]),
+    (
+        "cohort run",
+        &[
+            "phm cohort run DM_REG CKD_3_5 --store store --release release --index-date 2026-03-31 --out out",
+            "phm cohort run --all --store store --release release --index-date 2026-03-31 --out out",
+        ],
+    ),
+    (
+        "cohort explain",
+        &[
+            "phm cohort explain DM_REG --patient N24a8e55b7f526b0f --store store --release release --index-date 2026-03-31",
+        ],
+    ),
+    (
+        "demo",
+        &[
+            "phm demo",
+            "phm demo --dir /tmp/demo --practices 3 --patients 2000 --seed 7",
+        ],
+    ),
+];
+
+/// The command line with every subcommand's examples attached.
+pub fn command() -> clap::Command {
+    EXAMPLES
+        .iter()
+        .fold(Cli::command(), |cmd, (path, examples)| {
+            let path: Vec<&str> = path.split(' ').collect();
+            with_examples(cmd, &path, examples)
+        })
+}
+
+fn with_examples(cmd: clap::Command, path: &[&str], examples: &[&str]) -> clap::Command {
+    match path {
+        [] => {
+            let text = examples
+                .iter()
+                .fold(String::from("Examples:"), |t, e| format!("{t}\n  {e}"));
+            cmd.after_help(text)
+        }
+        [first, rest @ ..] => cmd.mut_subcommand(*first, |c| with_examples(c, rest, examples)),
+    }
+}
+
+/// Parses the process's arguments (exits with clap's message on a usage error).
+pub fn parse() -> Cli {
+    let matches = command().get_matches();
+    Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
 }
 
 /// An error with the exit code it maps to.
@@ -144,13 +240,92 @@ pub fn init_logging(format: LogFormat, verbose: u8) {
 }
 
 pub fn run(cli: Cli) -> Result<u8, Failure> {
+    let progress = progress::Progress::new(cli.log_format, cli.verbose);
     match cli.command {
         Command::Synth(args) => synth::run(args),
-        Command::Ingest(args) => ingest::run(args),
+        Command::Ingest(args) => ingest::run(args, progress),
         Command::Terminology(args) => terminology::run(args),
         Command::Valueset(args) => valueset::run(args),
         Command::Cohort(args) => cohort::run(args),
-        Command::Demo(args) => demo::run(args),
+        Command::Demo(args) => demo::run(args, progress),
         Command::Reidentify(args) => reidentify::run(args),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every subcommand, with its path (`cohort run`).
+    fn subcommands(cmd: &clap::Command, path: String, out: &mut Vec<(String, clap::Command)>) {
+        for sub in cmd.get_subcommands() {
+            let p = format!("{path} {}", sub.get_name()).trim().to_string();
+            out.push((p.clone(), sub.clone()));
+            subcommands(sub, p, out);
+        }
+    }
+
+    fn all() -> Vec<(String, clap::Command)> {
+        let mut cmd = command();
+        cmd.build();
+        let mut out = Vec::new();
+        subcommands(&cmd, String::new(), &mut out);
+        out.retain(|(p, _)| !p.split(' ').any(|w| w == "help"));
+        out
+    }
+
+    #[test]
+    fn every_subcommand_has_an_example_that_parses_to_it() {
+        let mut missing = Vec::new();
+        for (path, sub) in all() {
+            let Some(after) = sub.get_after_help() else {
+                missing.push(path);
+                continue;
+            };
+            let text = after.to_string();
+            let examples: Vec<&str> = text
+                .lines()
+                .filter_map(|l| l.trim().strip_prefix("phm "))
+                .collect();
+            assert!(!examples.is_empty(), "{path}: no example in {text:?}");
+            for e in examples {
+                let argv = std::iter::once("phm").chain(e.split_whitespace());
+                if let Err(err) = Cli::try_parse_from(argv) {
+                    panic!("{path}: `phm {e}` does not parse: {err}");
+                }
+                assert!(
+                    e.starts_with(&format!("{path} ")) || e == path,
+                    "{path}: example `phm {e}` runs another subcommand"
+                );
+            }
+        }
+        assert!(
+            missing.is_empty(),
+            "subcommands without an example: {missing:?}"
+        );
+    }
+
+    #[test]
+    fn every_argument_is_described() {
+        let mut cmd = command();
+        cmd.build();
+        let mut commands = vec![(String::from("phm"), cmd.clone())];
+        commands.extend(all());
+        let mut undescribed = Vec::new();
+        for (path, sub) in commands {
+            for arg in sub.get_arguments() {
+                let id = arg.get_id().as_str();
+                if id == "help" || id == "version" {
+                    continue;
+                }
+                if arg.get_help().is_none() && arg.get_long_help().is_none() {
+                    undescribed.push(format!("{path}: {id}"));
+                }
+            }
+        }
+        assert!(
+            undescribed.is_empty(),
+            "arguments without a description: {undescribed:?}"
+        );
     }
 }

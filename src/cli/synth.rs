@@ -13,11 +13,13 @@ pub struct SynthArgs {
     /// Landing zone to write: DIR/<ODS>/<extract id>/.
     #[arg(long)]
     pub out: PathBuf,
+    /// Member practices in the network, split between EMIS and TPP by --emis-share.
     #[arg(long, default_value_t = 6)]
     pub practices: usize,
     /// Patients across the whole network.
     #[arg(long, default_value_t = 20_000)]
     pub patients: usize,
+    /// Seed: the same arguments and seed write byte-identical files.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
     /// Fraction of practices on EMIS Web (the rest on TPP SystmOne).
@@ -68,9 +70,16 @@ pub fn run(args: SynthArgs) -> Result<u8, Failure> {
         defect_rates: SynthConfig::default_defect_rates(),
         without_prescribing: args.without_prescribing,
     };
+    // Nothing is read: a file that cannot be written is the user's to fix.
     let truth = synth::generate(&config).map_err(|e| match e {
         synth::SynthError::InvalidConfig(_) => Failure::new(exit::USAGE, e),
-        _ => Failure::new(exit::DATA, e),
+        synth::SynthError::Io { .. } | synth::SynthError::Parquet { .. } => Failure::new(
+            exit::USAGE,
+            format!(
+                "{e}; hint: --out must be a folder phm can create and write; choose another, and remove {} if it holds part of a network",
+                args.out.display()
+            ),
+        ),
     })?;
     for p in &truth.practices {
         println!(

@@ -219,12 +219,32 @@ fn schema_version(supplier: Supplier) -> &'static str {
     }
 }
 
+/// Told how an ingest goes, for a progress display; `()` ignores it.
+pub trait Observer: Sync {
+    /// The landing zone holds `practices` practice folders.
+    fn started(&self, _practices: usize) {}
+    /// One practice is done: ingested, up to date or rejected.
+    fn finished(&self, _practice: &PracticeReport) {}
+}
+
+impl Observer for () {}
+
 /// Ingests every practice folder under `landing` into the store at `store_root`;
 /// with `substitutions`, inactive codes are mapped to their active successors.
 pub fn run(
     landing: &Path,
     store_root: &Path,
     substitutions: Option<&history::Substitutions>,
+) -> Result<IngestReport, IngestError> {
+    run_observed(landing, store_root, substitutions, &())
+}
+
+/// [`run`], telling `observer` as practices finish.
+pub fn run_observed(
+    landing: &Path,
+    store_root: &Path,
+    substitutions: Option<&history::Substitutions>,
+    observer: &dyn Observer,
 ) -> Result<IngestReport, IngestError> {
     if !landing.is_dir() {
         return Err(IngestError::NoLanding {
@@ -243,15 +263,18 @@ pub fn run(
         .collect();
     practices.sort();
     store.begin_ingest(&plan(&store, &practices))?;
+    observer.started(practices.len());
 
     let reports: Vec<PracticeReport> = practices
         .par_iter()
         .map(|(ods, dir)| {
             let _span = tracing::info_span!("ingest", practice = %ods).entered();
-            ingest_practice(&store, ods, dir, substitutions).unwrap_or_else(|e| {
+            let report = ingest_practice(&store, ods, dir, substitutions).unwrap_or_else(|e| {
                 tracing::error!(practice = %ods, error = %e, "practice rejected");
                 PracticeReport::rejected(ods, e.to_string())
-            })
+            });
+            observer.finished(&report);
+            report
         })
         .collect();
     let persons = linkage::person_linkage(&store.canonical_dir(CanonicalTable::Patients.name()))?;

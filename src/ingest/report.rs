@@ -8,7 +8,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use chrono::NaiveDateTime;
 use serde::Serialize;
@@ -105,6 +105,76 @@ impl PracticeReport {
             .all(|d| d.tables.iter().all(|t| t.reconciles))
             && self.canonical.iter().all(|c| c.reconciles)
     }
+
+    /// Rows this report quarantines: every canonical table's (registrations
+    /// included) plus the rows of this run's deliveries that had no key.
+    pub fn quarantined(&self) -> u64 {
+        let canonical: u64 = self.canonical.iter().map(|c| c.quarantined).sum();
+        let unkeyed: u64 = self
+            .deliveries
+            .iter()
+            .flat_map(|d| &d.tables)
+            .map(|t| t.counts.quarantined)
+            .sum();
+        canonical + unkeyed
+    }
+}
+
+/// What an up-to-date practice holds in the store, from the row counts in the
+/// committed Parquet files' footers (no table is scanned). The report of an
+/// up-to-date practice carries no counts of its own, and its summary line must
+/// not read as an empty practice.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StoredCounts {
+    /// `None`: the file is missing or its footer cannot be read (see `problems`).
+    pub patients: Option<u64>,
+    pub events: Option<u64>,
+    pub medications: Option<u64>,
+    pub quarantined: Option<u64>,
+    /// What could not be read, with the file.
+    pub problems: Vec<String>,
+}
+
+impl StoredCounts {
+    /// Reads `ods`'s committed files in the store at `root` (the layout of
+    /// [`crate::store`]: `canonical/<table>/practice=<ODS>/data.parquet`,
+    /// `quarantine/practice=<ODS>/data.parquet`).
+    pub fn read(root: &Path, ods: &str) -> StoredCounts {
+        let partition = format!("practice={ods}");
+        let mut problems = Vec::new();
+        let mut rows = |path: PathBuf| match footer_rows(&path) {
+            Ok(n) => Some(n),
+            Err(e) => {
+                problems.push(format!("{}: {e}", path.display()));
+                None
+            }
+        };
+        let canonical = |table: &str| {
+            root.join("canonical")
+                .join(table)
+                .join(&partition)
+                .join("data.parquet")
+        };
+        StoredCounts {
+            patients: rows(canonical("patients")),
+            events: rows(canonical("events")),
+            medications: rows(canonical("medications")),
+            quarantined: rows(
+                root.join("quarantine")
+                    .join(&partition)
+                    .join("data.parquet"),
+            ),
+            problems,
+        }
+    }
+}
+
+/// The row count a Parquet file's footer records.
+fn footer_rows(path: &Path) -> Result<u64, String> {
+    use datafusion::parquet::file::reader::{FileReader, SerializedFileReader};
+    let file = std::fs::File::open(path).map_err(|e| e.to_string())?;
+    let reader = SerializedFileReader::new(file).map_err(|e| e.to_string())?;
+    u64::try_from(reader.metadata().file_metadata().num_rows()).map_err(|e| e.to_string())
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -136,66 +206,150 @@ impl IngestReport {
         self.practices.iter().all(PracticeReport::reconciles)
     }
 
-    /// The human summary printed after an ingest.
+    /// What up-to-date practices hold in the store (see [`StoredCounts`]).
+    pub fn stored_counts(&self) -> BTreeMap<String, StoredCounts> {
+        self.practices
+            .iter()
+            .filter(|p| p.status == PracticeStatus::UpToDate)
+            .map(|p| {
+                (
+                    p.practice.clone(),
+                    StoredCounts::read(&self.store, &p.practice),
+                )
+            })
+            .collect()
+    }
+
+    /// The human summary printed after an ingest, reading what up-to-date
+    /// practices hold from the store's footers.
     pub fn summary(&self) -> String {
+        self.summary_with(&self.stored_counts())
+    }
+
+    /// The human summary; `stored` gives an up-to-date practice's counts,
+    /// which its report does not carry. Its status reads `unchanged`: the
+    /// counts are the store's, not zero, and nothing was applied.
+    pub fn summary_with(&self, stored: &BTreeMap<String, StoredCounts>) -> String {
         let mut out = String::new();
-        let _ = writeln!(
-            out,
-            "{:<8} {:<5} {:<10} {:>9} {:>10} {:>13} {:>11} {:>11}  reconciles",
-            "practice",
-            "supp",
-            "status",
-            "patients",
-            "events",
-            "medications",
-            "quarantined",
-            "deleted",
-        );
-        for p in &self.practices {
-            let loaded = |t: &str| {
-                p.canonical
-                    .iter()
-                    .find(|c| c.table == t)
-                    .map_or(0, |c| c.loaded)
-            };
-            let quarantined: u64 = p
-                .canonical
-                .iter()
-                .filter(|c| c.table != "registrations")
-                .map(|c| c.quarantined)
-                .sum();
-            let deleted: u64 = p
-                .deliveries
-                .iter()
-                .flat_map(|d| &d.tables)
-                .map(|t| t.counts.deleted)
-                .sum();
-            let status = match p.status {
-                PracticeStatus::Ingested => "ingested",
-                PracticeStatus::UpToDate => "up-to-date",
-                PracticeStatus::Rejected => "REJECTED",
-            };
-            let supplier = p.supplier.map_or("-", Supplier::as_str);
-            if p.status == PracticeStatus::Rejected {
-                let _ = writeln!(
-                    out,
-                    "{:<8} {:<5} {:<10} {:>9} {:>10} {:>13} {:>11} {:>11}  -",
-                    p.practice, supplier, status, "-", "-", "-", "-", "-"
-                );
-                continue;
-            }
-            let _ = writeln!(
-                out,
-                "{:<8} {:<5} {:<10} {:>9} {:>10} {:>13} {:>11} {:>11}  {}",
-                p.practice,
+        let row = |out: &mut String, cells: [&str; 9]| {
+            let [
+                practice,
                 supplier,
                 status,
-                loaded("patients"),
-                loaded("events"),
-                loaded("medications"),
+                patients,
+                events,
+                medications,
                 quarantined,
                 deleted,
-                if p.reconciles() { "yes" } else { "NO" }
+                reconciles,
+            ] = cells;
+            let _ = writeln!(
+                out,
+                "{practice:<8} {supplier:<5} {status:<10} {patients:>9} {events:>10} {medications:>13} {quarantined:>11} {deleted:>11}  {reconciles}",
+            );
+        };
+        row(
+            &mut out,
+            [
+                "practice",
+                "supp",
+                "status",
+                "patients",
+                "events",
+                "medications",
+                "quarantined",
+                "deleted",
+                "reconciles",
+            ],
+        );
+        let unknown = |n: Option<u64>| n.map_or_else(|| "?".to_string(), |n| n.to_string());
+        let mut problems = Vec::new();
+        for p in &self.practices {
+            let supplier = p.supplier.map_or("-", Supplier::as_str);
+            match p.status {
+                PracticeStatus::Rejected => row(
+                    &mut out,
+                    [
+                        &p.practice,
+                        supplier,
+                        "REJECTED",
+                        "-",
+                        "-",
+                        "-",
+                        "-",
+                        "-",
+                        "-",
+                    ],
+                ),
+                PracticeStatus::UpToDate => {
+                    let s = stored
+                        .get(&p.practice)
+                        .cloned()
+                        .unwrap_or_else(|| StoredCounts {
+                            problems: vec![format!("{}: not read from the store", p.practice)],
+                            ..StoredCounts::default()
+                        });
+                    problems.extend(s.problems.iter().map(|e| (p.practice.clone(), e.clone())));
+                    row(
+                        &mut out,
+                        [
+                            &p.practice,
+                            supplier,
+                            "unchanged",
+                            &unknown(s.patients),
+                            &unknown(s.events),
+                            &unknown(s.medications),
+                            &unknown(s.quarantined),
+                            "-",
+                            "-",
+                        ],
+                    );
+                }
+                PracticeStatus::Ingested => {
+                    let loaded = |t: &str| {
+                        p.canonical
+                            .iter()
+                            .find(|c| c.table == t)
+                            .map_or(0, |c| c.loaded)
+                            .to_string()
+                    };
+                    let deleted: u64 = p
+                        .deliveries
+                        .iter()
+                        .flat_map(|d| &d.tables)
+                        .map(|t| t.counts.deleted)
+                        .sum();
+                    row(
+                        &mut out,
+                        [
+                            &p.practice,
+                            supplier,
+                            "ingested",
+                            &loaded("patients"),
+                            &loaded("events"),
+                            &loaded("medications"),
+                            &p.quarantined().to_string(),
+                            &deleted.to_string(),
+                            if p.reconciles() { "yes" } else { "NO" },
+                        ],
+                    );
+                }
+            }
+        }
+        if self
+            .practices
+            .iter()
+            .any(|p| p.status == PracticeStatus::UpToDate)
+        {
+            let _ = writeln!(
+                out,
+                "unchanged: every delivery was already in the store; counts are what the store holds"
+            );
+        }
+        for (practice, problem) in &problems {
+            let _ = writeln!(
+                out,
+                "{practice}: stored counts unknown (?): {problem}; hint: the store may be damaged; run phm ingest on a new store from the landing zone"
             );
         }
         let _ = writeln!(

@@ -1,5 +1,6 @@
 //! The cases, one module per command they hit.
 
+mod demo;
 mod ingest;
 mod reidentify;
 mod store;
@@ -7,6 +8,7 @@ mod terminology;
 
 pub fn all() -> Vec<crate::Case> {
     [
+        demo::CASES,
         ingest::CASES,
         reidentify::CASES,
         store::CASES,

@@ -1,0 +1,103 @@
+//! `phm demo` and `phm synth` on a folder they cannot or must not write, and
+//! the summary a newcomer reads after an ingest with nothing new.
+
+use std::fs;
+use std::process::Output;
+
+use crate::common::*;
+use crate::scene::Scene;
+use crate::{Case, case};
+
+#[rustfmt::skip]
+pub const CASES: &[Case] = &[
+    case!("synth into an unwritable --out", 2, "hint: --out must be a folder phm can create and write", synth_unwritable),
+    case!("demo into an unwritable --dir", 2, "hint: --dir must be a folder phm can create and write", demo_unwritable),
+    case!("demo over a landing zone it did not write", 2, "not a landing zone written by phm demo", demo_foreign_landing),
+    case!("unchanged practice with a stored file missing", 3, "stored counts unknown (?)", unchanged_missing_file),
+];
+
+/// A path under a regular file: no one can create it, root included.
+fn under_a_file(s: &Scene) -> std::path::PathBuf {
+    let file = s.work().join("a-file");
+    fs::write(&file, "").unwrap();
+    file.join("out")
+}
+
+fn synth_unwritable(s: &mut Scene) -> Output {
+    let out = under_a_file(s);
+    phm(&[
+        "synth",
+        "--out",
+        out.to_str().unwrap(),
+        "--practices",
+        "1",
+        "--patients",
+        "20",
+    ])
+}
+
+fn demo_unwritable(s: &mut Scene) -> Output {
+    let dir = under_a_file(s);
+    phm(&[
+        "demo",
+        "--dir",
+        dir.to_str().unwrap(),
+        "--practices",
+        "1",
+        "--patients",
+        "20",
+    ])
+}
+
+/// A landing zone with no record of the demo and no ground truth: someone's
+/// own deliveries. The demo must refuse, and leave every file there.
+fn demo_foreign_landing(s: &mut Scene) -> Output {
+    let dir = s.work().join("demo");
+    fs::create_dir_all(&dir).unwrap();
+    copy_dir(&s.landing(), &dir.join("landing"));
+    fs::remove_file(dir.join("landing/ground_truth.json")).unwrap();
+    let before = files(&dir.join("landing"));
+    let out = phm(&[
+        "demo",
+        "--dir",
+        dir.to_str().unwrap(),
+        "--practices",
+        "1",
+        "--patients",
+        "20",
+    ]);
+    assert_eq!(
+        files(&dir.join("landing")),
+        before,
+        "the demo touched a landing zone it did not write"
+    );
+    out
+}
+
+fn files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in fs::read_dir(dir).unwrap().filter_map(Result::ok) {
+        if e.path().is_dir() {
+            out.extend(files(&e.path()));
+        } else {
+            out.push(e.path());
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Nothing new to ingest, but one practice's stored events file is gone: its
+/// summary line must say unknown, not zero, and the exit code must say so.
+fn unchanged_missing_file(s: &mut Scene) -> Output {
+    let (landing, store) = (s.landing(), s.store());
+    let emis = s.emis();
+    fs::remove_file(store.join(format!("canonical/events/practice={emis}/data.parquet"))).unwrap();
+    let out = ingest(&landing, &store);
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text.lines().find(|l| l.starts_with(&emis)).unwrap();
+    let cells: Vec<&str> = line.split_whitespace().collect();
+    assert_eq!(cells[2..5], ["unchanged", cells[3], "?"], "{text}");
+    assert_ne!(cells[3], "0", "{text}");
+    out
+}
