@@ -334,7 +334,7 @@ fn synth_then_ingest_matches_the_ground_truth() {
     let out = ingest(&landing, &store);
     assert_eq!(out.status.code(), Some(0));
     assert_eq!(
-        stdout(&out).matches("up-to-date").count(),
+        stdout(&out).matches(" unchanged ").count(),
         truth.practices.len(),
         "{}",
         stdout(&out)

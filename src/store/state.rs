@@ -274,3 +274,84 @@ impl InProgress {
         out
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(day: u32) -> NaiveDateTime {
+        chrono::NaiveDate::from_ymd_opt(2026, 3, day)
+            .unwrap()
+            .and_hms_opt(0, 0, 0)
+            .unwrap()
+    }
+
+    fn state(practice: &str, extracts: &[(&str, u32)]) -> PracticeState {
+        PracticeState {
+            practice: practice.into(),
+            supplier: Supplier::Emis,
+            deliveries: extracts
+                .iter()
+                .map(|(id, day)| IngestedDelivery {
+                    extract_id: id.to_string(),
+                    kind: ExtractKind::Full,
+                    extracted_at: at(*day),
+                    manifest_sha256: String::new(),
+                })
+                .collect(),
+            capability: Capability {
+                supplier: Supplier::Emis,
+                schema_version: "1".into(),
+                source_tables: BTreeMap::new(),
+                canonical_tables: vec![],
+                code_systems: vec![],
+                latest_extracted_at: at(1),
+            },
+            files: Some(vec![]),
+        }
+    }
+
+    /// Each practice an unfinished ingest named, as the store holds it.
+    #[test]
+    fn an_unfinished_ingest_leaves_practices_missing_or_stale() {
+        let pending = |practice: &str, extracts: &[(&str, u32)]| PendingPractice {
+            practice: practice.into(),
+            extracts: extracts
+                .iter()
+                .map(|(id, day)| PendingExtract {
+                    extract_id: id.to_string(),
+                    extracted_at: at(*day),
+                })
+                .collect(),
+        };
+        let record = InProgress {
+            pid: 1,
+            practices: vec![
+                pending("A1", &[("a-2", 2)]),
+                pending("B2", &[("b-2", 2), ("b-3", 3)]),
+                pending("C3", &[("c-2", 2)]),
+            ],
+        };
+        let states = [
+            // A1 committed before the crash; C3 has its old extract only;
+            // B2 was never committed.
+            state("A1", &[("a-1", 1), ("a-2", 2)]),
+            state("C3", &[("c-1", 1)]),
+        ];
+        let got = record.left_behind(&states);
+        let want = [
+            (
+                "B2",
+                "missing from the store: an ingest did not finish applying b-2 (extracted 2026-03-02 00:00:00), b-3 (extracted 2026-03-03 00:00:00)",
+            ),
+            (
+                "C3",
+                "stale: the store holds extracts up to c-1 (extracted 2026-03-01 00:00:00); an ingest did not finish applying c-2 (extracted 2026-03-02 00:00:00)",
+            ),
+        ];
+        assert_eq!(got.len(), want.len(), "{got:?}");
+        for ((p, why), (wp, wwhy)) in got.iter().zip(want) {
+            assert_eq!((p.as_str(), why.as_str()), (wp, wwhy));
+        }
+    }
+}
