@@ -124,12 +124,19 @@ const EXAMPLES: &[(&str, &[&str])] = &[
         &[
             "phm cohort run DM_REG CKD_3_5 --store store --release release --index-date 2026-03-31 --out out",
             "phm cohort run --all --store store --release release --index-date 2026-03-31 --out out",
+            "phm cohort run DM_REG --store store --release release --index-date 2026-03-31 --out out --key-file network.key --purpose \"diabetes audit\"",
         ],
     ),
     (
         "cohort explain",
         &[
             "phm cohort explain DM_REG --patient N24a8e55b7f526b0f --store store --release release --index-date 2026-03-31",
+        ],
+    ),
+    (
+        "reidentify",
+        &[
+            "phm reidentify --store store --practice A81001 --purpose \"diabetes recall\" --key-file network.key P3f2a09c1d2e3f405162738495a6b7c8d",
         ],
     ),
     (

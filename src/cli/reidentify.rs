@@ -10,9 +10,6 @@ use crate::output::audit::{self, AuditRecord};
 use crate::output::reidentify::{Error, Resolved, reidentify};
 
 #[derive(Debug, Args)]
-#[command(
-    after_help = "Example:\n  phm reidentify --store store --practice A81001 --purpose \"diabetes recall\" \\\n      --key-file keys/network.key P3f2a…  U91c0…"
-)]
 pub struct ReidentifyArgs {
     /// The canonical store.
     #[arg(long)]
