@@ -131,6 +131,30 @@ fn demo_runs_end_to_end_and_reruns_the_same() {
     );
     assert!(text.contains("Included"), "{text}");
 
+    // The shareable tiers, the manifest and the audit record, with a key the
+    // demo generated for itself, readable by its owner only.
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let key = dir.join("demo.key");
+        assert_eq!(
+            std::fs::metadata(&key).unwrap().permissions().mode() & 0o077,
+            0
+        );
+        assert!(common::stderr(&first).contains("generated a pseudonym key"));
+        let membership =
+            common::read_batch(&dir.join("out/network/DM_REG@2025.1/membership.parquet"));
+        assert!(membership.schema().field_with_name("person_key").is_err());
+        assert!(membership.schema().field_with_name("pseudonym").is_ok());
+        assert!(dir.join("out/network/DM_REG@2025.1/counts.csv").is_file());
+        let manifest: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(dir.join("out/manifest.json")).unwrap()).unwrap();
+        assert_eq!(manifest["disclosure"]["threshold"], 7);
+        let audit = phm::output::audit::read(&dir.join("store")).unwrap();
+        assert_eq!(audit.len(), 1);
+        assert_eq!(audit[0].purpose.as_deref(), Some("phm demo"));
+        assert!(text.contains("Shareable outputs"), "{text}");
+    }
+
     // A rerun reuses the release and landing zone; ingest is a no-op.
     let second = common::phm(&args);
     assert_eq!(second.status.code(), Some(0), "{}", common::stderr(&second));

@@ -102,84 +102,132 @@ pub struct ExplainArgs {
     pub folders: Folders,
 }
 
-/// Writes `OUT/manifest.json` and the run's audit record.
-#[allow(clippy::too_many_arguments)]
-fn manifest(
-    args: &RunArgs,
-    runs: &[(NaiveDate, CohortRun)],
-    definitions: &BTreeMap<String, PathBuf>,
-    release_id: &str,
-    key: &crate::output::pseudonym::Key,
-    policy: Option<crate::output::disclosure::Policy>,
-    timings: [(&str, f64); 2],
-) -> Result<crate::output::lineage::RunManifest, String> {
-    use crate::output::{audit, lineage};
-    let mut defs = Vec::new();
-    for (date, r) in runs {
-        let path = definitions.get(&r.key).cloned().unwrap_or_default();
-        let run_json: serde_json::Value = std::fs::read(r.dir.join("run.json"))
-            .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok())
-            .unwrap_or_default();
-        defs.push(lineage::Definition {
-            cohort: r.key.clone(),
-            index_date: *date,
-            sha256: lineage::file_hash(&path).map_err(|e| e.to_string())?,
-            path,
-            valuesets: run_json["valuesets"].clone(),
-            unavailable: r.unavailable.clone(),
-        });
+/// What a run needs to write its shareable tiers.
+pub struct Shareable<'a> {
+    pub store: &'a Path,
+    pub out: &'a Path,
+    pub key: &'a crate::output::pseudonym::Key,
+    /// `None`: disclosure control off.
+    pub policy: Option<crate::output::disclosure::Policy>,
+    pub purpose: Option<String>,
+    /// Cohort key → definition file.
+    pub definitions: &'a BTreeMap<String, PathBuf>,
+    pub release_id: &'a str,
+}
+
+impl Shareable<'_> {
+    /// Writes the two tiers, `OUT/manifest.json` and the audit record.
+    pub fn publish(
+        &self,
+        runs: &[(NaiveDate, CohortRun)],
+        evaluated_secs: f64,
+    ) -> cohort::Result<crate::output::lineage::RunManifest> {
+        let t = std::time::Instant::now();
+        let publication = crate::output::publish::Publication {
+            store: self.store,
+            out: self.out,
+            key: self.key,
+            policy: self.policy,
+        };
+        let cohorts: Vec<crate::output::publish::Evaluated> = runs
+            .iter()
+            .map(|(date, r)| crate::output::publish::Evaluated {
+                index: *date,
+                results: crate::output::publish::CohortResults {
+                    key: &r.key,
+                    dir: &r.dir,
+                    available: &r.available,
+                },
+                unavailable: &r.unavailable,
+            })
+            .collect();
+        crate::output::publish::publish(&publication, &cohorts)
+            .map_err(|e| cohort::Error::Store(e.to_string()))?;
+        self.manifest(
+            runs,
+            [
+                ("evaluate", evaluated_secs),
+                ("publish", t.elapsed().as_secs_f64()),
+            ],
+        )
+        .map_err(cohort::Error::Store)
     }
-    let mut m = lineage::RunManifest {
-        run_id: String::new(),
-        phm_version: env!("CARGO_PKG_VERSION").to_string(),
-        release: release_id.to_string(),
-        definitions: defs,
-        practices: lineage::practices(&args.store).map_err(|e| e.to_string())?,
-        disclosure: policy,
-        key_id: key.id().to_string(),
-        purpose: args.purpose.clone(),
-        timings: timings.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
-        outputs: Vec::new(),
-    };
-    m.run_id = lineage::run_id(&m);
-    for tier in ["network", "practice"] {
-        let root = args.out.join(tier);
-        if root.exists() {
-            for mut f in lineage::outputs(&root, &[]).map_err(|e| e.to_string())? {
-                f.path = Path::new(tier).join(&f.path);
-                m.outputs.push(f);
+
+    fn manifest(
+        &self,
+        runs: &[(NaiveDate, CohortRun)],
+        timings: [(&str, f64); 2],
+    ) -> Result<crate::output::lineage::RunManifest, String> {
+        use crate::output::{audit, lineage};
+        let (key, policy, definitions, release_id) =
+            (self.key, self.policy, self.definitions, self.release_id);
+        let mut defs = Vec::new();
+        for (date, r) in runs {
+            let path = definitions.get(&r.key).cloned().unwrap_or_default();
+            let run_json: serde_json::Value = std::fs::read(r.dir.join("run.json"))
+                .ok()
+                .and_then(|b| serde_json::from_slice(&b).ok())
+                .unwrap_or_default();
+            defs.push(lineage::Definition {
+                cohort: r.key.clone(),
+                index_date: *date,
+                sha256: lineage::file_hash(&path).map_err(|e| e.to_string())?,
+                path,
+                valuesets: run_json["valuesets"].clone(),
+                unavailable: r.unavailable.clone(),
+            });
+        }
+        let mut m = lineage::RunManifest {
+            run_id: String::new(),
+            phm_version: env!("CARGO_PKG_VERSION").to_string(),
+            release: release_id.to_string(),
+            definitions: defs,
+            practices: lineage::practices(self.store).map_err(|e| e.to_string())?,
+            disclosure: policy,
+            key_id: key.id().to_string(),
+            purpose: self.purpose.clone(),
+            timings: timings.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
+            outputs: Vec::new(),
+        };
+        m.run_id = lineage::run_id(&m);
+        for tier in ["network", "practice"] {
+            let root = self.out.join(tier);
+            if root.exists() {
+                for mut f in lineage::outputs(&root, &[]).map_err(|e| e.to_string())? {
+                    f.path = Path::new(tier).join(&f.path);
+                    m.outputs.push(f);
+                }
             }
         }
-    }
-    let path = args.out.join(lineage::MANIFEST_FILE);
-    let mut text = serde_json::to_string_pretty(&m).expect("manifest serialises");
-    text.push('\n');
-    std::fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))?;
-    audit::append(
-        &args.store,
-        &audit::AuditRecord {
-            at: super::key::now(),
-            user: super::key::user(),
-            action: "cohort run".into(),
-            purpose: args.purpose.clone(),
-            key_id: Some(m.key_id.clone()),
-            practice: None,
-            subjects: runs.iter().map(|(_, r)| r.key.clone()).collect(),
-            outcome: "done".into(),
-            detail: Some(format!(
-                "run {}; disclosure {}; outputs in {}",
-                m.run_id,
-                policy.map_or("OFF".to_string(), |p| format!(
-                    "suppress 1-{}, round to {}",
-                    p.threshold, p.base
+        let path = self.out.join(lineage::MANIFEST_FILE);
+        let mut text = serde_json::to_string_pretty(&m).expect("manifest serialises");
+        text.push('\n');
+        std::fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))?;
+        audit::append(
+            self.store,
+            &audit::AuditRecord {
+                at: super::key::now(),
+                user: super::key::user(),
+                action: "cohort run".into(),
+                purpose: self.purpose.clone(),
+                key_id: Some(m.key_id.clone()),
+                practice: None,
+                subjects: runs.iter().map(|(_, r)| r.key.clone()).collect(),
+                outcome: "done".into(),
+                detail: Some(format!(
+                    "run {}; disclosure {}; outputs in {}",
+                    m.run_id,
+                    policy.map_or("OFF".to_string(), |p| format!(
+                        "suppress 1-{}, round to {}",
+                        p.threshold, p.base
+                    )),
+                    self.out.display()
                 )),
-                args.out.display()
-            )),
-        },
-    )
-    .map_err(|e| e.to_string())?;
-    Ok(m)
+            },
+        )
+        .map_err(|e| e.to_string())?;
+        Ok(m)
+    }
 }
 
 fn usage(e: impl std::fmt::Display) -> Failure {
@@ -239,22 +287,8 @@ pub fn index_date(cohort: &Cohort, given: Option<NaiveDate>) -> Result<NaiveDate
     }
 }
 
-/// Runs `cohorts` (grouped by index date, one engine run per group).
-pub fn evaluate(
-    store: &Path,
-    cohorts: Vec<Cohort>,
-    index: Option<NaiveDate>,
-    out: &Path,
-    release_id: &str,
-    memory_limit: Option<usize>,
-) -> Result<Vec<(NaiveDate, CohortRun)>, Failure> {
-    evaluate_then(store, cohorts, index, out, release_id, memory_limit, |_| {
-        Ok(())
-    })
-}
-
-/// [`evaluate`], with `then` run on the results before the run's
-/// completion marker is written.
+/// Runs `cohorts` (grouped by index date, one engine run per group), then
+/// `then` on the results, before the run's completion marker is written.
 pub fn evaluate_then(
     store: &Path,
     cohorts: Vec<Cohort>,
@@ -389,42 +423,16 @@ pub fn run(args: RunArgs) -> Result<u8, Failure> {
         args.memory_limit_mib.map(|m| m * 1024 * 1024),
         |runs| {
             let Some(key) = &key else { return Ok(()) };
-            let evaluated = started.elapsed().as_secs_f64();
-            let t = std::time::Instant::now();
-            let publication = crate::output::publish::Publication {
+            let shareable = Shareable {
                 store: &args.store,
                 out: &args.out,
                 key,
                 policy,
+                purpose: args.purpose.clone(),
+                definitions: &definitions,
+                release_id: release.id(),
             };
-            let cohorts: Vec<crate::output::publish::Evaluated> = runs
-                .iter()
-                .map(|(date, r)| crate::output::publish::Evaluated {
-                    index: *date,
-                    results: crate::output::publish::CohortResults {
-                        key: &r.key,
-                        dir: &r.dir,
-                        available: &r.available,
-                    },
-                    unavailable: &r.unavailable,
-                })
-                .collect();
-            crate::output::publish::publish(&publication, &cohorts)
-                .map_err(|e| cohort::Error::Store(e.to_string()))?;
-            let manifest = manifest(
-                &args,
-                runs,
-                &definitions,
-                release.id(),
-                key,
-                policy,
-                [
-                    ("evaluate", evaluated),
-                    ("publish", t.elapsed().as_secs_f64()),
-                ],
-            )
-            .map_err(|e| cohort::Error::Store(e.to_string()))?;
-            published = Some(manifest);
+            published = Some(shareable.publish(runs, started.elapsed().as_secs_f64())?);
             Ok(())
         },
     )?;

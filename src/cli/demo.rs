@@ -225,6 +225,40 @@ fn landing(args: &DemoArgs, progress: Progress) -> Result<PathBuf, Failure> {
     Ok(landing)
 }
 
+/// The demo's pseudonym key file, in its folder (git-ignored with it).
+const DEMO_KEY: &str = "demo.key";
+
+/// The demo's pseudonym key: read from `DIR/demo.key`, or 32 random bytes
+/// written there (hex, readable by its owner only) on the first run.
+fn demo_key(dir: &Path) -> Result<crate::output::pseudonym::Key, Failure> {
+    use std::io::Read;
+    let path = dir.join(DEMO_KEY);
+    if !path.exists() {
+        let mut bytes = [0u8; 32];
+        std::fs::File::open("/dev/urandom")
+            .and_then(|mut f| f.read_exact(&mut bytes))
+            .map_err(|e| Failure::new(exit::INTERNAL, format!("/dev/urandom: {e}")))?;
+        std::fs::write(&path, format!("{}\n", hex::encode(bytes)))
+            .map_err(|e| unwritable_at(&path, e))?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
+                .map_err(|e| unwritable_at(&path, e))?;
+        }
+        eprintln!(
+            "generated a pseudonym key for the demo in {} (never share it)",
+            path.display()
+        );
+    }
+    let (key, warnings) = crate::output::pseudonym::Key::from_file(&path)
+        .map_err(|e| Failure::new(exit::USAGE, e))?;
+    for w in warnings {
+        eprintln!("warning: {w}");
+    }
+    Ok(key)
+}
+
 pub fn run(args: DemoArgs, progress: Progress) -> Result<u8, Failure> {
     if args.practices == 0 || args.patients < args.practices {
         return Err(Failure::new(
@@ -272,7 +306,30 @@ pub fn run(args: DemoArgs, progress: Progress) -> Result<u8, Failure> {
         out.display()
     ));
     let defs: Vec<_> = cohorts.iter().map(|c| c.def.clone()).collect();
-    let runs = cohort_run::evaluate(&store, cohorts, Some(args.as_of), &out, release.id(), None)?;
+    let definitions = defs.iter().map(|d| (d.key(), d.path.clone())).collect();
+    let key = demo_key(&args.dir)?;
+    let started = std::time::Instant::now();
+    let runs = cohort_run::evaluate_then(
+        &store,
+        cohorts,
+        Some(args.as_of),
+        &out,
+        release.id(),
+        None,
+        |runs| {
+            cohort_run::Shareable {
+                store: &store,
+                out: &out,
+                key: &key,
+                policy: Some(crate::output::disclosure::Policy::default()),
+                purpose: Some("phm demo".into()),
+                definitions: &definitions,
+                release_id: release.id(),
+            }
+            .publish(runs, started.elapsed().as_secs_f64())
+            .map(|_| ())
+        },
+    )?;
     stage.finish();
     text.push_str(&format!(
         "Persons included per practice (index date {}):\n{}",
@@ -301,7 +358,19 @@ pub fn run(args: DemoArgs, progress: Progress) -> Result<u8, Failure> {
         }
         break;
     }
-    text.push_str(&format!("\nOutputs: {}\n", out.display()));
+    text.push_str(&format!(
+        "\nShareable outputs (pseudonymised, disclosure-controlled): {}\n\
+         Each practice's explanations, for its own clinicians: {}\n\
+         Lineage: {}; audit log: {}\n\
+         Pseudonym key: {} (generated for the demo, id {}; git-ignored; never share it)\n\
+         Identifiable per-cohort results (store person keys; keep inside the store's boundary):\n",
+        out.join("network").display(),
+        out.join("practice").display(),
+        out.join(crate::output::lineage::MANIFEST_FILE).display(),
+        crate::output::audit::path(&store).display(),
+        args.dir.join(DEMO_KEY).display(),
+        key.id(),
+    ));
     for (_, r) in &runs {
         text.push_str(&format!("  {}\n", r.dir.display()));
     }
