@@ -266,6 +266,15 @@ pub fn run(args: DemoArgs, progress: Progress) -> Result<u8, Failure> {
             "need at least one practice and at least one patient per practice; hint: --patients must be at least --practices",
         ));
     }
+    std::fs::create_dir_all(&args.dir).map_err(|e| {
+        Failure::new(
+            exit::USAGE,
+            format!(
+                "{}: phm cannot use this as the demo's working folder: {e}; hint: --dir takes a folder phm can create and write (not a file)",
+                args.dir.display()
+            ),
+        )
+    })?;
     let landing = landing(&args, progress)?;
     let release = release(&args.dir, progress)?;
     let store = args.dir.join("store");

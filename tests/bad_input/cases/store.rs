@@ -19,7 +19,7 @@ pub const CASES: &[Case] = &[
     case!("store: state without file records", 3, "did not record their files", state_without_records),
     case!("store: ingest onto a damaged practice", 3, "not as its last ingest wrote them", ingest_onto_damaged),
     case!("store: incomplete ingest", 3, "an ingest did not finish applying never-applied", incomplete_ingest),
-    case!("store: stale lock of a dead process", 0, "up-to-date", stale_lock),
+    case!("store: stale lock of a dead process", 0, "unchanged", stale_lock),
     case!("store: lock held by a live process", 4, "locked by another phm process", live_lock),
     case!("store: --store is a file", 2, "phm cannot use this as a store", store_is_a_file),
     case!("store: --store is not a store", 2, "not a phm store", not_a_store),
