@@ -270,7 +270,7 @@ pub fn run(args: DemoArgs, progress: Progress) -> Result<u8, Failure> {
         Failure::new(
             exit::USAGE,
             format!(
-                "{}: phm cannot use this as the demo's working folder: {e}; hint: --dir takes a folder phm can create and write (not a file)",
+                "{}: phm cannot use this as the demo's working folder: {e}; hint: --dir must be a folder phm can create and write (not a file); choose another with --dir DIR",
                 args.dir.display()
             ),
         )
