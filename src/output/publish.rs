@@ -576,7 +576,8 @@ pub fn counts_batch(
             Some(prevalence.map_or_else(|| "suppressed".into(), |p| format!("{p:.1}"))),
             Some(ci.map_or_else(|| "suppressed".into(), |c| format!("{:.1}", c.0))),
             Some(ci.map_or_else(|| "suppressed".into(), |c| format!("{:.1}", c.1))),
-            funnel.map(str::to_string),
+            // A funnel position would narrow a suppressed count down.
+            funnel.map(|f| if hidden { "suppressed" } else { f }.to_string()),
         ];
         for (b, v) in cols.iter_mut().zip(values) {
             b.append_option(v);
@@ -647,7 +648,7 @@ pub fn attrition_batch(engine: &RecordBatch, policy: Option<&Policy>) -> RecordB
             })
             .expect("count column")
     };
-    let (practice, step) = (text("practice"), text("step"));
+    let practice = text("practice");
     let order = int("step_order");
     let values: Vec<[u64; 4]> = (0..engine.num_rows())
         .map(|r| COUNTS.map(|c| int(c).value(r) as u64))
@@ -691,7 +692,6 @@ pub fn attrition_batch(engine: &RecordBatch, policy: Option<&Policy>) -> RecordB
             .clone(),
         engine.column_by_name("step").expect("step").clone(),
     ];
-    let _ = step;
     for (c, _) in COUNTS.iter().enumerate() {
         let mut b = StringBuilder::new();
         for r in 0..engine.num_rows() {
@@ -891,4 +891,137 @@ pub fn publish(p: &Publication<'_>, cohorts: &[Evaluated<'_>]) -> Result<()> {
     });
     let _ = std::fs::remove_dir_all(&tmp);
     written
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::arrow::array::Int64Array;
+
+    fn texts(b: &RecordBatch, name: &str) -> Vec<String> {
+        let a = b
+            .column_by_name(name)
+            .unwrap()
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .unwrap();
+        (0..a.len())
+            .map(|i| {
+                if a.is_valid(i) {
+                    a.value(i).to_string()
+                } else {
+                    "null".into()
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn wilson_and_funnel() {
+        // 10 of 100: the textbook Wilson interval 5.52%-17.44%.
+        let (lo, hi) = wilson(10, 100, 1.96).unwrap();
+        assert!(
+            (lo - 5.52).abs() < 0.01 && (hi - 17.44).abs() < 0.01,
+            "{lo} {hi}"
+        );
+        assert_eq!(wilson(0, 0, 1.96), None);
+        // p0 = 0.1, n = 100: sd 0.03; (k, position)
+        for (k, position) in [
+            (20, "above_99_8"),
+            (16, "above_95"),
+            (10, "within"),
+            (4, "below_95"),
+            (0, "below_99_8"),
+        ] {
+            assert_eq!(funnel_position(k, 100, 0.1), position, "{k}");
+        }
+    }
+
+    #[test]
+    fn counts_are_grouped_and_unavailable_is_said() {
+        let counts = [
+            PracticeCounts {
+                practice: "A81001".into(),
+                registered: 100,
+                in_population: 100,
+                included: 3,
+            },
+            PracticeCounts {
+                practice: "B82005".into(),
+                registered: 200,
+                in_population: 200,
+                included: 40,
+            },
+        ];
+        let b = counts_batch(&counts, &["C83001".to_string()], Some(&Policy::default()));
+        assert_eq!(texts(&b, "practice"), ["A81001", "B82005", "ALL", "C83001"]);
+        // 3 is suppressed; 40 with it (it and the total would give 3 away);
+        // the total 43 rounds to 45.
+        assert_eq!(
+            texts(&b, "included"),
+            ["suppressed", "suppressed", "45", "unavailable"]
+        );
+        assert_eq!(
+            texts(&b, "in_population"),
+            ["100", "200", "300", "unavailable"]
+        );
+        // Prevalence from unrounded counts, shown only with its counts.
+        assert_eq!(
+            texts(&b, "prevalence_pct"),
+            ["suppressed", "suppressed", "14.3", "null"]
+        );
+        assert_eq!(
+            texts(&b, "funnel"),
+            ["suppressed", "suppressed", "null", "null"]
+        );
+        let exact = counts_batch(&counts, &[], None);
+        assert_eq!(texts(&exact, "included"), ["3", "40", "43"]);
+        assert_eq!(texts(&exact, "prevalence_pct"), ["3.0", "20.0", "14.3"]);
+    }
+
+    #[test]
+    fn attrition_suppresses_within_rows_and_across_practices() {
+        let rows: [(&str, [i64; 4]); 3] = [
+            ("A81001", [20, 15, 3, 2]),
+            ("B82005", [30, 30, 0, 0]),
+            ("ALL", [50, 45, 3, 2]),
+        ];
+        let s = |f: fn(&(&str, [i64; 4])) -> String| {
+            Arc::new(StringArray::from(rows.iter().map(f).collect::<Vec<_>>())) as ArrayRef
+        };
+        let n = |i: usize| {
+            Arc::new(Int64Array::from(
+                rows.iter().map(|r| r.1[i]).collect::<Vec<_>>(),
+            )) as ArrayRef
+        };
+        let schema = Schema::new(vec![
+            Field::new("practice", DataType::Utf8, false),
+            Field::new("step_order", DataType::Int64, false),
+            Field::new("step", DataType::Utf8, false),
+            Field::new("entering", DataType::Int64, false),
+            Field::new("passing", DataType::Int64, false),
+            Field::new("removed", DataType::Int64, false),
+            Field::new("selected", DataType::Int64, false),
+        ]);
+        let engine = RecordBatch::try_new(
+            Arc::new(schema),
+            vec![
+                s(|r| r.0.to_string()),
+                Arc::new(Int64Array::from(vec![3i64; 3])),
+                s(|_| "diagnosed".to_string()),
+                n(0),
+                n(1),
+                n(2),
+                n(3),
+            ],
+        )
+        .unwrap();
+        let b = attrition_batch(&engine, Some(&Policy::default()));
+        assert_eq!(texts(&b, "entering"), ["20", "30", "50"]);
+        assert_eq!(texts(&b, "passing"), ["15", "30", "45"]);
+        assert_eq!(texts(&b, "removed"), ["suppressed", "0", "suppressed"]);
+        assert_eq!(texts(&b, "selected"), ["suppressed", "0", "suppressed"]);
+        let exact = attrition_batch(&engine, None);
+        assert_eq!(texts(&exact, "removed"), ["3", "0", "3"]);
+    }
 }
