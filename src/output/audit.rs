@@ -36,7 +36,9 @@ pub struct AuditRecord {
 }
 
 #[derive(Debug, thiserror::Error)]
-#[error("{path}: cannot append to the audit log: {source}; hint: the store's audit folder must be writable by the user running phm; nothing was done without its audit record")]
+#[error(
+    "{path}: cannot append to the audit log: {source}; hint: the store's audit folder must be writable by the user running phm; nothing was done without its audit record"
+)]
 pub struct AuditError {
     pub path: PathBuf,
     pub source: std::io::Error,

@@ -27,7 +27,9 @@ pub enum Error {
         "{practice}: no such practice in the store at {store}; hint: name a practice the store holds (its folders under practices/)"
     )]
     NoPractice { practice: String, store: PathBuf },
-    #[error("{path}: cannot read the store: {message}; hint: check the store with `phm cohort run`, or rebuild it by ingesting into a new store")]
+    #[error(
+        "{path}: cannot read the store: {message}; hint: check the store with `phm cohort run`, or rebuild it by ingesting into a new store"
+    )]
     Read { path: PathBuf, message: String },
 }
 
@@ -90,7 +92,13 @@ pub async fn reidentify(
         .await
         .map_err(read_err)?;
     let joined = patients
-        .join(registered, JoinType::Left, &["patient_id"], &["r_patient_id"], None)
+        .join(
+            registered,
+            JoinType::Left,
+            &["patient_id"],
+            &["r_patient_id"],
+            None,
+        )
         .and_then(|df| {
             df.select(vec![
                 col("patient_id"),
@@ -109,14 +117,22 @@ pub async fn reidentify(
                 .and_then(|c| c.as_any().downcast_ref::<StringArray>())
                 .expect("string column")
         };
-        let (ids, numbers, status) = (text("patient_id"), text("nhs_number"), text("nhs_number_status"));
+        let (ids, numbers, status) = (
+            text("patient_id"),
+            text("nhs_number"),
+            text("nhs_number_status"),
+        );
         let registered = batch
             .column_by_name("registered")
             .and_then(|c| c.as_any().downcast_ref::<BooleanArray>())
             .expect("boolean column");
         for i in 0..batch.num_rows() {
             let digits = (status.is_valid(i) && status.value(i) == "verified")
-                .then(|| numbers.is_valid(i).then(|| nhs_number::normalise(numbers.value(i))))
+                .then(|| {
+                    numbers
+                        .is_valid(i)
+                        .then(|| nhs_number::normalise(numbers.value(i)))
+                })
                 .flatten()
                 .flatten();
             let pseudonym = match &digits {
@@ -162,16 +178,19 @@ async fn registered_on(
         crate::source::columns::date_to_day(on),
     )));
     let org = upper(btrim(vec![col("registered_at")]));
-    ctx.read_parquet(path.to_string_lossy().as_ref(), ParquetReadOptions::default())
-        .await?
-        .filter(
-            col("registered_at")
-                .is_null()
-                .or(org.clone().eq(lit("")))
-                .or(org.eq(lit(practice.to_uppercase()))),
-        )?
-        .filter(col("start_date").lt_eq(day.clone()))?
-        .filter(col("end_date").is_null().or(col("end_date").gt(day)))?
-        .select(vec![col("patient_id").alias("r_patient_id")])?
-        .distinct()
+    ctx.read_parquet(
+        path.to_string_lossy().as_ref(),
+        ParquetReadOptions::default(),
+    )
+    .await?
+    .filter(
+        col("registered_at")
+            .is_null()
+            .or(org.clone().eq(lit("")))
+            .or(org.eq(lit(practice.to_uppercase()))),
+    )?
+    .filter(col("start_date").lt_eq(day.clone()))?
+    .filter(col("end_date").is_null().or(col("end_date").gt(day)))?
+    .select(vec![col("patient_id").alias("r_patient_id")])?
+    .distinct()
 }

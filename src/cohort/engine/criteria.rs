@@ -134,6 +134,10 @@ fn window_expr(c: &Criterion, index: NaiveDate, anchors: &[String]) -> Result<Ex
     Ok(cond)
 }
 
+fn null_bool() -> Expr {
+    lit(ScalarValue::Boolean(None))
+}
+
 fn null_f64() -> Expr {
     lit(ScalarValue::Float64(None))
 }
@@ -349,6 +353,7 @@ async fn plan(
             .clone()
             .select(vec![col("g_pk").alias("b_pk"), col("g_best").alias("b_v")])?;
         let keyed = ev
+            .clone()
             .filter(col("comparable"))?
             .join(
                 best,
@@ -363,6 +368,39 @@ async fn plan(
                 col("k_key").alias("g_key"),
             ])?;
         agg = agg.join(keyed, JoinType::Left, &["g_pk"], &["k_pk"], None)?;
+    }
+    if matches!(c.kind, Kind::First | Kind::Latest) && c.value.is_some() {
+        // Same-day ties for the chosen position ("Undetermined"): per person,
+        // the events on the chosen event's date that pass, fail, or cannot be
+        // read (t_pass, t_fail, t_open).
+        let day = agg.clone().select(vec![
+            col("g_pk").alias("t_pk"),
+            super::scan::key_date(col("g_key")).alias("t_date"),
+        ])?;
+        let tied = ev
+            .clone()
+            .join(
+                day,
+                JoinType::Inner,
+                &["person_key"],
+                &["t_pk"],
+                Some(col("d_start").eq(col("t_date"))),
+            )?
+            .aggregate(
+                vec![col("person_key")],
+                vec![
+                    sum(flag(col("pass"))).alias("t_pass"),
+                    sum(flag(col("comparable").and(col("pass").not()))).alias("t_fail"),
+                    sum(flag(col("comparable").not())).alias("t_open"),
+                ],
+            )?
+            .select(vec![
+                col("person_key").alias("t_pk"),
+                col("t_pass"),
+                col("t_fail"),
+                col("t_open"),
+            ])?;
+        agg = agg.join(tied, JoinType::Left, &["g_pk"], &["t_pk"], None)?;
     }
 
     let persons = pop
@@ -441,10 +479,19 @@ async fn plan(
                 null_f64(),
             ),
             Some(_) => {
-                let v = chosen.clone().and(r_pass.clone());
+                // Tied same-day events whose verdicts differ; else the chosen
+                // event's value decides, undetermined when it cannot be read.
+                let kinds = |n: &str| flag(z(n).gt(lit(0i64)));
+                let disagree = (kinds("t_pass") + kinds("t_fail") + kinds("t_open")).gt(lit(1i64));
+                let open = disagree.clone().or(r_comparable.clone().not());
+                let v = case(
+                    when(chosen.clone().not(), lit(false)).when(open, null_bool()),
+                    r_pass.clone(),
+                );
                 let r = case(
                     when(missing.clone(), reason(Reason::AnchorMissing))
                         .when(chosen.clone().not(), reason(Reason::NoEvents))
+                        .when(disagree, reason(Reason::TieDisagrees))
                         .when(r_has_value.not(), reason(Reason::NoValue))
                         .when(r_comparable.clone().not(), reason(Reason::UnitRefused))
                         .when(r_pass, reason(Reason::Met)),
@@ -456,28 +503,42 @@ async fn plan(
         },
         Kind::Min | Kind::Max => {
             let ncmp = z("g_cmp");
-            let v = chosen.clone().and(r_pass.clone());
+            // "Undetermined": an unread value (refused unit, no value) could
+            // be the least/greatest; it only matters where it could undo the
+            // verdict (a lower minimum still passes `below`/`at_most`).
+            let downward = c
+                .value
+                .as_ref()
+                .is_some_and(|t| matches!(t.op, Cmp::Lt | Cmp::Le));
+            let strengthens = (c.kind == Kind::Min) == downward;
+            let unread = z("g_refused").gt(lit(0i64)).or(z("g_noval").gt(lit(0i64)));
+            let robust = if strengthens {
+                r_pass.clone()
+            } else {
+                chosen.clone().and(r_pass.clone().not())
+            };
+            let open = unread.clone().and(robust.not());
+            let v = case(
+                when(m.clone().eq(lit(0i64)), lit(false)).when(open.clone(), null_bool()),
+                chosen.clone().and(r_pass.clone()),
+            );
             let r = case(
                 when(missing.clone(), reason(Reason::AnchorMissing))
                     .when(m.clone().eq(lit(0i64)), reason(Reason::NoEvents))
                     .when(
-                        ncmp.clone().eq(lit(0i64)).and(z("g_refused").gt(lit(0i64))),
+                        open.clone().and(z("g_refused").gt(lit(0i64))),
                         reason(Reason::UnitRefused),
                     )
-                    .when(
-                        ncmp.clone().eq(lit(0i64)).and(z("g_noval").gt(lit(0i64))),
-                        reason(Reason::NoValue),
-                    )
+                    .when(open, reason(Reason::NoValue))
                     .when(r_pass, reason(Reason::Met)),
                 reason(Reason::NotMet),
             );
             (v, r, ncmp, col("g_best"))
         }
     };
-    let verdict = missing
-        .clone()
-        .not()
-        .and(coalesce(vec![verdict, lit(false)]));
+    // Three-valued: null is undetermined; an anchor that chose nothing, or
+    // nothing matching, is a plain false.
+    let verdict = case(when(missing.clone(), lit(false)), verdict);
     let refused = if c.value.is_some() {
         z("g_refused")
     } else {
