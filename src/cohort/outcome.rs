@@ -75,10 +75,13 @@ pub enum Reason {
     /// Same-day events tie for the deciding position and their verdicts
     /// differ: which one decides is storage order, not clinical fact.
     TieDisagrees,
+    /// An event with a partial date whose period is partly inside the window
+    /// could change the verdict.
+    PartialDateStraddlesWindow,
 }
 
 impl Reason {
-    pub const ALL: [Reason; 7] = [
+    pub const ALL: [Reason; 8] = [
         Reason::Met,
         Reason::NoEvents,
         Reason::NotMet,
@@ -86,6 +89,7 @@ impl Reason {
         Reason::UnitRefused,
         Reason::NoValue,
         Reason::TieDisagrees,
+        Reason::PartialDateStraddlesWindow,
     ];
 
     pub fn name(self) -> &'static str {
@@ -97,6 +101,7 @@ impl Reason {
             Reason::UnitRefused => "unit_refused",
             Reason::NoValue => "no_value",
             Reason::TieDisagrees => "tie_disagrees",
+            Reason::PartialDateStraddlesWindow => "partial_date_straddles_window",
         }
     }
 

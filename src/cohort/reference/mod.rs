@@ -411,21 +411,109 @@ fn criterion<'a>(
             r.mapping_kind != "unmapped" && r.code.is_some_and(|x| codes.contains(&(x as u64)))
         }
     };
-    // Matching events in the window: the whole period inside both bounds.
-    let mut window: Vec<Dated<'a>> = records
+    // Matching events with a date; inside the window when the whole period
+    // is inside both bounds; straddling it when part of the period is
+    // ("Undetermined": such an event could be inside or outside).
+    let lower_ok = |day: NaiveDate| match lower {
+        None => true,
+        Some((l, true)) => day >= l,
+        Some((l, false)) => day > l,
+    };
+    let upper_ok = |day: NaiveDate| match upper {
+        (u, true) => day <= u,
+        (u, false) => day < u,
+    };
+    let dated_matching: Vec<Dated<'a>> = records
         .iter()
         .filter(|r| matches(r))
         .filter_map(|r| dated(r))
-        .filter(|d| match lower {
-            None => true,
-            Some((l, true)) => d.start >= l,
-            Some((l, false)) => d.start > l,
-        })
-        .filter(|d| match upper {
-            (u, true) => d.end <= u,
-            (u, false) => d.end < u,
-        })
         .collect();
+    let window: Vec<Dated<'a>> = dated_matching
+        .iter()
+        .filter(|d| lower_ok(d.start) && upper_ok(d.end))
+        .copied()
+        .collect();
+    let straddling: Vec<Dated<'a>> = dated_matching
+        .iter()
+        .filter(|d| !(lower_ok(d.start) && upper_ok(d.end)))
+        .filter(|d| lower_ok(d.end) && upper_ok(d.start))
+        .copied()
+        .collect();
+    let (base, choice) = over_window(c, window.clone())?;
+    if straddling.is_empty() || base.verdict.is_none() {
+        return Ok((base, choice));
+    }
+    // Every verdict the straddling events could lead to, beside the base one.
+    let mut possible: Vec<Verdict> = Vec::new();
+    match c.kind {
+        Kind::First | Kind::Latest => {
+            // Each straddling event that would be chosen over the chosen one
+            // (or at all, when none was), judged as the chosen event.
+            for s in &straddling {
+                let beats = match &choice {
+                    None => true,
+                    Some(ch) if c.kind == Kind::Latest => s.key() > ch.key(),
+                    Some(ch) => s.key() < ch.key(),
+                };
+                if beats {
+                    possible.push(over_window(c, vec![*s])?.0.verdict);
+                }
+            }
+        }
+        _ => {
+            let mut all = window.clone();
+            all.extend(straddling.iter().copied());
+            let (every, _) = over_window(c, all)?;
+            match c.kind {
+                // Any count from the base one to every straddling event
+                // included can be reached.
+                Kind::Count {
+                    op: CountOp::Exactly,
+                    n,
+                    ..
+                } => {
+                    if (base.count..=every.count).contains(&n) {
+                        possible.push(Some(true));
+                    }
+                    if base.count != n || every.count != n {
+                        possible.push(Some(false));
+                    }
+                }
+                // Monotone in the events included: the two ends decide.
+                _ => possible.push(every.verdict),
+            }
+        }
+    }
+    if possible.iter().any(|v| *v != base.verdict) {
+        let open = CriterionOutcome {
+            verdict: None,
+            reason: Reason::PartialDateStraddlesWindow,
+            ..base
+        };
+        return Ok((open, choice));
+    }
+    Ok((base, choice))
+}
+
+/// A criterion over the matching events inside its window (any order): the
+/// outcome and the event it chose.
+fn over_window<'a>(
+    c: &Criterion,
+    mut window: Vec<Dated<'a>>,
+) -> Result<(CriterionOutcome, Option<Dated<'a>>)> {
+    let outcome = |verdict: Verdict,
+                   reason: Reason,
+                   evidence: Option<&Dated<'_>>,
+                   count: usize,
+                   value: Option<f64>,
+                   refused: usize| CriterionOutcome {
+        verdict,
+        reason,
+        evidence: evidence.map(Dated::evidence),
+        count: count as u64,
+        value,
+        refused: refused as u64,
+    };
     window.sort_by(|a, b| a.key().cmp(&b.key()));
     // "What a criterion reports": refused counts only with a value test.
     let refused = c.value.map_or(0, |t| {
