@@ -4,6 +4,12 @@
 //! joined to the persons in the base population and reduced to verdict, reason,
 //! count, value, refused and evidence.
 //!
+//! Verdicts are three-valued (`docs/cohort-language.md`, "Undetermined"): a
+//! null `verdict` is undetermined — the chosen event's value unread, same-day
+//! ties that disagree, an unread value that could undo a min/max, or a
+//! partial date straddling the window that could change the verdict (events
+//! straddling an edge are read beside those inside, flagged `inside` false).
+//!
 //! Result `crit_<n>` per criterion ([`super::held`]), one row per person in the base
 //! population: `person_key`, `practice`, `verdict`, `reason`, `count`, `value`,
 //! `refused`, `anchor_date` (the chosen event's date, for kinds that choose
