@@ -223,3 +223,98 @@ fn store_dir(dir: &Path) {
         serde_json::json!(["events", "patients", "registrations"]);
     std::fs::write(&state, serde_json::to_vec_pretty(&json).unwrap()).unwrap();
 }
+
+/// A person whose inclusion hinges on a refused value is printed beside the
+/// included, never in them, and `explain` says so in words.
+#[test]
+fn undetermined_persons_are_printed_beside_the_included() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = tmp.path().join("store");
+    // low: two eGFRs below 60, 152 days apart: included in CKD_3_5.
+    // unitless: the same, then 61 with no unit five days before the index
+    // date: may have recovered, so undetermined.
+    StoreRows::from_tables(
+        "
+person   | practice | dob
+low      | A81001   | 1960-01-01
+unitless | A81001   | 1960-01-01
+",
+        "
+person   | practice | start
+low      | A81001   | 2000-01-01
+unitless | A81001   | 2000-01-01
+",
+        "
+row | person   | practice | date       | concept          | value | unit
+e1  | low      | A81001   | 2025-01-01 | 1011481000000105 | 50    | mL/min/1.73m2
+e2  | low      | A81001   | 2025-06-01 | 1011481000000105 | 45    | mL/min/1.73m2
+e3  | unitless | A81001   | 2025-01-01 | 1011481000000105 | 50    | mL/min/1.73m2
+e4  | unitless | A81001   | 2025-06-01 | 1011481000000105 | 45    | mL/min/1.73m2
+e5  | unitless | A81001   | 2026-03-26 | 1011481000000105 | 61    |
+",
+        "",
+    )
+    .write(&store);
+    let release = release(tmp.path());
+    let out = tmp.path().join("out");
+    let (s, o) = (store.to_str().unwrap(), out.to_str().unwrap());
+    let r = common::phm(&[
+        "cohort",
+        "run",
+        "CKD_3_5",
+        "--store",
+        s,
+        "--release",
+        &release,
+        "--out",
+        o,
+        "--index-date",
+        "2026-03-31",
+    ]);
+    assert_eq!(r.status.code(), Some(0), "{}", common::stderr(&r));
+    let table = common::stdout(&r);
+    let row = |p: &str| {
+        table
+            .lines()
+            .find(|l| l.starts_with(p))
+            .unwrap_or_else(|| panic!("no {p} row in\n{table}"))
+            .split_whitespace()
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(row("A81001"), ["A81001", "1", "+1?"], "{table}");
+    assert_eq!(row("network"), ["network", "1", "+1?"], "{table}");
+    assert!(table.contains("+N? persons undetermined"), "{table}");
+    assert!(
+        table.contains("2 in population, 1 included, 1 undetermined"),
+        "{table}"
+    );
+    let membership = std::fs::read_to_string(out.join("CKD_3_5@2025.1/membership.csv")).unwrap();
+    assert!(
+        membership.contains("unitless,A81001,in_population,,undetermined,recovered,"),
+        "{membership}"
+    );
+
+    let r = common::phm(&[
+        "cohort",
+        "explain",
+        "CKD_3_5",
+        "--patient",
+        "unitless",
+        "--store",
+        s,
+        "--release",
+        &release,
+        "--index-date",
+        "2026-03-31",
+    ]);
+    assert_eq!(r.status.code(), Some(0), "{}", common::stderr(&r));
+    let text = common::stdout(&r);
+    assert!(
+        text.contains(
+            "Undetermined — neither included nor excluded: rule 1 (recovered) could not decide"
+        ),
+        "{text}"
+    );
+    assert!(text.contains("egfr_latest_normal [undetermined]"), "{text}");
+    assert!(text.contains("value 61 (no unit)"), "{text}");
+}

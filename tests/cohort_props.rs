@@ -5,7 +5,10 @@
 //! Definitions are built directly as model structs with hand-made expansions
 //! over a small code universe; populations (at most 15 persons, two practices)
 //! cluster their dates around month ends, 29 February and the window edges,
-//! with partial dates, flags, odd units and comparators; registration rows
+//! with partial dates, flags, odd units, missing values and comparators, and
+//! same-day events with different values (so undetermined verdicts — refused
+//! or missing deciding values, same-day ties that disagree — come up often:
+//! `PHM_PROPS_STATS=1` counts them); registration rows
 //! name the delivering practice, the other one, an organisation outside the
 //! store, or nothing as `registered_at`. Deterministic: a fixed seed, a
 //! modest number of cases, no persistence files.
@@ -175,6 +178,9 @@ struct RawEvent {
     value: Option<usize>,
     unit: usize,
     comparator: u8,
+    /// A second event on the same day, same code and practice, with its own
+    /// (value, unit) indices: same-day ties whose values differ.
+    twin: Option<(usize, usize)>,
 }
 
 #[derive(Debug, Clone)]
@@ -329,9 +335,27 @@ fn person() -> impl Strategy<Value = RawPerson> {
         prop::option::weighted(0.6, 0usize..12),
         prop::sample::select(vec![0usize, 0, 1, 2, 2, 3, 4, 5, 6, 7, 8]),
         prop::sample::select(vec![0u8, 0, 0, 0, 0, 1, 2]),
+        prop::option::weighted(
+            0.3,
+            (
+                0usize..12,
+                prop::sample::select(vec![0usize, 1, 2, 2, 2, 3, 4]),
+            ),
+        ),
     )
         .prop_map(
-            |(practice, offset, precision, flag, concept, unmapped, value, unit, comparator)| {
+            |(
+                practice,
+                offset,
+                precision,
+                flag,
+                concept,
+                unmapped,
+                value,
+                unit,
+                comparator,
+                twin,
+            )| {
                 RawEvent {
                     practice,
                     offset,
@@ -342,6 +366,7 @@ fn person() -> impl Strategy<Value = RawPerson> {
                     value,
                     unit,
                     comparator,
+                    twin,
                 }
             },
         );
@@ -741,6 +766,17 @@ fn build_rows(s: &Scenario, index: NaiveDate) -> StoreRows {
                     .map(str::to_string),
                 unit: ev.value.and(UNITS[ev.unit]).map(str::to_string),
             });
+            if let Some((v, u)) = ev.twin {
+                e += 1;
+                let first = rows.events.last().expect("just pushed").clone();
+                rows.events.push(Event {
+                    row: format!("e{e}"),
+                    value: Some(value_for(UNITS[u], v)),
+                    comparator: None,
+                    unit: UNITS[u].map(str::to_string),
+                    ..first
+                });
+            }
         }
         for med in &p.medications {
             m += 1;
@@ -822,6 +858,9 @@ fn check(s: &Scenario) -> Result<(), TestCaseError> {
             if p.near_miss_rule.is_some() {
                 *stats.entry("near miss".into()).or_default() += 1;
             }
+            if p.outcome() == Some("undetermined") {
+                *stats.entry("person undetermined".into()).or_default() += 1;
+            }
             for (name, c) in &p.criteria {
                 let kind = cohort.def.criterion(name).unwrap().kind;
                 let kind = format!("{kind:?}");
@@ -831,6 +870,11 @@ fn check(s: &Scenario) -> Result<(), TestCaseError> {
                     .or_default() += 1;
                 if c.refused > 0 {
                     *stats.entry("refused > 0".into()).or_default() += 1;
+                }
+                if c.verdict.is_none() {
+                    *stats
+                        .entry(format!("{kind} undetermined {}", c.reason.name()))
+                        .or_default() += 1;
                 }
             }
         }

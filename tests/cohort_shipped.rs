@@ -73,7 +73,14 @@ fn shipped_cohorts_engine_and_reference_agree() {
                 ));
             }
             let included = e.iter().filter(|p| p.included == Some(true)).count();
-            eprintln!("  {key}: {included} included of {}", e.len());
+            let undetermined = e
+                .iter()
+                .filter(|p| p.outcome() == Some("undetermined"))
+                .count();
+            eprintln!(
+                "  {key}: {included} included, {undetermined} undetermined, of {}",
+                e.len()
+            );
             if n == 0 {
                 let known = INCLUDES_NOBODY_HERE
                     .iter()

@@ -10,8 +10,10 @@
 //! `patients`, `registrations`, `events`, `medications` (tables, see
 //! `cohort_support::StoreRows::from_tables`), `capability` (practice → its
 //! canonical tables, to simulate a practice lacking one), and `[expect.PERSON]`
-//! with `status`, `practice`, `included`, `rule` (the deciding rule),
-//! `near_miss`, and `[expect.PERSON.criteria.NAME]` with `verdict`, `reason`,
+//! with `status`, `practice`, `included` (`true`, `false` or
+//! `"undetermined"`), `rule` (the deciding rule),
+//! `near_miss`, and `[expect.PERSON.criteria.NAME]` with `verdict` (`true`,
+//! `false` or `"undetermined"`), `reason`,
 //! `evidence` (an event's `row`; absent = no evidence), and optionally `count`,
 //! `value`, `refused` (`reason` may be left out only where the doc leaves it
 //! open). Omitted `included`/`rule`/`near_miss` mean "none".
@@ -54,7 +56,7 @@ struct Case {
 struct Expect {
     status: String,
     practice: Option<String>,
-    included: Option<bool>,
+    included: Option<ThreeValued>,
     rule: Option<String>,
     near_miss: Option<String>,
     #[serde(default)]
@@ -64,13 +66,31 @@ struct Expect {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ExpectCriterion {
-    verdict: bool,
+    verdict: ThreeValued,
     /// Absent: not checked (where the doc leaves the reason open).
     reason: Option<String>,
     evidence: Option<String>,
     count: Option<u64>,
     value: Option<f64>,
     refused: Option<u64>,
+}
+
+/// `true`, `false` or `"undetermined"` in a case file.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum ThreeValued {
+    Known(bool),
+    Word(String),
+}
+
+impl ThreeValued {
+    fn value(&self) -> Option<bool> {
+        match self {
+            ThreeValued::Known(b) => Some(*b),
+            ThreeValued::Word(w) if w == "undetermined" => None,
+            ThreeValued::Word(w) => panic!("{w:?}: write true, false or \"undetermined\""),
+        }
+    }
 }
 
 fn case_files() -> Vec<PathBuf> {
@@ -116,10 +136,25 @@ fn check(case: &Case, rows: &StoreRows, got: &[PersonOutcome]) -> Vec<String> {
                 format!("{:?}", p.practice.as_deref().unwrap_or("")),
             );
         }
+        // An undetermined person is in the base population with no decision.
         field(
             "included",
-            format!("{:?}", e.included),
+            format!("{:?}", e.included.as_ref().and_then(ThreeValued::value)),
             format!("{:?}", p.included),
+        );
+        field(
+            "outcome",
+            format!(
+                "{:?}",
+                e.included
+                    .as_ref()
+                    .map(|i| i.value().map_or("undetermined", |b| if b {
+                        "included"
+                    } else {
+                        "excluded"
+                    }))
+            ),
+            format!("{:?}", p.outcome()),
         );
         field(
             "rule",
@@ -141,7 +176,11 @@ fn check(case: &Case, rows: &StoreRows, got: &[PersonOutcome]) -> Vec<String> {
                     out.push(format!("{key}: {name}.{what}: expected {want}, got {have}"));
                 }
             };
-            field("verdict", ec.verdict.to_string(), c.verdict.to_string());
+            field(
+                "verdict",
+                format!("{:?}", ec.verdict.value()),
+                format!("{:?}", c.verdict),
+            );
             if let Some(reason) = &ec.reason {
                 field("reason", reason.clone(), c.reason.name().to_string());
             }

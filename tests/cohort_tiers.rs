@@ -162,6 +162,7 @@ fn network_and_practice_tiers() {
                 "sex",
                 "practice",
                 "status",
+                "outcome",
                 "included",
                 "deciding_rule",
                 "near_miss_rule"

@@ -360,7 +360,10 @@ pub fn table(runs: &[(NaiveDate, CohortRun)]) -> String {
         let cells = runs
             .iter()
             .map(|(_, r)| match r.per_practice.iter().find(|(q, _)| q == p) {
-                Some((_, Some(n))) => n.to_string(),
+                Some((_, Some(n))) => match r.undetermined_per_practice.get(*p) {
+                    Some(u) => format!("{n} +{u}?"),
+                    None => n.to_string(),
+                },
                 Some((_, None)) => "unavailable".to_string(),
                 None => "no data".to_string(),
             })
@@ -370,14 +373,24 @@ pub fn table(runs: &[(NaiveDate, CohortRun)]) -> String {
     let totals = runs
         .iter()
         .map(|(_, r)| {
-            if r.unavailable.is_empty() {
-                r.included.to_string()
+            let n = if r.undetermined > 0 {
+                format!("{} +{}?", r.included, r.undetermined)
             } else {
-                format!("{}*", r.included)
+                r.included.to_string()
+            };
+            if r.unavailable.is_empty() {
+                n
+            } else {
+                format!("{n}*")
             }
         })
         .collect();
     row(&mut out, "network", totals);
+    if runs.iter().any(|(_, r)| r.undetermined > 0) {
+        out.push_str(
+            "+N? persons undetermined: the data that decides them was refused, is missing or is ambiguous; counted beside the included, never in them\n",
+        );
+    }
     if runs.iter().any(|(_, r)| !r.unavailable.is_empty()) {
         out.push_str(
             "* excludes practices unavailable for the cohort: their count is unknown, not zero\n",
@@ -439,10 +452,11 @@ pub fn run(args: RunArgs) -> Result<u8, Failure> {
     let mut out = table(&runs);
     for (date, r) in &runs {
         out.push_str(&format!(
-            "{}: index {date}, {} in population, {} included → {}\n",
+            "{}: index {date}, {} in population, {} included, {} undetermined → {}\n",
             r.key,
             r.in_population,
             r.included,
+            r.undetermined,
             r.dir.display()
         ));
         for w in &r.warnings {

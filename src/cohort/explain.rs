@@ -44,7 +44,8 @@ pub struct Evidence {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CriterionExplanation {
     pub criterion: String,
-    pub verdict: bool,
+    /// `null` when undetermined (docs/cohort-language.md "Undetermined").
+    pub verdict: Option<bool>,
     pub reason: String,
     pub count: u64,
     pub value: Option<f64>,
@@ -136,7 +137,7 @@ pub fn read(dir: &Path, cohort: &str, person_key: &str) -> Result<Option<Explana
         });
         explanation.criteria.push(CriterionExplanation {
             criterion: opt_str(&criterion, i).unwrap_or_default(),
-            verdict: verdict.is_valid(i) && verdict.value(i),
+            verdict: verdict.is_valid(i).then(|| verdict.value(i)),
             reason: opt_str(&reason, i).unwrap_or_default(),
             count: count.value(i) as u64,
             value: float(&value, i),
@@ -217,11 +218,19 @@ pub fn narrative(def: &Definition, index: NaiveDate, e: &Explanation) -> String 
     let decision = match e.included {
         Some(true) => "Included",
         Some(false) => "Excluded",
-        None => "Not evaluated",
+        // In the base population with no decision: undetermined.
+        None => "Undetermined — neither included nor excluded",
     };
     let deciding = e.deciding_rule.as_deref().unwrap_or("?");
     let rule_no = def.rules.iter().position(|r| r.name == deciding);
     match rule_no {
+        Some(i) if e.included.is_none() => {
+            let _ = writeln!(
+                out,
+                "{decision}: rule {} ({deciding}) could not decide, and the decision depends on it.",
+                i + 1
+            );
+        }
         Some(i) => {
             let _ = writeln!(out, "{decision}: rule {} ({deciding}).", i + 1);
         }
@@ -241,20 +250,23 @@ pub fn narrative(def: &Definition, index: NaiveDate, e: &Explanation) -> String 
         .iter()
         .map(|c| (c.criterion.as_str(), c))
         .collect();
-    let truth = |name: &str| verdicts.get(name).is_some_and(|c| c.verdict);
+    let truth = |name: &str| verdicts.get(name).map_or(Some(false), |c| c.verdict);
     let _ = writeln!(out, "Rules, in order:");
     let decided_at = rule_no.unwrap_or(def.rules.len());
     for (i, rule) in def.rules.iter().enumerate() {
         let holds = eval(&rule.when, &truth);
         let outcome = if i > decided_at {
             "not reached"
-        } else if holds {
-            match rule.then {
-                Action::Select => "holds → selected",
-                Action::Reject => "holds → rejected",
-            }
         } else {
-            "does not hold → next rule"
+            match (holds, rule.then) {
+                (Some(true), Action::Select) => "holds → selected",
+                (Some(true), Action::Reject) => "holds → rejected",
+                (Some(false), _) => "does not hold → next rule",
+                (None, _) if i == decided_at && e.included.is_none() => {
+                    "undetermined: it may or may not hold, and the decision depends on it"
+                }
+                (None, _) => "undetermined, but every way it could go ends in the same decision",
+            }
         };
         let _ = writeln!(
             out,
@@ -274,7 +286,11 @@ pub fn narrative(def: &Definition, index: NaiveDate, e: &Explanation) -> String 
             out,
             "  {} [{}] — {}: {}",
             c.name,
-            if x.verdict { "true" } else { "false" },
+            match x.verdict {
+                Some(true) => "true",
+                Some(false) => "false",
+                None => "undetermined",
+            },
             describe(def, c),
             result(c, x)
         );
@@ -295,12 +311,31 @@ pub fn narrative(def: &Definition, index: NaiveDate, e: &Explanation) -> String 
     out
 }
 
-fn eval(e: &Expr, truth: &dyn Fn(&str) -> bool) -> bool {
+/// Three-valued, as the rules are (`None`: undetermined).
+fn eval(e: &Expr, truth: &dyn Fn(&str) -> Option<bool>) -> Option<bool> {
     match e {
         Expr::Criterion(c) => truth(c),
-        Expr::Not(x) => !eval(x, truth),
-        Expr::And(xs) => xs.iter().all(|x| eval(x, truth)),
-        Expr::Or(xs) => xs.iter().any(|x| eval(x, truth)),
+        Expr::Not(x) => eval(x, truth).map(|v| !v),
+        Expr::And(xs) => {
+            let vs: Vec<Option<bool>> = xs.iter().map(|x| eval(x, truth)).collect();
+            if vs.contains(&Some(false)) {
+                Some(false)
+            } else if vs.contains(&None) {
+                None
+            } else {
+                Some(true)
+            }
+        }
+        Expr::Or(xs) => {
+            let vs: Vec<Option<bool>> = xs.iter().map(|x| eval(x, truth)).collect();
+            if vs.contains(&Some(true)) {
+                Some(true)
+            } else if vs.contains(&None) {
+                None
+            } else {
+                Some(false)
+            }
+        }
     }
 }
 
@@ -403,7 +438,11 @@ fn bound(b: &Bound, lower: bool) -> String {
 }
 
 fn result(c: &Criterion, x: &CriterionExplanation) -> String {
-    let mut text = match x.reason.as_str() {
+    let mut text = String::new();
+    if x.verdict.is_none() {
+        text.push_str("undetermined: ");
+    }
+    text.push_str(&match x.reason.as_str() {
         "met" => "met".to_string(),
         "no_events" => "no matching event in the window".to_string(),
         "not_met" => "events found, but the test failed".to_string(),
@@ -412,8 +451,12 @@ fn result(c: &Criterion, x: &CriterionExplanation) -> String {
             "the deciding value's unit is missing, unknown or not convertible".to_string()
         }
         "no_value" => "the deciding event has no value".to_string(),
+        "tie_disagrees" => {
+            "events on the same day tie for the deciding position and would decide differently"
+                .to_string()
+        }
         other => other.to_string(),
-    };
+    });
     match c.kind {
         Kind::Count { .. } | Kind::Exists | Kind::Apart { .. } => {
             let _ = write!(text, "; {} qualifying", x.count);

@@ -72,16 +72,24 @@ pub enum Reason {
     UnitRefused,
     /// The deciding event carries no numeric value.
     NoValue,
+    /// Same-day events tie for the deciding position and their verdicts
+    /// differ: which one decides is storage order, not clinical fact.
+    TieDisagrees,
+    /// An event with a partial date whose period is partly inside the window
+    /// could change the verdict.
+    PartialDateStraddlesWindow,
 }
 
 impl Reason {
-    pub const ALL: [Reason; 6] = [
+    pub const ALL: [Reason; 8] = [
         Reason::Met,
         Reason::NoEvents,
         Reason::NotMet,
         Reason::AnchorMissing,
         Reason::UnitRefused,
         Reason::NoValue,
+        Reason::TieDisagrees,
+        Reason::PartialDateStraddlesWindow,
     ];
 
     pub fn name(self) -> &'static str {
@@ -92,6 +100,8 @@ impl Reason {
             Reason::AnchorMissing => "anchor_missing",
             Reason::UnitRefused => "unit_refused",
             Reason::NoValue => "no_value",
+            Reason::TieDisagrees => "tie_disagrees",
+            Reason::PartialDateStraddlesWindow => "partial_date_straddles_window",
         }
     }
 
@@ -100,10 +110,26 @@ impl Reason {
     }
 }
 
+/// A verdict in three values (docs/cohort-language.md "Undetermined"):
+/// `Some(true)` met, `Some(false)` not met, `None` undetermined — the data
+/// that would decide it was refused, is missing, or is ambiguous. In output
+/// files an undetermined verdict is a null `verdict`, so SQL's three-valued
+/// logic over it is the cohort language's.
+pub type Verdict = Option<bool>;
+
+/// The word a verdict is written as: `met`, `not_met`, `undetermined`.
+pub fn verdict_name(v: Verdict) -> &'static str {
+    match v {
+        Some(true) => "met",
+        Some(false) => "not_met",
+        None => "undetermined",
+    }
+}
+
 /// One criterion for one person.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CriterionOutcome {
-    pub verdict: bool,
+    pub verdict: Verdict,
     pub reason: Reason,
     /// The deciding event as `practice/source_table/source_row_id`.
     pub evidence: Option<String>,
@@ -121,15 +147,30 @@ pub struct PersonOutcome {
     /// Practice of the registration on the index date (none if not registered).
     pub practice: Option<String>,
     pub status: Status,
-    /// `None` unless the person is in the base population.
+    /// `None` unless the person is in the base population and decided: a
+    /// person in the base population with `None` is *undetermined* (see
+    /// [`PersonOutcome::outcome`]).
     pub included: Option<bool>,
-    /// The rule that decided, or `otherwise`.
+    /// The rule that decided, or `otherwise`; for an undetermined person, the
+    /// first rule whose condition was undetermined.
     pub deciding_rule: Option<String>,
     /// For an excluded person: the one rule whose condition, flipped, would
     /// include them (when exactly one such rule exists).
     pub near_miss_rule: Option<String>,
     /// Evaluated for persons in the base population only.
     pub criteria: BTreeMap<String, CriterionOutcome>,
+}
+
+impl PersonOutcome {
+    /// `included`, `excluded` or `undetermined` for a person in the base
+    /// population; `None` for anyone else (their `status` says why).
+    pub fn outcome(&self) -> Option<&'static str> {
+        (self.status == Status::InPopulation).then_some(match self.included {
+            Some(true) => "included",
+            Some(false) => "excluded",
+            None => "undetermined",
+        })
+    }
 }
 
 /// The name `deciding_rule` takes when no rule decided.

@@ -339,6 +339,7 @@ pub async fn people(
         &[
             "practice",
             "status",
+            "outcome",
             "included",
             "deciding_rule",
             "near_miss_rule",
@@ -444,6 +445,8 @@ pub struct PracticeCounts {
     pub registered: u64,
     pub in_population: u64,
     pub included: u64,
+    /// In the population, with an outcome the data cannot decide.
+    pub undetermined: u64,
 }
 
 /// Counts per available practice, from the engine's membership.
@@ -473,6 +476,7 @@ pub async fn practice_counts(
                     sum(lit(1i64)).alias("registered"),
                     sum(one_if(col("status").eq(lit("in_population")))).alias("in_population"),
                     sum(one_if(col("included").is_true())).alias("included"),
+                    sum(one_if(col("outcome").eq(lit("undetermined")))).alias("undetermined"),
                 ],
             )
         })
@@ -499,6 +503,7 @@ pub async fn practice_counts(
                 registered: n(1).value(r) as u64,
                 in_population: n(2).value(r) as u64,
                 included: n(3).value(r) as u64,
+                undetermined: n(4).value(r) as u64,
             });
         }
     }
@@ -509,6 +514,7 @@ pub async fn practice_counts(
                 registered: 0,
                 in_population: 0,
                 included: 0,
+                undetermined: 0,
             });
         }
     }
@@ -537,11 +543,13 @@ pub fn counts_batch(
     let (reg, reg_total) = column(|c| c.registered);
     let (pop, pop_total) = column(|c| c.in_population);
     let (inc, inc_total) = column(|c| c.included);
+    let (und, und_total) = column(|c| c.undetermined);
     let total = PracticeCounts {
         practice: crate::cohort::engine::NETWORK.to_string(),
         registered: counts.iter().map(|c| c.registered).sum(),
         in_population: counts.iter().map(|c| c.in_population).sum(),
         included: counts.iter().map(|c| c.included).sum(),
+        undetermined: counts.iter().map(|c| c.undetermined).sum(),
     };
     let p0 = if total.in_population > 0 {
         total.included as f64 / total.in_population as f64
@@ -554,13 +562,14 @@ pub fn counts_batch(
         "registered",
         "in_population",
         "included",
+        "undetermined",
         "prevalence_pct",
         "ci95_low_pct",
         "ci95_high_pct",
         "funnel",
     ];
     let mut cols: Vec<StringBuilder> = names.iter().map(|_| StringBuilder::new()).collect();
-    let mut row = |c: &PracticeCounts, shown: [Option<Shown>; 3], funnel: Option<&str>| {
+    let mut row = |c: &PracticeCounts, shown: [Option<Shown>; 4], funnel: Option<&str>| {
         let hidden = shown[1] == Some(Shown::Suppressed) || shown[2] == Some(Shown::Suppressed);
         let prevalence = (!hidden && c.in_population > 0)
             .then(|| 100.0 * c.included as f64 / c.in_population as f64);
@@ -573,6 +582,7 @@ pub fn counts_batch(
             Some(shown_text(policy, shown[0], c.registered)),
             Some(shown_text(policy, shown[1], c.in_population)),
             Some(shown_text(policy, shown[2], c.included)),
+            Some(shown_text(policy, shown[3], c.undetermined)),
             Some(prevalence.map_or_else(|| "suppressed".into(), |p| format!("{p:.1}"))),
             Some(ci.map_or_else(|| "suppressed".into(), |c| format!("{:.1}", c.0))),
             Some(ci.map_or_else(|| "suppressed".into(), |c| format!("{:.1}", c.1))),
@@ -586,11 +596,11 @@ pub fn counts_batch(
     for (i, c) in counts.iter().enumerate() {
         row(
             c,
-            [reg[i], pop[i], inc[i]],
+            [reg[i], pop[i], inc[i], und[i]],
             Some(funnel_position(c.included, c.in_population, p0)),
         );
     }
-    row(&total, [reg_total, pop_total, inc_total], None);
+    row(&total, [reg_total, pop_total, inc_total, und_total], None);
     let mut out: Vec<ArrayRef> = cols
         .iter_mut()
         .map(|b| Arc::new(b.finish()) as ArrayRef)
@@ -608,7 +618,7 @@ pub fn counts_batch(
             for (i, b) in more.iter_mut().enumerate() {
                 match i {
                     0 => b.append_value(p),
-                    1 | 2 | 3 | 4 => b.append_value("unavailable"),
+                    1..=5 => b.append_value("unavailable"),
                     _ => b.append_null(),
                 }
             }
@@ -632,13 +642,11 @@ pub fn counts_batch(
 /// network row is the total of a step's practice rows. A cell is suppressed
 /// when either group suppresses it. Counts are written as text.
 pub fn attrition_batch(engine: &RecordBatch, policy: Option<&Policy>) -> RecordBatch {
-    const COUNTS: [&str; 4] = ["entering", "passing", "removed", "selected"];
-    let text = |n: &str| {
-        engine
-            .column_by_name(n)
-            .and_then(|c| c.as_any().downcast_ref::<StringArray>())
-            .expect("string column")
-    };
+    // `entering` first: the total of the others in its row.
+    let names: Vec<&str> = ["entering", "passing", "removed", "selected", "undetermined"]
+        .into_iter()
+        .filter(|n| engine.column_by_name(n).is_some())
+        .collect();
     let int = |n: &str| {
         engine
             .column_by_name(n)
@@ -648,12 +656,16 @@ pub fn attrition_batch(engine: &RecordBatch, policy: Option<&Policy>) -> RecordB
             })
             .expect("count column")
     };
-    let practice = text("practice");
+    let practice = engine
+        .column_by_name("practice")
+        .and_then(|c| c.as_any().downcast_ref::<StringArray>())
+        .expect("practice column");
     let order = int("step_order");
-    let values: Vec<[u64; 4]> = (0..engine.num_rows())
-        .map(|r| COUNTS.map(|c| int(c).value(r) as u64))
+    let rows = engine.num_rows();
+    let values: Vec<Vec<u64>> = (0..rows)
+        .map(|r| names.iter().map(|c| int(c).value(r) as u64).collect())
         .collect();
-    let mut suppressed = vec![[false; 4]; engine.num_rows()];
+    let mut suppressed = vec![vec![false; names.len()]; rows];
     if let Some(p) = policy {
         for (r, v) in values.iter().enumerate() {
             let (cells, total) = p.group(&v[1..]);
@@ -663,19 +675,19 @@ pub fn attrition_batch(engine: &RecordBatch, policy: Option<&Policy>) -> RecordB
             }
         }
         let network = crate::cohort::engine::NETWORK;
-        let mut steps: Vec<i64> = (0..engine.num_rows()).map(|r| order.value(r)).collect();
+        let mut steps: Vec<i64> = (0..rows).map(|r| order.value(r)).collect();
         steps.sort_unstable();
         steps.dedup();
         for s in steps {
-            let rows: Vec<usize> = (0..engine.num_rows())
+            let members: Vec<usize> = (0..rows)
                 .filter(|r| order.value(*r) == s && practice.value(*r) != network)
                 .collect();
-            let total_row = (0..engine.num_rows())
-                .find(|r| order.value(*r) == s && practice.value(*r) == network);
-            for c in 0..4 {
-                let (cells, total) =
-                    p.group(&rows.iter().map(|r| values[*r][c]).collect::<Vec<_>>());
-                for (r, cell) in rows.iter().zip(cells) {
+            let total_row =
+                (0..rows).find(|r| order.value(*r) == s && practice.value(*r) == network);
+            for c in 0..names.len() {
+                let cells: Vec<u64> = members.iter().map(|r| values[*r][c]).collect();
+                let (shown, total) = p.group(&cells);
+                for (r, cell) in members.iter().zip(shown) {
                     suppressed[*r][c] |= cell == Shown::Suppressed;
                 }
                 if let Some(t) = total_row {
@@ -684,17 +696,17 @@ pub fn attrition_batch(engine: &RecordBatch, policy: Option<&Policy>) -> RecordB
             }
         }
     }
-    let mut cols: Vec<ArrayRef> = vec![
-        engine.column_by_name("practice").expect("practice").clone(),
-        engine
-            .column_by_name("step_order")
-            .expect("step_order")
-            .clone(),
-        engine.column_by_name("step").expect("step").clone(),
-    ];
-    for (c, _) in COUNTS.iter().enumerate() {
+    let mut cols: Vec<ArrayRef> = ["practice", "step_order", "step"]
+        .iter()
+        .map(|n| engine.column_by_name(n).expect("attrition column").clone())
+        .collect();
+    let mut fields: Vec<Field> = ["practice", "step_order", "step"]
+        .iter()
+        .map(|n| engine.schema().field_with_name(n).expect("field").clone())
+        .collect();
+    for (c, name) in names.iter().enumerate() {
         let mut b = StringBuilder::new();
-        for r in 0..engine.num_rows() {
+        for r in 0..rows {
             let n = values[r][c];
             b.append_value(match policy {
                 None => n.to_string(),
@@ -703,12 +715,8 @@ pub fn attrition_batch(engine: &RecordBatch, policy: Option<&Policy>) -> RecordB
             });
         }
         cols.push(Arc::new(b.finish()));
+        fields.push(Field::new(*name, DataType::Utf8, false));
     }
-    let mut fields: Vec<Field> = ["practice", "step_order", "step"]
-        .iter()
-        .map(|n| engine.schema().field_with_name(n).expect("field").clone())
-        .collect();
-    fields.extend(COUNTS.iter().map(|n| Field::new(*n, DataType::Utf8, false)));
     RecordBatch::try_new(Arc::new(Schema::new(fields)), cols).expect("attrition columns")
 }
 
@@ -945,12 +953,14 @@ mod tests {
                 registered: 100,
                 in_population: 100,
                 included: 3,
+                undetermined: 0,
             },
             PracticeCounts {
                 practice: "B82005".into(),
                 registered: 200,
                 in_population: 200,
                 included: 40,
+                undetermined: 9,
             },
         ];
         let b = counts_batch(&counts, &["C83001".to_string()], Some(&Policy::default()));
@@ -965,6 +975,8 @@ mod tests {
             texts(&b, "in_population"),
             ["100", "200", "300", "unavailable"]
         );
+        // Undetermined persons are counted beside the included, never in them.
+        assert_eq!(texts(&b, "undetermined"), ["0", "10", "10", "unavailable"]);
         // Prevalence from unrounded counts, shown only with its counts.
         assert_eq!(
             texts(&b, "prevalence_pct"),

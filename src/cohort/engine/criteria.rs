@@ -4,6 +4,12 @@
 //! joined to the persons in the base population and reduced to verdict, reason,
 //! count, value, refused and evidence.
 //!
+//! Verdicts are three-valued (`docs/cohort-language.md`, "Undetermined"): a
+//! null `verdict` is undetermined — the chosen event's value unread, same-day
+//! ties that disagree, an unread value that could undo a min/max, or a
+//! partial date straddling the window that could change the verdict (events
+//! straddling an edge are read beside those inside, flagged `inside` false).
+//!
 //! Result `crit_<n>` per criterion ([`super::held`]), one row per person in the base
 //! population: `person_key`, `practice`, `verdict`, `reason`, `count`, `value`,
 //! `refused`, `anchor_date` (the chosen event's date, for kinds that choose
@@ -15,6 +21,7 @@ use std::collections::BTreeMap;
 use chrono::NaiveDate;
 use datafusion::arrow::datatypes::DataType;
 use datafusion::functions_aggregate::expr_fn::{count, count_distinct, max, min, sum};
+use datafusion::logical_expr::{Operator, binary_expr};
 use datafusion::prelude::*;
 use datafusion::scalar::ScalarValue;
 
@@ -117,21 +124,43 @@ fn bound_expr(b: &Bound, index: NaiveDate, anchors: &[String]) -> Result<Expr> {
 /// Whether the window holds an event: the first day of its period satisfies the
 /// lower bound and the last day the upper bound.
 fn window_expr(c: &Criterion, index: NaiveDate, anchors: &[String]) -> Result<Expr> {
+    bounds_expr(c, index, anchors, "d_start", "d_end")
+}
+
+/// Whether some day of an event's period is in the window: its last day
+/// satisfies the lower bound and its first day the upper bound. An event
+/// that overlaps but is not inside straddles an edge ("Undetermined").
+fn overlap_expr(c: &Criterion, index: NaiveDate, anchors: &[String]) -> Result<Expr> {
+    bounds_expr(c, index, anchors, "d_end", "d_start")
+}
+
+/// `lower_day` against the lower bound and `upper_day` against the upper.
+fn bounds_expr(
+    c: &Criterion,
+    index: NaiveDate,
+    anchors: &[String],
+    lower_day: &str,
+    upper_day: &str,
+) -> Result<Expr> {
     let up = bound_expr(&c.window.upper, index, anchors)?;
     let mut cond = if c.window.upper.inclusive {
-        col("d_end").lt_eq(up)
+        col(upper_day).lt_eq(up)
     } else {
-        col("d_end").lt(up)
+        col(upper_day).lt(up)
     };
     if let Some(lo) = &c.window.lower {
         let x = bound_expr(lo, index, anchors)?;
         cond = cond.and(if lo.inclusive {
-            col("d_start").gt_eq(x)
+            col(lower_day).gt_eq(x)
         } else {
-            col("d_start").gt(x)
+            col(lower_day).gt(x)
         });
     }
     Ok(cond)
+}
+
+fn null_bool() -> Expr {
+    lit(ScalarValue::Boolean(None))
 }
 
 fn null_f64() -> Expr {
@@ -241,7 +270,9 @@ async fn plan(
             None,
         )?;
     }
-    ev = ev.filter(window_expr(c, index, &anchors)?)?;
+    // Events inside the window, and those straddling an edge (`inside` false).
+    let inside = window_expr(c, index, &anchors)?;
+    ev = ev.filter(inside.clone().or(overlap_expr(c, index, &anchors)?))?;
 
     // Per-event flags: `pass` (qualifies / passes the value test), `refused`,
     // `comparable` (min/max: a plain value in a comparable unit), `v2`.
@@ -270,7 +301,7 @@ async fn plan(
             (pass, refused, comparable, v2)
         }
     };
-    let ev = ev.select(vec![
+    let ev_all = ev.select(vec![
         col("person_key"),
         col("d_start"),
         col("code"),
@@ -280,7 +311,9 @@ async fn plan(
         refused.alias("refused"),
         comparable.alias("comparable"),
         v2.alias("v2"),
+        inside.alias("inside"),
     ])?;
+    let ev = ev_all.clone().filter(col("inside"))?;
     // The chosen event is found by aggregation rather than ranking: `rkey`
     // orders events as (date, practice, source_row_id) and is unique, so the
     // greatest/least key is the latest/first event; after it, separated by
@@ -349,6 +382,7 @@ async fn plan(
             .clone()
             .select(vec![col("g_pk").alias("b_pk"), col("g_best").alias("b_v")])?;
         let keyed = ev
+            .clone()
             .filter(col("comparable"))?
             .join(
                 best,
@@ -364,6 +398,39 @@ async fn plan(
             ])?;
         agg = agg.join(keyed, JoinType::Left, &["g_pk"], &["k_pk"], None)?;
     }
+    if matches!(c.kind, Kind::First | Kind::Latest) && c.value.is_some() {
+        // Same-day ties for the chosen position ("Undetermined"): per person,
+        // the events on the chosen event's date that pass, fail, or cannot be
+        // read (t_pass, t_fail, t_open).
+        let day = agg.clone().select(vec![
+            col("g_pk").alias("t_pk"),
+            super::scan::key_date(col("g_key")).alias("t_date"),
+        ])?;
+        let tied = ev
+            .clone()
+            .join(
+                day,
+                JoinType::Inner,
+                &["person_key"],
+                &["t_pk"],
+                Some(col("d_start").eq(col("t_date"))),
+            )?
+            .aggregate(
+                vec![col("person_key")],
+                vec![
+                    sum(flag(col("pass"))).alias("t_pass"),
+                    sum(flag(col("comparable").and(col("pass").not()))).alias("t_fail"),
+                    sum(flag(col("comparable").not())).alias("t_open"),
+                ],
+            )?
+            .select(vec![
+                col("person_key").alias("t_pk"),
+                col("t_pass"),
+                col("t_fail"),
+                col("t_open"),
+            ])?;
+        agg = agg.join(tied, JoinType::Left, &["g_pk"], &["t_pk"], None)?;
+    }
 
     let persons = pop
         .read(ctx)
@@ -373,7 +440,7 @@ async fn plan(
             col("person_key").alias("pk"),
             col("practice").alias("pop_practice"),
         ])?;
-    let mut f = persons.join(agg, JoinType::Left, &["pk"], &["g_pk"], None)?;
+    let mut f = persons.join(agg.clone(), JoinType::Left, &["pk"], &["g_pk"], None)?;
     let mut missing = lit(false);
     for (j, a) in anchors.iter().enumerate() {
         let ad = anchor_dates(ctx, &done[a], j).await?.select(vec![
@@ -382,6 +449,94 @@ async fn plan(
         ])?;
         f = f.join(ad, JoinType::Left, &["pk"], &[&format!("m{j}_pk")], None)?;
         missing = missing.or(col(format!("m{j}_date")).is_null());
+    }
+    // Straddling events ("Undetermined"): for first/latest, the classes
+    // (pass, fail, cannot be read) of those that would be chosen over the
+    // chosen event; for the other kinds, the aggregates over every event
+    // inside or straddling.
+    if c.kind.chooses_event() && !minmax {
+        let base = agg.clone().select(vec![
+            col("g_pk").alias("sb_pk"),
+            split_part(col("g_key"), lit(SEP), lit(1i64)).alias("sb_rkey"),
+        ])?;
+        let beats = if c.kind == Kind::Latest {
+            col("rkey").gt(col("sb_rkey"))
+        } else {
+            col("rkey").lt(col("sb_rkey"))
+        };
+        let (s_fail, s_open) = if c.value.is_some() {
+            (
+                col("comparable").and(col("pass").not()),
+                col("comparable").not(),
+            )
+        } else {
+            (lit(false), lit(false))
+        };
+        let st = ev_all
+            .clone()
+            .filter(col("inside").not())?
+            .join(base, JoinType::Left, &["person_key"], &["sb_pk"], None)?
+            .filter(col("sb_rkey").is_null().or(beats))?
+            .aggregate(
+                vec![col("person_key")],
+                vec![
+                    sum(flag(col("pass"))).alias("s_pass"),
+                    sum(flag(s_fail)).alias("s_fail"),
+                    sum(flag(s_open)).alias("s_open"),
+                ],
+            )?
+            .select(vec![
+                col("person_key").alias("s_pk"),
+                col("s_pass"),
+                col("s_fail"),
+                col("s_open"),
+            ])?;
+        f = f.join(st, JoinType::Left, &["pk"], &["s_pk"], None)?;
+    } else {
+        let mut all = vec![
+            sum(flag(col("inside").not())).alias("a_st"),
+            sum(flag(col("pass"))).alias("a_q"),
+            sum(flag(col("refused"))).alias("a_refused"),
+            sum(flag(col("value").is_null())).alias("a_noval"),
+        ];
+        if let Kind::Count {
+            distinct_codes: true,
+            ..
+        } = c.kind
+        {
+            all.push(
+                count_distinct(case(
+                    when(col("pass"), col("code")),
+                    lit(ScalarValue::Int64(None)),
+                ))
+                .alias("a_qd"),
+            );
+        }
+        if let Kind::Apart { .. } = c.kind {
+            let d = case(
+                when(col("pass"), cast(col("d_start"), DataType::Int32)),
+                lit(ScalarValue::Int32(None)),
+            );
+            all.push(min(d.clone()).alias("a_qmin"));
+            all.push(max(d).alias("a_qmax"));
+        }
+        if minmax {
+            let best = case(when(col("comparable"), col("v2")), null_f64());
+            all.push(if c.kind == Kind::Min {
+                min(best).alias("a_best")
+            } else {
+                max(best).alias("a_best")
+            });
+        }
+        let mut keep = vec![col("person_key").alias("a_pk")];
+        for e in &all {
+            keep.push(col(e.schema_name().to_string()));
+        }
+        let a = ev_all
+            .clone()
+            .aggregate(vec![col("person_key")], all)?
+            .select(keep)?;
+        f = f.join(a, JoinType::Left, &["pk"], &["a_pk"], None)?;
     }
     // The chosen event unpacked.
     let key = col("g_key");
@@ -441,10 +596,19 @@ async fn plan(
                 null_f64(),
             ),
             Some(_) => {
-                let v = chosen.clone().and(r_pass.clone());
+                // Tied same-day events whose verdicts differ; else the chosen
+                // event's value decides, undetermined when it cannot be read.
+                let kinds = |n: &str| flag(z(n).gt(lit(0i64)));
+                let disagree = (kinds("t_pass") + kinds("t_fail") + kinds("t_open")).gt(lit(1i64));
+                let open = disagree.clone().or(r_comparable.clone().not());
+                let v = case(
+                    when(chosen.clone().not(), lit(false)).when(open, null_bool()),
+                    r_pass.clone(),
+                );
                 let r = case(
                     when(missing.clone(), reason(Reason::AnchorMissing))
                         .when(chosen.clone().not(), reason(Reason::NoEvents))
+                        .when(disagree, reason(Reason::TieDisagrees))
                         .when(r_has_value.not(), reason(Reason::NoValue))
                         .when(r_comparable.clone().not(), reason(Reason::UnitRefused))
                         .when(r_pass, reason(Reason::Met)),
@@ -456,28 +620,131 @@ async fn plan(
         },
         Kind::Min | Kind::Max => {
             let ncmp = z("g_cmp");
-            let v = chosen.clone().and(r_pass.clone());
+            // "Undetermined": an unread value (refused unit, no value) could
+            // be the least/greatest; it only matters where it could undo the
+            // verdict (a lower minimum still passes `below`/`at_most`).
+            let downward = c
+                .value
+                .as_ref()
+                .is_some_and(|t| matches!(t.op, Cmp::Lt | Cmp::Le));
+            let strengthens = (c.kind == Kind::Min) == downward;
+            let unread = z("g_refused").gt(lit(0i64)).or(z("g_noval").gt(lit(0i64)));
+            let robust = if strengthens {
+                r_pass.clone()
+            } else {
+                chosen.clone().and(r_pass.clone().not())
+            };
+            let open = unread.clone().and(robust.not());
+            let v = case(
+                when(m.clone().eq(lit(0i64)), lit(false)).when(open.clone(), null_bool()),
+                chosen.clone().and(r_pass.clone()),
+            );
             let r = case(
                 when(missing.clone(), reason(Reason::AnchorMissing))
                     .when(m.clone().eq(lit(0i64)), reason(Reason::NoEvents))
                     .when(
-                        ncmp.clone().eq(lit(0i64)).and(z("g_refused").gt(lit(0i64))),
+                        open.clone().and(z("g_refused").gt(lit(0i64))),
                         reason(Reason::UnitRefused),
                     )
-                    .when(
-                        ncmp.clone().eq(lit(0i64)).and(z("g_noval").gt(lit(0i64))),
-                        reason(Reason::NoValue),
-                    )
+                    .when(open, reason(Reason::NoValue))
                     .when(r_pass, reason(Reason::Met)),
                 reason(Reason::NotMet),
             );
             (v, r, ncmp, col("g_best"))
         }
     };
-    let verdict = missing
+    // Whether the straddling events could lead to another verdict than
+    // `verdict` (only asked where it is not null).
+    let is = |e: Expr| coalesce(vec![e, lit(false)]);
+    let differs = match c.kind {
+        Kind::First | Kind::Latest => {
+            let pass = z("s_pass").gt(lit(0i64));
+            let fail = z("s_fail").gt(lit(0i64));
+            let open = z("s_open").gt(lit(0i64));
+            case(
+                when(is(verdict.clone()), fail.or(open.clone())),
+                pass.or(open),
+            )
+        }
+        _ => {
+            let q_all = z("a_q");
+            let all_v = match c.kind {
+                Kind::Exists => q_all.gt(lit(0i64)),
+                Kind::Count {
+                    op,
+                    n,
+                    distinct_codes,
+                } => {
+                    let (k, k_all) = if distinct_codes {
+                        (z("g_qd"), z("a_qd"))
+                    } else {
+                        (z("g_q"), q_all)
+                    };
+                    let n = lit(n as i64);
+                    match op {
+                        CountOp::AtLeast => k_all.gt_eq(n),
+                        CountOp::AtMost => k_all.lt_eq(n),
+                        // Every count from k to k_all can be reached: this
+                        // is whether another verdict is possible — when met
+                        // (k = n), a greater count; when not, n within reach.
+                        CountOp::Exactly => case(
+                            when(k.clone().eq(n.clone()), k_all.clone().not_eq(n.clone())),
+                            k.lt(n.clone()).and(k_all.gt_eq(n)),
+                        ),
+                    }
+                }
+                Kind::Apart { days } => q_all
+                    .gt_eq(lit(2i64))
+                    .and(is((col("a_qmax") - col("a_qmin")).gt_eq(lit(days as i32)))),
+                Kind::Min | Kind::Max => {
+                    let t = c.value.as_ref().expect("min/max have a value test");
+                    let downward = matches!(t.op, Cmp::Lt | Cmp::Le);
+                    let strengthens = (c.kind == Kind::Min) == downward;
+                    let pass_all = is(compare(col("a_best"), t.op, t.threshold));
+                    let robust = if strengthens {
+                        pass_all.clone()
+                    } else {
+                        col("a_best").is_not_null().and(pass_all.clone().not())
+                    };
+                    let unread = z("a_refused").gt(lit(0i64)).or(z("a_noval").gt(lit(0i64)));
+                    case(when(unread.and(robust.not()), null_bool()), pass_all)
+                }
+                Kind::First | Kind::Latest => unreachable!(),
+            };
+            // For `count … exactly` all_v already says "differs".
+            let exactly = matches!(
+                c.kind,
+                Kind::Count {
+                    op: CountOp::Exactly,
+                    ..
+                }
+            );
+            let d = if exactly {
+                all_v
+            } else {
+                binary_expr(all_v, Operator::IsDistinctFrom, verdict.clone())
+            };
+            z("a_st").gt(lit(0i64)).and(is(d))
+        }
+    };
+    let straddles = missing
         .clone()
         .not()
-        .and(coalesce(vec![verdict, lit(false)]));
+        .and(verdict.clone().is_not_null())
+        .and(differs);
+    let reason_expr = case(
+        when(
+            straddles.clone(),
+            lit(Reason::PartialDateStraddlesWindow.name()),
+        ),
+        reason_expr,
+    );
+    // Three-valued: null is undetermined; an anchor that chose nothing, or
+    // nothing matching, is a plain false.
+    let verdict = case(
+        when(missing.clone(), lit(false)).when(straddles, null_bool()),
+        verdict,
+    );
     let refused = if c.value.is_some() {
         z("g_refused")
     } else {

@@ -94,6 +94,12 @@ pub struct CohortRun {
     pub persons: u64,
     pub in_population: u64,
     pub included: u64,
+    /// In the base population but neither included nor excluded: a verdict
+    /// their decision hinges on is undetermined. Counted beside `included`,
+    /// never in it.
+    pub undetermined: u64,
+    /// Undetermined persons per available practice (practices with none left out).
+    pub undetermined_per_practice: std::collections::BTreeMap<String, u64>,
     /// Practice codes.
     pub available: Vec<String>,
     pub unavailable: Vec<String>,

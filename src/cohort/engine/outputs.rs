@@ -180,13 +180,23 @@ pub async fn write(
         decided
             .read(ctx)
             .await?
-            .select_columns(&[
-                "person_key",
-                "practice",
-                "status",
-                "included",
-                "deciding_rule",
-                "near_miss_rule",
+            .select(vec![
+                col("person_key"),
+                col("practice"),
+                col("status"),
+                col("included"),
+                // "Undetermined": said in words, so a reader filtering on
+                // `included` cannot miss the third state.
+                when(
+                    col("status").eq(lit(Status::InPopulation.name())),
+                    when(col("included").is_true(), lit("included"))
+                        .when(col("included").is_false(), lit("excluded"))
+                        .otherwise(lit("undetermined"))?,
+                )
+                .otherwise(lit(ScalarValue::Utf8(None)))?
+                .alias("outcome"),
+                col("deciding_rule"),
+                col("near_miss_rule"),
             ])?
             .sort(vec![col("person_key").sort(true, false)])?,
     )
@@ -319,6 +329,7 @@ pub async fn write(
     let persons = membership.num_rows() as u64;
     let in_population = counts.sum(|r| r.status == Status::InPopulation.name());
     let included = counts.sum(|r| r.included == Some(true));
+    let undetermined = counts.sum(CountRow::undetermined);
     let per_practice: Vec<(String, Option<u64>)> = practices
         .iter()
         .filter(|p| access.available.contains(p) || access.unavailable.contains(p))
@@ -332,6 +343,17 @@ pub async fn write(
                 )
             }
         })
+        .collect();
+    let undetermined_per_practice: BTreeMap<String, u64> = per_practice
+        .iter()
+        .filter(|(_, n)| n.is_some())
+        .map(|(p, _)| {
+            (
+                p.clone(),
+                counts.sum(|r| &r.practice == p && r.undetermined()),
+            )
+        })
+        .filter(|(_, n)| *n > 0)
         .collect();
 
     let batches: [(&str, &RecordBatch); 5] = [
@@ -374,6 +396,7 @@ pub async fn write(
         "persons": persons,
         "in_population": in_population,
         "included": included,
+        "undetermined": undetermined,
         "rows": rows,
     });
 
@@ -418,6 +441,8 @@ pub async fn write(
         persons,
         in_population,
         included,
+        undetermined,
+        undetermined_per_practice,
         available: access.available.clone(),
         unavailable: access.unavailable.clone(),
         per_practice,
@@ -498,6 +523,13 @@ struct CountRow {
     n: u64,
 }
 
+impl CountRow {
+    /// In the base population, but neither included nor excluded.
+    fn undetermined(&self) -> bool {
+        self.status == Status::InPopulation.name() && self.included.is_none()
+    }
+}
+
 struct Counts {
     rows: Vec<CountRow>,
 }
@@ -540,47 +572,58 @@ impl Counts {
     }
 }
 
-/// Rows `(practice, step_order, step, entering, passing, removed, selected)`:
-/// the network first, then each practice: the population checks in order
-/// (removed = persons with that status), each rule (selected or removed =
-/// persons it decided), then `otherwise`. Persons not registered at the index
+/// Rows `(practice, step_order, step, entering, passing, removed, selected,
+/// undetermined)`: the network first, then each practice: the population
+/// checks in order (removed = persons with that status), each rule (selected
+/// or removed = persons it decided; undetermined = persons whose decision it
+/// left open, who go no further), then `otherwise`. Persons not registered at the index
 /// date count under the greatest practice holding a record of them.
 fn attrition(cohort: &Cohort, practices: &BTreeSet<String>, counts: &Counts) -> RecordBatch {
     let def = &cohort.def;
     // (practice, step_order, step), then [entering, passing, removed, selected].
     let mut keys: Vec<(String, i64, String)> = Vec::new();
-    let mut counts_of: Vec<[i64; 4]> = Vec::new();
+    let mut counts_of: Vec<[i64; 5]> = Vec::new();
     let scopes = std::iter::once(None).chain(practices.iter().map(Some));
     for scope in scopes {
         let here = |r: &CountRow| scope.is_none_or(|p| &r.practice == p);
         let name = scope.cloned().unwrap_or_else(|| NETWORK.to_string());
         let mut remaining = counts.sum(here);
         let mut order = 0i64;
-        let mut push = |step: &str, entering: u64, passing: u64, removed: u64, selected: u64| {
-            order += 1;
-            keys.push((name.clone(), order, step.to_string()));
-            counts_of.push([entering, passing, removed, selected].map(|n| n as i64));
-        };
+        let mut push =
+            |step: &str, entering: u64, passing: u64, removed: u64, selected: u64, open: u64| {
+                order += 1;
+                keys.push((name.clone(), order, step.to_string()));
+                counts_of.push([entering, passing, removed, selected, open].map(|n| n as i64));
+            };
         for s in Status::ALL.iter().filter(|s| **s != Status::InPopulation) {
             let removed = counts.sum(|r| here(r) && r.status == s.name());
-            push(s.name(), remaining, remaining - removed, removed, 0);
+            push(s.name(), remaining, remaining - removed, removed, 0, 0);
             remaining -= removed;
         }
         for rule in &def.rules {
-            let fired = counts.sum(|r| here(r) && r.deciding_rule.as_deref() == Some(&rule.name));
+            let at = |r: &CountRow| here(r) && r.deciding_rule.as_deref() == Some(&rule.name);
+            let fired = counts.sum(|r| at(r) && !r.undetermined());
+            let open = counts.sum(|r| at(r) && r.undetermined());
             let (sel, rem) = match rule.then {
                 Action::Select => (fired, 0),
                 Action::Reject => (0, fired),
             };
-            push(&rule.name, remaining, remaining - fired, rem, sel);
-            remaining -= fired;
+            push(
+                &rule.name,
+                remaining,
+                remaining - fired - open,
+                rem,
+                sel,
+                open,
+            );
+            remaining -= fired + open;
         }
         let fired = counts.sum(|r| here(r) && r.deciding_rule.as_deref() == Some(OTHERWISE));
         let (sel, rem) = match def.otherwise {
             Action::Select => (fired, 0),
             Action::Reject => (0, fired),
         };
-        push(OTHERWISE, remaining, remaining - fired, rem, sel);
+        push(OTHERWISE, remaining, remaining - fired, rem, sel, 0);
     }
     let schema = Schema::new(vec![
         Field::new("practice", DataType::Utf8, false),
@@ -590,6 +633,7 @@ fn attrition(cohort: &Cohort, practices: &BTreeSet<String>, counts: &Counts) -> 
         Field::new("passing", DataType::Int64, false),
         Field::new("removed", DataType::Int64, false),
         Field::new("selected", DataType::Int64, false),
+        Field::new("undetermined", DataType::Int64, false),
     ]);
     let count = |k: usize| -> ArrayRef {
         Arc::new(Int64Array::from_iter_values(counts_of.iter().map(|c| c[k])))
@@ -602,6 +646,7 @@ fn attrition(cohort: &Cohort, practices: &BTreeSet<String>, counts: &Counts) -> 
         count(1),
         count(2),
         count(3),
+        count(4),
     ];
     RecordBatch::try_new(Arc::new(schema), columns).expect("attrition columns")
 }

@@ -61,7 +61,7 @@ pub fn read_outcomes(dir: &Path) -> Result<Vec<PersonOutcome>> {
         out[p].criteria.insert(
             criterion.value(i).to_string(),
             CriterionOutcome {
-                verdict: verdict.value(i),
+                verdict: (!verdict.is_null(i)).then(|| verdict.value(i)),
                 reason,
                 evidence: opt_str(&evidence, i),
                 count: count.value(i) as u64,

@@ -4,7 +4,10 @@
 //! Result `decisions` ([`super::held`]), one row per person known to the store:
 //! `person_key`, `practice`, `attr_practice`, `status`, `included`,
 //! `deciding_rule`, `near_miss_rule` (null unless in the base population) and
-//! `mask` (each rule's condition as `1`/`0`, in rule order).
+//! `mask` (each rule's condition as `1`/`0`/`?`, in rule order). Verdicts and
+//! conditions are three-valued: null is undetermined, and SQL's `and`/`or`/
+//! `not` are the cohort language's; an undetermined person has a null
+//! `included` ("Undetermined" in the doc).
 
 use datafusion::prelude::*;
 use datafusion::scalar::ScalarValue;
@@ -41,7 +44,8 @@ pub async fn write(
             .iter()
             .position(|c| c.name == name)
             .expect("rules name criteria");
-        coalesce(vec![col(format!("v{j}")), lit(false)])
+        // Null (undetermined) stays null: SQL's three-valued logic is the doc's.
+        col(format!("v{j}"))
     };
     let conds: Vec<Expr> = def
         .rules
@@ -58,26 +62,22 @@ pub async fn write(
             .otherwise(lit(null))
             .expect("CASE builds")
     };
-    let included = decide(
-        &conds,
-        &selects.iter().map(|s| lit(*s)).collect::<Vec<_>>(),
-        lit(otherwise),
-    );
-    let deciding = decide(
-        &conds,
-        &names.iter().map(|n| lit(*n)).collect::<Vec<_>>(),
-        lit(OTHERWISE),
+    let included = decide3(&conds, &selects, otherwise);
+    let open = undetermined(&conds, &selects, otherwise);
+    let deciding = case(
+        when(open, first_open(&conds, &names)),
+        decide(
+            &conds,
+            &names.iter().map(|n| lit(*n)).collect::<Vec<_>>(),
+            lit(OTHERWISE),
+        ),
     );
     // Near misses: each rule's condition negated, the others kept.
     let flipped: Vec<Expr> = (0..conds.len())
         .map(|r| {
             let mut c = conds.clone();
             c[r] = c[r].clone().not();
-            decide(
-                &c,
-                &selects.iter().map(|s| lit(*s)).collect::<Vec<_>>(),
-                lit(otherwise),
-            )
+            decide3(&c, &selects, otherwise).is_true()
         })
         .collect();
     let near_miss = if flipped.is_empty() {
@@ -108,7 +108,7 @@ pub async fn write(
         let which = which
             .otherwise(lit(ScalarValue::Utf8(None)))
             .expect("CASE builds");
-        when(included.clone().not().and(n.eq(lit(1i64))), which)
+        when(included.clone().is_false().and(n.eq(lit(1i64))), which)
             .otherwise(lit(ScalarValue::Utf8(None)))
             .expect("CASE builds")
     };
@@ -119,8 +119,9 @@ pub async fn write(
             conds
                 .iter()
                 .map(|c| {
-                    when(c.clone(), lit("1"))
-                        .otherwise(lit("0"))
+                    when(c.clone().is_true(), lit("1"))
+                        .when(c.clone().is_false(), lit("0"))
+                        .otherwise(lit("?"))
                         .expect("CASE builds")
                 })
                 .collect(),
@@ -139,16 +140,68 @@ pub async fn write(
     scratch.hold(df, "decisions").await
 }
 
-/// The first rule whose condition holds gives its outcome, else `otherwise`.
+/// The first rule whose condition is true gives its outcome, else
+/// `otherwise` (undetermined conditions pass on, as false ones do).
 fn decide(conds: &[Expr], outcomes: &[Expr], otherwise: Expr) -> Expr {
     if conds.is_empty() {
         return otherwise;
     }
-    let mut case = when(conds[0].clone(), outcomes[0].clone());
+    let mut case = when(conds[0].clone().is_true(), outcomes[0].clone());
     for (c, o) in conds.iter().zip(outcomes).skip(1) {
-        case.when(c.clone(), o.clone());
+        case.when(c.clone().is_true(), o.clone());
     }
     case.otherwise(otherwise).expect("CASE builds")
+}
+
+/// Whether a rule whose condition is undetermined, before the first rule
+/// whose condition is true, would decide otherwise than the decision
+/// reached (`decide`): then the person's decision is undetermined.
+fn undetermined(conds: &[Expr], selects: &[bool], otherwise: bool) -> Expr {
+    let reached = decide(
+        conds,
+        &selects.iter().map(|s| lit(*s)).collect::<Vec<_>>(),
+        lit(otherwise),
+    );
+    let mut none_true_before = lit(true);
+    let mut open = lit(false);
+    for (c, &s) in conds.iter().zip(selects) {
+        open = open.or(none_true_before
+            .clone()
+            .and(c.clone().is_null())
+            .and(reached.clone().not_eq(lit(s))));
+        none_true_before = none_true_before.and(c.clone().is_true().not());
+    }
+    open
+}
+
+/// Included (true), excluded (false) or undetermined (null).
+fn decide3(conds: &[Expr], selects: &[bool], otherwise: bool) -> Expr {
+    let reached = decide(
+        conds,
+        &selects.iter().map(|s| lit(*s)).collect::<Vec<_>>(),
+        lit(otherwise),
+    );
+    case(
+        when(
+            undetermined(conds, selects, otherwise),
+            lit(ScalarValue::Boolean(None)),
+        ),
+        reached,
+    )
+}
+
+/// The first rule whose condition is undetermined.
+fn first_open(conds: &[Expr], names: &[&str]) -> Expr {
+    let mut out = lit(ScalarValue::Utf8(None));
+    for (c, n) in conds.iter().zip(names).rev() {
+        out = case(when(c.clone().is_null(), lit(*n)), out);
+    }
+    out
+}
+
+fn case(e: datafusion::logical_expr::conditional_expressions::CaseBuilder, other: Expr) -> Expr {
+    let mut e = e;
+    e.otherwise(other).expect("CASE builds")
 }
 
 fn condition(e: &RuleExpr, verdict: &dyn Fn(&str) -> Expr) -> Expr {

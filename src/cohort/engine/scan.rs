@@ -625,7 +625,12 @@ fn any_code_range(
         Some(b) => literal(b)?,
         None => None,
     };
-    Ok((lo, literal(&c.window.upper)?))
+    // Widened to whole years: a partial date's period (its recorded year or
+    // month) may straddle an edge, which makes a verdict undetermined.
+    use chrono::Datelike;
+    let lo = lo.and_then(|d| NaiveDate::from_ymd_opt(d.year(), 1, 1));
+    let hi = literal(&c.window.upper)?.and_then(|d| NaiveDate::from_ymd_opt(d.year(), 12, 31));
+    Ok((lo, hi))
 }
 
 /// Builds the slice parts the run's criteria read: in memory within the

@@ -575,12 +575,26 @@ fn outcome(
     evidence: Option<&str>,
 ) -> CriterionOutcome {
     CriterionOutcome {
-        verdict,
+        verdict: Some(verdict),
         reason,
         evidence: evidence.map(String::from),
         count,
         value,
         refused,
+    }
+}
+
+/// An undetermined verdict (docs/cohort-language.md "Undetermined").
+fn undetermined(
+    reason: Reason,
+    count: u64,
+    value: Option<f64>,
+    refused: u64,
+    evidence: Option<&str>,
+) -> CriterionOutcome {
+    CriterionOutcome {
+        verdict: None,
+        ..outcome(false, reason, count, value, refused, evidence)
     }
 }
 
@@ -697,7 +711,7 @@ fn registration_at_index_is_the_latest_start_then_greatest_practice() {
     assert_eq!(r.outcomes.len(), 2);
     assert_eq!(r.person("moved").practice.as_deref(), Some("B00002"));
     assert_eq!(r.person("tie").practice.as_deref(), Some("B00002"));
-    assert!(r.crit("moved", "dm").verdict);
+    assert!(r.crit("moved", "dm").verdict == Some(true));
     assert_eq!(
         r.crit("moved", "dm").evidence.as_deref(),
         Some("A00001/Observation/e0000")
@@ -773,7 +787,7 @@ fn windows_partial_dates_and_flags() {
         Action::Select,
     );
     let r = evaluate(&t, cohort, "2025-03-31");
-    let v = |pk: &str, c: &str| r.crit(pk, c).verdict;
+    let v = |pk: &str, c: &str| r.crit(pk, c).verdict == Some(true);
     assert!(
         !v("y2025", "ever"),
         "a 2025 diagnosis is not on or before 2025-03-31"
@@ -830,7 +844,7 @@ fn anchored_windows_same_day_and_anchor_missing() {
     );
     assert_eq!(r.person("rediagnosed").included, Some(true));
     assert_eq!(r.crit("never", "dm_resolved").reason, Reason::AnchorMissing);
-    assert!(!r.crit("never", "dm_resolved").verdict);
+    assert_eq!(r.crit("never", "dm_resolved").verdict, Some(false));
     assert_eq!(r.crit("never", "dm_latest").reason, Reason::NoEvents);
     assert_eq!(
         r.person("never").deciding_rule.as_deref(),
@@ -862,10 +876,10 @@ fn anchored_month_arithmetic_clamps() {
     );
     let r = evaluate(&t, cohort, "2025-03-31");
     assert!(
-        !r.crit("feb29", "recent").verdict,
+        !(r.crit("feb29", "recent").verdict == Some(true)),
         "31 Mar 2024 - 1 month = 29 Feb, exclusive"
     );
-    assert!(r.crit("mar01", "recent").verdict);
+    assert!(r.crit("mar01", "recent").verdict == Some(true));
 }
 
 // ---------------------------------------------------------------------------
@@ -946,7 +960,10 @@ fn latest_with_value_units_and_conversion() {
     let cohort = cohort(vec![latest], vec![], Action::Select);
     let r = evaluate(&t, cohort, "2025-03-31");
     let o = r.crit("pct", "hba1c");
-    assert_eq!((o.verdict, o.reason, o.count), (false, Reason::NotMet, 1));
+    assert_eq!(
+        (o.verdict, o.reason, o.count),
+        (Some(false), Reason::NotMet, 1)
+    );
     assert!((o.value.unwrap() - (7.5 - 2.15) * 10.929).abs() < 1e-12);
     assert_eq!(
         r.crit("mmol", "hba1c"),
@@ -954,17 +971,17 @@ fn latest_with_value_units_and_conversion() {
     );
     assert_eq!(
         r.crit("nounit", "hba1c"),
-        &outcome(false, Reason::UnitRefused, 2, None, 1, Some(&ev_id("c")))
+        &undetermined(Reason::UnitRefused, 2, None, 1, Some(&ev_id("c")))
     );
     assert_eq!(
         r.crit("novalue", "hba1c"),
-        &outcome(false, Reason::NoValue, 1, None, 0, Some(&ev_id("d")))
+        &undetermined(Reason::NoValue, 1, None, 0, Some(&ev_id("d")))
     );
     assert_eq!(
         r.crit("old_ok", "hba1c"),
         &outcome(true, Reason::Met, 2, Some(50.0), 1, Some(&ev_id("e")))
     );
-    assert!(r.crit("spaced", "hba1c").verdict);
+    assert!(r.crit("spaced", "hba1c").verdict == Some(true));
 }
 
 #[test]
@@ -1007,7 +1024,7 @@ fn comparators_are_intervals() {
         Action::Select,
     );
     let r = evaluate(&t, cohort, "2025-03-31");
-    let v = |pk: &str, c: &str| r.crit(pk, c).verdict;
+    let v = |pk: &str, c: &str| r.crit(pk, c).verdict == Some(true);
     assert!(v("gt90", "ge60") && v("gt90", "gt60") && !v("gt90", "lt60"));
     assert!(v("lt5", "lt60") && v("lt5", "le5") && !v("lt5", "ge60"));
     assert!(v("ge60", "ge60") && !v("ge60", "gt60"));
@@ -1024,7 +1041,7 @@ fn comparators_are_intervals() {
             Some(&ev_id("e0003"))
         )
     );
-    assert!(r.crit("lt5", "latest_le60").verdict);
+    assert!(r.crit("lt5", "latest_le60").verdict == Some(true));
 }
 
 #[test]
@@ -1065,17 +1082,19 @@ fn min_max_choose_comparable_values_latest_on_ties() {
         r.crit("p", "lowest"),
         &outcome(true, Reason::Met, 3, Some(50.0), 1, Some(&ev_id("b")))
     );
+    // The refused 99 kg could be the highest: 70 failing `at least 75` is
+    // not the last word.
     assert_eq!(
         r.crit("p", "highest"),
-        &outcome(false, Reason::NotMet, 3, Some(70.0), 1, Some(&ev_id("c")))
+        &undetermined(Reason::UnitRefused, 3, Some(70.0), 1, Some(&ev_id("c")))
     );
     assert_eq!(
         r.crit("refused_only", "lowest"),
-        &outcome(false, Reason::UnitRefused, 0, None, 1, None)
+        &undetermined(Reason::UnitRefused, 0, None, 1, None)
     );
     assert_eq!(
         r.crit("novalue_only", "lowest"),
-        &outcome(false, Reason::NoValue, 0, None, 0, None)
+        &undetermined(Reason::NoValue, 0, None, 0, None)
     );
     assert_eq!(
         r.crit("cmp_only", "lowest"),
@@ -1126,7 +1145,7 @@ fn counts_distinct_codes_and_apart() {
         r.crit("p", "distinct3"),
         &outcome(false, Reason::NotMet, 2, None, 0, Some(&ev_id("c")))
     );
-    assert!(r.crit("p", "exactly2d").verdict);
+    assert!(r.crit("p", "exactly2d").verdict == Some(true));
     assert_eq!(
         r.crit("none", "atmost0"),
         &outcome(true, Reason::Met, 0, None, 0, None)
@@ -1137,7 +1156,7 @@ fn counts_distinct_codes_and_apart() {
         r.crit("p", "apart31"),
         &outcome(true, Reason::Met, 3, Some(31.0), 0, Some(&ev_id("c")))
     );
-    assert!(r.crit("p", "apart30").verdict);
+    assert!(r.crit("p", "apart30").verdict == Some(true));
     assert_eq!(
         r.crit("one", "apart0"),
         &outcome(
@@ -1259,16 +1278,20 @@ fn rules_near_misses_attrition_and_combinations() {
 
     let attrition = crate::store::read_parquet(&r.run.dir.join("attrition.parquet")).unwrap();
     let csv = std::fs::read_to_string(r.run.dir.join("attrition.csv")).unwrap();
-    assert!(csv.starts_with("practice,step_order,step,entering,passing,removed,selected\n"));
-    assert!(csv.contains("ALL,1,not_registered,5,4,1,0\n"), "{csv}");
     assert!(
-        csv.contains("ALL,2,registered_outside_network,4,4,0,0\n"),
+        csv.starts_with(
+            "practice,step_order,step,entering,passing,removed,selected,undetermined\n"
+        )
+    );
+    assert!(csv.contains("ALL,1,not_registered,5,4,1,0,0\n"), "{csv}");
+    assert!(
+        csv.contains("ALL,2,registered_outside_network,4,4,0,0,0\n"),
         "{csv}"
     );
-    assert!(csv.contains("ALL,9,diagnosed,4,2,2,0\n"), "{csv}");
-    assert!(csv.contains("ALL,10,unresolved,2,1,1,0\n"), "{csv}");
-    assert!(csv.contains("ALL,11,otherwise,1,0,0,1\n"), "{csv}");
-    assert!(csv.contains("B00002,1,not_registered,1,0,1,0\n"), "{csv}");
+    assert!(csv.contains("ALL,9,diagnosed,4,2,2,0,0\n"), "{csv}");
+    assert!(csv.contains("ALL,10,unresolved,2,1,1,0,0\n"), "{csv}");
+    assert!(csv.contains("ALL,11,otherwise,1,0,0,1,0\n"), "{csv}");
+    assert!(csv.contains("B00002,1,not_registered,1,0,1,0,0\n"), "{csv}");
     // Network, A00001, B00002: 8 population steps, 2 rules, otherwise.
     assert_eq!(attrition.num_rows(), 33);
     let combos = std::fs::read_to_string(r.run.dir.join("combinations.csv")).unwrap();
@@ -1367,4 +1390,94 @@ fn refuses_an_interrupted_commit_and_a_missing_table() {
     std::fs::remove_dir_all(&events).unwrap();
     let e = run(&store, &[cohort], &opts).unwrap_err();
     assert!(e.to_string().contains("no events table"), "{e}");
+}
+
+#[test]
+fn undetermined_persons_are_counted_beside_the_included() {
+    let mut t = Tiny::default();
+    for pk in ["a", "n", "u"] {
+        t.persons.push(person(pk, P, "1980-01-01"));
+    }
+    // a: 50 mmol/mol, met. n: 70, not met. u: 50 with no unit: undetermined,
+    // and the only rule selects while otherwise rejects: the person is too.
+    t.events
+        .push(ev("a", P, "2025-01-01", 4).val(50.0, "mmol/mol"));
+    t.events
+        .push(ev("n", P, "2025-01-01", 4).val(70.0, "mmol/mol"));
+    t.events.push(ev("u", P, "2025-01-01", 4).val(50.0, ""));
+    let mut latest = crit("hba1c", Kind::Latest, &["VS3"]);
+    latest.value = Some(hba1c(Cmp::Le, 58.0));
+    let cohort = cohort(
+        vec![latest],
+        vec![rule("controlled", c("hba1c"), Action::Select)],
+        Action::Reject,
+    );
+    let def = cohort.def.clone();
+    let r = evaluate(&t, cohort, "2025-03-31");
+    assert_eq!(r.person("u").included, None);
+    assert_eq!(r.person("u").outcome(), Some("undetermined"));
+    assert_eq!(r.person("u").deciding_rule.as_deref(), Some("controlled"));
+    assert_eq!(
+        (r.run.included, r.run.undetermined),
+        (1, 1),
+        "one included, one undetermined beside it"
+    );
+    assert_eq!(
+        r.run.undetermined_per_practice,
+        BTreeMap::from([(P.to_string(), 1)])
+    );
+    let membership = std::fs::read_to_string(r.run.dir.join("membership.csv")).unwrap();
+    assert!(
+        membership.starts_with(
+            "person_key,practice,status,included,outcome,deciding_rule,near_miss_rule\n"
+        ),
+        "{membership}"
+    );
+    assert!(
+        membership.contains("u,A00001,in_population,,undetermined,controlled,\n"),
+        "{membership}"
+    );
+    assert!(
+        membership.contains("n,A00001,in_population,false,excluded,otherwise,controlled\n"),
+        "{membership}"
+    );
+    let attrition = std::fs::read_to_string(r.run.dir.join("attrition.csv")).unwrap();
+    // 8 population steps, then the rule: 3 enter, 1 selected, 1 undetermined,
+    // 1 passes on to otherwise, which rejects it.
+    assert!(
+        attrition.contains("ALL,9,controlled,3,1,0,1,1\n"),
+        "{attrition}"
+    );
+    assert!(
+        attrition.contains("ALL,10,otherwise,1,0,1,0,0\n"),
+        "{attrition}"
+    );
+    let combos = std::fs::read_to_string(r.run.dir.join("combinations.csv")).unwrap();
+    assert_eq!(
+        combos,
+        "practice,mask,persons\nALL,0,1\nALL,1,1\nALL,?,1\nA00001,0,1\nA00001,1,1\nA00001,?,1\n"
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(r.run.dir.join("run.json")).unwrap())
+            .unwrap();
+    assert_eq!(
+        (json["included"].clone(), json["undetermined"].clone()),
+        (1.into(), 1.into())
+    );
+    let e = crate::cohort::explain::read(&r.run.dir, "TEST@1", "u")
+        .unwrap()
+        .unwrap();
+    assert_eq!(e.criteria[0].verdict, None);
+    let text = crate::cohort::explain::narrative(&def, d("2025-03-31"), &e);
+    assert!(
+        text.contains(
+            "Undetermined — neither included nor excluded: rule 1 (controlled) could not decide"
+        ),
+        "{text}"
+    );
+    assert!(text.contains("hba1c [undetermined]"), "{text}");
+    assert!(
+        text.contains("undetermined: the deciding value's unit is missing"),
+        "{text}"
+    );
 }

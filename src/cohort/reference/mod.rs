@@ -19,7 +19,7 @@ use crate::canonical::units::canonical_unit;
 use crate::cohort::model::{
     Action, Anchor, Bound, Cmp, CountOp, Criterion, Expr, Kind, Table, ValueTest,
 };
-use crate::cohort::outcome::{CriterionOutcome, OTHERWISE, PersonOutcome, Reason, Status};
+use crate::cohort::outcome::{CriterionOutcome, OTHERWISE, PersonOutcome, Reason, Status, Verdict};
 use crate::cohort::{Cohort, Error, Result};
 use load::{Data, Patient, Record};
 
@@ -66,26 +66,26 @@ fn person(data: &Data, cohort: &Cohort, index: NaiveDate, key: &str) -> Result<P
         out.criteria.insert(c.name.clone(), outcome);
     }
     // "Rules and decisions" and "Near misses".
-    let verdicts: BTreeMap<&str, bool> = out
+    let verdicts: BTreeMap<&str, Verdict> = out
         .criteria
         .iter()
         .map(|(n, c)| (n.as_str(), c.verdict))
         .collect();
-    let conditions: Vec<bool> = cohort
+    let conditions: Vec<Verdict> = cohort
         .def
         .rules
         .iter()
         .map(|r| truth(&r.when, &verdicts))
         .collect();
     let (rule, included) = decide(cohort, &conditions);
-    out.included = Some(included);
+    out.included = included;
     out.deciding_rule = Some(rule);
-    if !included {
+    if included == Some(false) {
         let flips: Vec<&str> = (0..conditions.len())
             .filter(|&i| {
                 let mut flipped = conditions.clone();
-                flipped[i] = !flipped[i];
-                decide(cohort, &flipped).1
+                flipped[i] = flipped[i].map(|c| !c);
+                decide(cohort, &flipped).1 == Some(true)
             })
             .map(|i| cohort.def.rules[i].name.as_str())
             .collect();
@@ -369,7 +369,7 @@ fn criterion<'a>(
     index: NaiveDate,
     chosen: &BTreeMap<&str, Option<Dated<'a>>>,
 ) -> Result<(CriterionOutcome, Option<Dated<'a>>)> {
-    let outcome = |verdict: bool,
+    let outcome = |verdict: Verdict,
                    reason: Reason,
                    evidence: Option<&Dated<'_>>,
                    count: usize,
@@ -390,7 +390,7 @@ fn criterion<'a>(
             Some(d) => Some((d, b.inclusive)),
             None => {
                 return Ok((
-                    outcome(false, Reason::AnchorMissing, None, 0, None, 0),
+                    outcome(Some(false), Reason::AnchorMissing, None, 0, None, 0),
                     None,
                 ));
             }
@@ -398,7 +398,7 @@ fn criterion<'a>(
     };
     let Some(upper) = bound_date(&c.window.upper, index, chosen) else {
         return Ok((
-            outcome(false, Reason::AnchorMissing, None, 0, None, 0),
+            outcome(Some(false), Reason::AnchorMissing, None, 0, None, 0),
             None,
         ));
     };
@@ -411,21 +411,109 @@ fn criterion<'a>(
             r.mapping_kind != "unmapped" && r.code.is_some_and(|x| codes.contains(&(x as u64)))
         }
     };
-    // Matching events in the window: the whole period inside both bounds.
-    let mut window: Vec<Dated<'a>> = records
+    // Matching events with a date; inside the window when the whole period
+    // is inside both bounds; straddling it when part of the period is
+    // ("Undetermined": such an event could be inside or outside).
+    let lower_ok = |day: NaiveDate| match lower {
+        None => true,
+        Some((l, true)) => day >= l,
+        Some((l, false)) => day > l,
+    };
+    let upper_ok = |day: NaiveDate| match upper {
+        (u, true) => day <= u,
+        (u, false) => day < u,
+    };
+    let dated_matching: Vec<Dated<'a>> = records
         .iter()
         .filter(|r| matches(r))
         .filter_map(|r| dated(r))
-        .filter(|d| match lower {
-            None => true,
-            Some((l, true)) => d.start >= l,
-            Some((l, false)) => d.start > l,
-        })
-        .filter(|d| match upper {
-            (u, true) => d.end <= u,
-            (u, false) => d.end < u,
-        })
         .collect();
+    let window: Vec<Dated<'a>> = dated_matching
+        .iter()
+        .filter(|d| lower_ok(d.start) && upper_ok(d.end))
+        .copied()
+        .collect();
+    let straddling: Vec<Dated<'a>> = dated_matching
+        .iter()
+        .filter(|d| !(lower_ok(d.start) && upper_ok(d.end)))
+        .filter(|d| lower_ok(d.end) && upper_ok(d.start))
+        .copied()
+        .collect();
+    let (base, choice) = over_window(c, window.clone())?;
+    if straddling.is_empty() || base.verdict.is_none() {
+        return Ok((base, choice));
+    }
+    // Every verdict the straddling events could lead to, beside the base one.
+    let mut possible: Vec<Verdict> = Vec::new();
+    match c.kind {
+        Kind::First | Kind::Latest => {
+            // Each straddling event that would be chosen over the chosen one
+            // (or at all, when none was), judged as the chosen event.
+            for s in &straddling {
+                let beats = match &choice {
+                    None => true,
+                    Some(ch) if c.kind == Kind::Latest => s.key() > ch.key(),
+                    Some(ch) => s.key() < ch.key(),
+                };
+                if beats {
+                    possible.push(over_window(c, vec![*s])?.0.verdict);
+                }
+            }
+        }
+        _ => {
+            let mut all = window.clone();
+            all.extend(straddling.iter().copied());
+            let (every, _) = over_window(c, all)?;
+            match c.kind {
+                // Any count from the base one to every straddling event
+                // included can be reached.
+                Kind::Count {
+                    op: CountOp::Exactly,
+                    n,
+                    ..
+                } => {
+                    if (base.count..=every.count).contains(&n) {
+                        possible.push(Some(true));
+                    }
+                    if base.count != n || every.count != n {
+                        possible.push(Some(false));
+                    }
+                }
+                // Monotone in the events included: the two ends decide.
+                _ => possible.push(every.verdict),
+            }
+        }
+    }
+    if possible.iter().any(|v| *v != base.verdict) {
+        let open = CriterionOutcome {
+            verdict: None,
+            reason: Reason::PartialDateStraddlesWindow,
+            ..base
+        };
+        return Ok((open, choice));
+    }
+    Ok((base, choice))
+}
+
+/// A criterion over the matching events inside its window (any order): the
+/// outcome and the event it chose.
+fn over_window<'a>(
+    c: &Criterion,
+    mut window: Vec<Dated<'a>>,
+) -> Result<(CriterionOutcome, Option<Dated<'a>>)> {
+    let outcome = |verdict: Verdict,
+                   reason: Reason,
+                   evidence: Option<&Dated<'_>>,
+                   count: usize,
+                   value: Option<f64>,
+                   refused: usize| CriterionOutcome {
+        verdict,
+        reason,
+        evidence: evidence.map(Dated::evidence),
+        count: count as u64,
+        value,
+        refused: refused as u64,
+    };
     window.sort_by(|a, b| a.key().cmp(&b.key()));
     // "What a criterion reports": refused counts only with a value test.
     let refused = c.value.map_or(0, |t| {
@@ -455,7 +543,7 @@ fn criterion<'a>(
                 Kind::Exists => {
                     let verdict = !qualifying.is_empty();
                     let o = outcome(
-                        verdict,
+                        Some(verdict),
                         reason(verdict),
                         latest,
                         qualifying.len(),
@@ -482,7 +570,7 @@ fn criterion<'a>(
                         CountOp::Exactly => count as u64 == n,
                     };
                     (
-                        outcome(verdict, reason(verdict), latest, count, None, refused),
+                        outcome(Some(verdict), reason(verdict), latest, count, None, refused),
                         None,
                     )
                 }
@@ -494,7 +582,7 @@ fn criterion<'a>(
                     let verdict = qualifying.len() >= 2 && span.is_some_and(|s| s >= days as i64);
                     let value = span.map(|s| s as f64);
                     let o = outcome(
-                        verdict,
+                        Some(verdict),
                         reason(verdict),
                         latest,
                         qualifying.len(),
@@ -516,26 +604,37 @@ fn criterion<'a>(
             };
             let Some(choice) = choice else {
                 return Ok((
-                    outcome(false, Reason::NoEvents, None, 0, None, refused),
+                    outcome(Some(false), Reason::NoEvents, None, 0, None, refused),
                     None,
                 ));
             };
             let n = window.len();
             let o = match c.value {
-                None => outcome(true, Reason::Met, Some(&choice), n, None, refused),
-                Some(t) => match assess(choice.record, t.unit) {
-                    Assessed::NoValue => {
-                        outcome(false, Reason::NoValue, Some(&choice), n, None, refused)
+                None => outcome(Some(true), Reason::Met, Some(&choice), n, None, refused),
+                Some(t) => {
+                    // "Undetermined": a value the test cannot read leaves the
+                    // verdict open; so do same-day events tied for the chosen
+                    // position whose verdicts differ.
+                    let judged = |d: &Dated<'_>| match assess(d.record, t.unit) {
+                        Assessed::NoValue => (None, Reason::NoValue, None),
+                        Assessed::Refused => (None, Reason::UnitRefused, None),
+                        Assessed::Comparable(v, cmp) => {
+                            let verdict = passes(&t, v, cmp);
+                            let reason = if verdict { Reason::Met } else { Reason::NotMet };
+                            (Some(verdict), reason, Some(v))
+                        }
+                    };
+                    let (verdict, reason, value) = judged(&choice);
+                    let tie_disagrees = window
+                        .iter()
+                        .filter(|d| d.start == choice.start)
+                        .any(|d| judged(d).0 != verdict);
+                    if tie_disagrees {
+                        outcome(None, Reason::TieDisagrees, Some(&choice), n, value, refused)
+                    } else {
+                        outcome(verdict, reason, Some(&choice), n, value, refused)
                     }
-                    Assessed::Refused => {
-                        outcome(false, Reason::UnitRefused, Some(&choice), n, None, refused)
-                    }
-                    Assessed::Comparable(v, cmp) => {
-                        let verdict = passes(&t, v, cmp);
-                        let reason = if verdict { Reason::Met } else { Reason::NotMet };
-                        outcome(verdict, reason, Some(&choice), n, Some(v), refused)
-                    }
-                },
+                }
             };
             (o, Some(choice))
         }
@@ -569,25 +668,42 @@ fn criterion<'a>(
             }
             match best {
                 None if window.is_empty() => (
-                    outcome(false, Reason::NoEvents, None, 0, None, refused),
+                    outcome(Some(false), Reason::NoEvents, None, 0, None, refused),
                     None,
                 ),
-                // Matching events but no comparable value (the doc names no
-                // reason for this): refused units first, then missing values,
-                // else (comparator values only) not_met.
+                // Matching events but no comparable value: refused units
+                // first, then missing values (either leaves the verdict
+                // undetermined), else (comparator values only) not_met.
                 None => {
-                    let reason = if refused > 0 {
-                        Reason::UnitRefused
-                    } else if window.iter().any(|d| d.record.value.is_none()) {
-                        Reason::NoValue
+                    let no_value = window.iter().any(|d| d.record.value.is_none());
+                    let (verdict, reason) = if refused > 0 {
+                        (None, Reason::UnitRefused)
+                    } else if no_value {
+                        (None, Reason::NoValue)
                     } else {
-                        Reason::NotMet
+                        (Some(false), Reason::NotMet)
                     };
-                    (outcome(false, reason, None, 0, None, refused), None)
+                    (outcome(verdict, reason, None, 0, None, refused), None)
                 }
                 Some((v, d)) => {
                     let verdict = passes(&t, v, Comparator::Exact);
-                    let reason = if verdict { Reason::Met } else { Reason::NotMet };
+                    // "Undetermined": an unreadable value (refused unit, no
+                    // value) could be the least/greatest. It cannot undo a
+                    // verdict it would only strengthen: a lower minimum still
+                    // passes `below`/`at_most`, a higher maximum still passes
+                    // `above`/`at_least`.
+                    let unread =
+                        refused + window.iter().filter(|d| d.record.value.is_none()).count();
+                    let downward = matches!(t.op, Cmp::Lt | Cmp::Le);
+                    let strengthens = (c.kind == Kind::Min) == downward;
+                    let (verdict, reason) = match (verdict, unread > 0) {
+                        (true, false) => (Some(true), Reason::Met),
+                        (false, false) => (Some(false), Reason::NotMet),
+                        (true, true) if strengthens => (Some(true), Reason::Met),
+                        (false, true) if !strengthens => (Some(false), Reason::NotMet),
+                        _ if refused > 0 => (None, Reason::UnitRefused),
+                        _ => (None, Reason::NoValue),
+                    };
                     let o = outcome(verdict, reason, Some(d), comparable.len(), Some(v), refused);
                     (o, Some(*d))
                 }
@@ -598,28 +714,73 @@ fn criterion<'a>(
 
 // ---------------------------------------------------------------- rules
 
-/// A `when` expression over criterion verdicts.
-fn truth(expr: &Expr, verdicts: &BTreeMap<&str, bool>) -> bool {
+/// A `when` expression over criterion verdicts, in Kleene's three-valued
+/// logic (`None` undetermined): `not U = U`; `and` is false if any operand
+/// is, else undetermined if any is; `or` is true if any operand is, else
+/// undetermined if any is.
+fn truth(expr: &Expr, verdicts: &BTreeMap<&str, Verdict>) -> Verdict {
     match expr {
-        Expr::Criterion(name) => verdicts.get(name.as_str()).copied().unwrap_or(false),
-        Expr::Not(e) => !truth(e, verdicts),
-        Expr::And(es) => es.iter().all(|e| truth(e, verdicts)),
-        Expr::Or(es) => es.iter().any(|e| truth(e, verdicts)),
+        Expr::Criterion(name) => verdicts.get(name.as_str()).copied().unwrap_or(Some(false)),
+        Expr::Not(e) => truth(e, verdicts).map(|v| !v),
+        Expr::And(es) => {
+            let vs: Vec<Verdict> = es.iter().map(|e| truth(e, verdicts)).collect();
+            if vs.contains(&Some(false)) {
+                Some(false)
+            } else if vs.contains(&None) {
+                None
+            } else {
+                Some(true)
+            }
+        }
+        Expr::Or(es) => {
+            let vs: Vec<Verdict> = es.iter().map(|e| truth(e, verdicts)).collect();
+            if vs.contains(&Some(true)) {
+                Some(true)
+            } else if vs.contains(&None) {
+                None
+            } else {
+                Some(false)
+            }
+        }
     }
 }
 
 /// "Rules and decisions": the first rule whose condition holds decides, else
-/// `otherwise`. Returns (deciding rule, included).
-fn decide(cohort: &Cohort, conditions: &[bool]) -> (String, bool) {
+/// `otherwise`. A rule whose condition is undetermined might fire or not: the
+/// person is decided only when both ways end in the same decision. Returns
+/// (deciding rule, included): the first rule whose condition is true (or
+/// `otherwise`) when decided; when undetermined (`None`), the first rule
+/// whose condition is undetermined.
+fn decide(cohort: &Cohort, conditions: &[Verdict]) -> (String, Option<bool>) {
+    // Every decision the person could get, by resolving undetermined
+    // conditions either way.
+    let mut possible: BTreeSet<bool> = BTreeSet::new();
+    let mut first_true: Option<String> = None;
+    let mut first_open: Option<String> = None;
     for (rule, &fires) in cohort.def.rules.iter().zip(conditions) {
-        if fires {
-            return (rule.name.clone(), rule.then == Action::Select);
+        match fires {
+            Some(true) => {
+                possible.insert(rule.then == Action::Select);
+                first_true = Some(rule.name.clone());
+                break;
+            }
+            Some(false) => {}
+            None => {
+                possible.insert(rule.then == Action::Select);
+                first_open.get_or_insert_with(|| rule.name.clone());
+            }
         }
     }
-    (
-        OTHERWISE.to_string(),
-        cohort.def.otherwise == Action::Select,
-    )
+    if first_true.is_none() {
+        possible.insert(cohort.def.otherwise == Action::Select);
+    }
+    match possible.into_iter().collect::<Vec<_>>()[..] {
+        [one] => (
+            first_true.unwrap_or_else(|| OTHERWISE.to_string()),
+            Some(one),
+        ),
+        _ => (first_open.expect("an undetermined rule"), None),
+    }
 }
 
 #[cfg(test)]
