@@ -371,27 +371,20 @@ fn network_and_practice_tiers() {
         run(&store, &release, &other, &other_key).status.code(),
         Some(0 | 3)
     ));
-    let a: BTreeSet<String> = files(&out.join("network"))
-        .iter()
-        .filter(|f| f.ends_with("membership.parquet"))
-        .flat_map(|f| {
-            let b = read_batch(f);
-            let s = strings(&b, "pseudonym");
-            (0..s.len())
-                .map(|i| s.value(i).to_string())
-                .collect::<Vec<_>>()
-        })
-        .collect();
-    let b: BTreeSet<String> = files(&other.join("network"))
-        .iter()
-        .filter(|f| f.ends_with("membership.parquet"))
-        .flat_map(|f| {
-            let b = read_batch(f);
-            let s = strings(&b, "pseudonym");
-            (0..s.len())
-                .map(|i| s.value(i).to_string())
-                .collect::<Vec<_>>()
-        })
-        .collect();
+    let pseudonyms = |run: &Path| -> BTreeSet<String> {
+        files(&run.join("network"))
+            .iter()
+            .filter(|f| f.ends_with("membership.parquet"))
+            .flat_map(|f| {
+                let b = read_batch(f);
+                let s = strings(&b, "pseudonym");
+                (0..s.len())
+                    .map(|i| s.value(i).to_string())
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    };
+    let (a, b) = (pseudonyms(&out), pseudonyms(&other));
+    assert!(!a.is_empty());
     assert!(a.is_disjoint(&b), "two keys gave shared pseudonyms");
 }
