@@ -7,6 +7,7 @@
 mod cohort;
 mod cohort_run;
 mod demo;
+mod dq;
 mod ingest;
 mod synth;
 mod terminology;
@@ -67,6 +68,8 @@ pub enum Command {
     Cohort(cohort::CohortArgs),
     /// Build, ingest and run every shipped cohort on a small synthetic network.
     Demo(demo::DemoArgs),
+    /// Per-practice data quality of a store: dq.json and rows to fix at source.
+    Dq(dq::DqArgs),
 }
 
 /// An error with the exit code it maps to.
@@ -147,5 +150,6 @@ pub fn run(cli: Cli) -> Result<u8, Failure> {
         Command::Valueset(args) => valueset::run(args),
         Command::Cohort(args) => cohort::run(args),
         Command::Demo(args) => demo::run(args),
+        Command::Dq(args) => dq::run(args),
     }
 }
