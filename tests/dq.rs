@@ -242,6 +242,10 @@ fn no_delivery_rejected_and_empty_are_distinct_and_never_zero() {
     let config = work.path().join("dq.toml");
     fs::write(&config, "practices = [\"Z99999\"]\n").unwrap();
     let out_dir = work.path().join("dq");
+    // Rows left by an earlier run, when the practice was assessed, must go.
+    let stale = out_dir.join(format!("practice/{}/dq_rows.parquet", ods[1]));
+    fs::create_dir_all(stale.parent().unwrap()).unwrap();
+    fs::write(&stale, b"earlier run").unwrap();
     let run = dq(
         &store,
         &release,
@@ -277,6 +281,10 @@ fn no_delivery_rejected_and_empty_are_distinct_and_never_zero() {
     .into_iter()
     .collect();
     assert_eq!(status, expected);
+    assert!(
+        !stale.exists(),
+        "an earlier run's rows outlived the practice's rejection"
+    );
     for p in report["practices"].as_array().unwrap() {
         for c in p["checks"].as_array().unwrap() {
             assert_eq!(

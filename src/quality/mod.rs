@@ -274,12 +274,13 @@ async fn assess(opts: &Options<'_>, known: BTreeMap<String, Known>) -> Result<Dq
             results.push(result);
         }
         let mut rows_file = None;
+        let relative = self::rows_file(ods);
+        let path = opts.out.join(&relative);
+        // A previous run's rows must not outlive the practice's status.
+        if path.exists() {
+            std::fs::remove_file(&path).map_err(io(&path))?;
+        }
         if status == PracticeStatus::Ok {
-            let relative = self::rows_file(ods);
-            let path = opts.out.join(&relative);
-            if path.exists() {
-                std::fs::remove_file(&path).map_err(io(&path))?;
-            }
             let enabled = |id: &str| opts.config.enabled(id);
             sources
                 .write_rows(ods, &held_tables, &enabled, ROWS_CAP, &path)
