@@ -67,6 +67,10 @@ fn dq(
     phm(&args)
 }
 
+fn report_of(out: &Path) -> Value {
+    report(out)
+}
+
 fn report(out: &Path) -> Value {
     serde_json::from_slice(&fs::read(out.join("dq.json")).unwrap()).unwrap()
 }
@@ -140,6 +144,12 @@ fn every_injected_defect_is_found_at_its_count_per_practice() {
         if *count > 0 {
             found_some.insert(*id);
         }
+    }
+    // The generator's moves end one registration before (or on the day) the
+    // next starts, so no one is registered at two practices at once.
+    for p in report["practices"].as_array().unwrap() {
+        let c = check(p, "patients.registered_elsewhere");
+        assert_eq!(c["numerator"].as_u64(), Some(0), "{}: {c}", p["practice"]);
     }
     // The network injects every kind somewhere, so every mapped check was exercised.
     for kind in truth.defect_rates.keys() {
@@ -525,6 +535,51 @@ fn planted_rows_are_counted_by_the_checks_no_generator_defect_reaches() {
             check(p, id)
         );
     }
+    // A person who moved, registered again at the practice left while still
+    // registered at the one joined: registered at two practices at once.
+    let moved = truth.moves.iter().find(|m| m.linkable).unwrap();
+    let (from, patient) = &moved.from;
+    let patients = read_batch(
+        &store
+            .join("canonical/patients")
+            .join(format!("practice={from}"))
+            .join("data.parquet"),
+    );
+    let key = (0..patients.num_rows())
+        .find(|i| strings(&patients, "patient_id", *i).as_deref() == Some(patient.as_str()))
+        .map(|i| strings(&patients, "person_key", i).unwrap())
+        .unwrap();
+    append(
+        &store,
+        "registrations",
+        from,
+        |_, _| true,
+        &[&[
+            ("source_row_id", text("dq-again")),
+            ("person_key", text(&key)),
+            ("registered_at", text(from)),
+            ("registration_type", text("gms")),
+            // Inside the joined registration (2020-12-07 to 2025-08-23 in this network).
+            ("start_date", day("2024-01-01")),
+            ("end_date", Arc::new(Date32Array::from(vec![None::<i32>]))),
+        ]],
+    );
+    let again = work.path().join("dq-again");
+    let run = dq(
+        &store,
+        &release,
+        &again,
+        "2026-04-01",
+        &["--practice", from],
+    );
+    assert_eq!(run.status.code(), Some(0), "{}", stderr(&run));
+    let c = check(
+        &report_of(&again)["practices"][0],
+        "patients.registered_elsewhere",
+    )
+    .clone();
+    assert_eq!(c["numerator"].as_u64(), Some(1), "{c}");
+
     let rows = read_batch(&out.join(format!("practice/{ods}/dq_rows.parquet")));
     let listed: BTreeSet<(String, String)> = (0..rows.num_rows())
         .map(|i| {

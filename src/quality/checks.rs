@@ -84,6 +84,7 @@ pub const CHECKS: &[CheckDef] = &[
     pct("patients.test_patient", Plausibility, Patients, 0.5, "test or dummy patients"),
     pct("patients.duplicate_in_practice", Plausibility, Patients, 0.0, "patient records sharing a verified NHS number with another record of the same practice"),
     pct("patients.at_other_practice", Plausibility, Patients, 100.0, "patient records whose verified NHS number also has a record at another practice of the store (expected when a patient moved)"),
+    pct("patients.registered_elsewhere", Plausibility, Patients, 0.0, "patient records of a linked person with overlapping GMS registrations at two practices"),
     pct("patients.sex_unknown", Completeness, Patients, 1.0, "patient records with sex missing or unknown (U)"),
     pct("patients.date_of_birth_missing", Completeness, Patients, 0.5, "patient records without a date of birth (including dropped ones)"),
     pct("patients.date_of_birth_flagged", Plausibility, Patients, 0.0, "patient records whose date of birth was dropped as implausible (date_of_birth_flag)"),

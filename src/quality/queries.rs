@@ -103,6 +103,7 @@ fn rule(id: &'static str) -> Rule {
         "patients.test_patient" => (all, flag("is_test_patient")),
         "patients.duplicate_in_practice" => (all, flag("dq_duplicate_in_practice")),
         "patients.at_other_practice" => (all, flag("dq_at_other_practice")),
+        "patients.registered_elsewhere" => (all, flag("dq_registered_elsewhere")),
         "patients.sex_unknown" => (
             all,
             col("sex")
@@ -254,18 +255,32 @@ impl Sources {
                         col("person_key").alias("other_key"),
                         lit(true).alias("dq_at_other_practice"),
                     ])?;
-                base.join(
-                    twice,
+                let patients = base
+                    .join(
+                        twice,
+                        JoinType::Left,
+                        &["practice", "nhs_number"],
+                        &["dup_practice", "dup_number"],
+                        None,
+                    )?
+                    .join(
+                        elsewhere,
+                        JoinType::Left,
+                        &["person_key"],
+                        &["other_key"],
+                        None,
+                    )?;
+                if !self.has(CanonicalTable::Registrations) {
+                    return Ok(patients.with_column(
+                        "dq_registered_elsewhere",
+                        lit(datafusion::scalar::ScalarValue::Boolean(None)),
+                    )?);
+                }
+                patients.join(
+                    self.registered_elsewhere().await?,
                     JoinType::Left,
-                    &["practice", "nhs_number"],
-                    &["dup_practice", "dup_number"],
-                    None,
-                )?
-                .join(
-                    elsewhere,
-                    JoinType::Left,
-                    &["person_key"],
-                    &["other_key"],
+                    &["practice", "person_key"],
+                    &["re_practice", "re_key"],
                     None,
                 )?
             }
@@ -348,6 +363,52 @@ impl Sources {
                 )?
             }
         })
+    }
+
+    /// (practice, person key) of linked people (verified NHS number) with GMS
+    /// registrations at two organisations that overlap: registered at two
+    /// practices at once.
+    async fn registered_elsewhere(&self) -> Result<DataFrame> {
+        let gms = self
+            .read(CanonicalTable::Registrations)
+            .await?
+            .filter(is("registration_type", "gms").and(col("person_key").like(lit("N%"))))?;
+        let other = gms.clone().select(vec![
+            col("registered_at").alias("b_registered_at"),
+            col("person_key").alias("b_key"),
+            col("start_date").alias("b_start"),
+            col("end_date").alias("b_end"),
+        ])?;
+        // Compared by the organisation each registration names, not by the
+        // file it came from: TPP sends a patient's registrations at other
+        // practices too, which repeat what that practice's own record holds.
+        // Strictly overlapping, as for `registrations.overlapping`.
+        let overlap = col("registered_at")
+            .not_eq(col("b_registered_at"))
+            .and(
+                col("start_date")
+                    .lt(col("b_end"))
+                    .or(col("b_end").is_null()),
+            )
+            .and(
+                col("b_start")
+                    .lt(col("end_date"))
+                    .or(col("end_date").is_null()),
+            );
+        Ok(gms
+            .join(
+                other,
+                JoinType::Inner,
+                &["person_key"],
+                &["b_key"],
+                Some(overlap),
+            )?
+            .aggregate(vec![col("practice"), col("person_key")], vec![])?
+            .select(vec![
+                col("practice").alias("re_practice"),
+                col("person_key").alias("re_key"),
+                lit(true).alias("dq_registered_elsewhere"),
+            ])?)
     }
 
     /// Every check of `table`, per practice, and the rows per practice.
