@@ -12,6 +12,7 @@ pub mod confine;
 pub mod ingest;
 pub mod nhs_number;
 pub mod output;
+pub mod quality;
 pub mod source;
 pub mod store;
 pub mod synth;

@@ -7,6 +7,7 @@
 mod cohort;
 mod cohort_run;
 mod demo;
+mod dq;
 mod ingest;
 mod key;
 mod progress;
@@ -72,6 +73,8 @@ pub enum Command {
     Demo(demo::DemoArgs),
     /// Turn pseudonyms back into a practice's own patients (audited).
     Reidentify(reidentify::ReidentifyArgs),
+    /// Per-practice data quality of a store: dq.json and rows to fix at source.
+    Dq(dq::DqArgs),
 }
 
 /// Examples shown after each subcommand's `--help`, by subcommand path: a flat
@@ -132,6 +135,10 @@ const EXAMPLES: &[(&str, &[&str])] = &[
         &[
             "phm cohort explain DM_REG --patient N24a8e55b7f526b0f --store store --release release --index-date 2026-03-31",
         ],
+    ),
+    (
+        "dq",
+        &["phm dq --store store --release release --out dq --as-of 2026-03-31"],
     ),
     (
         "reidentify",
@@ -256,6 +263,7 @@ pub fn run(cli: Cli) -> Result<u8, Failure> {
         Command::Cohort(args) => cohort::run(args),
         Command::Demo(args) => demo::run(args, progress),
         Command::Reidentify(args) => reidentify::run(args),
+        Command::Dq(args) => dq::run(args),
     }
 }
 

@@ -1,6 +1,7 @@
 //! The cases, one module per command they hit.
 
 mod demo;
+mod dq;
 mod ingest;
 mod reidentify;
 mod store;
@@ -9,6 +10,7 @@ mod terminology;
 pub fn all() -> Vec<crate::Case> {
     [
         demo::CASES,
+        dq::CASES,
         ingest::CASES,
         reidentify::CASES,
         store::CASES,

@@ -1,0 +1,100 @@
+//! `phm dq --store DIR --release DIR --out DIR --as-of DATE [--config FILE] [--practice ODS]…`:
+//! per-practice data quality (`docs/quality.md`).
+
+use std::path::PathBuf;
+
+use chrono::NaiveDate;
+use clap::Args;
+
+use super::{Failure, emit, exit};
+use crate::quality::{self, Config, Error, PracticeStatus};
+
+#[derive(Debug, Args)]
+pub struct DqArgs {
+    /// Canonical store written by `phm ingest`.
+    #[arg(long)]
+    pub store: PathBuf,
+    /// Compiled terminology release codes are checked against.
+    #[arg(long)]
+    pub release: PathBuf,
+    /// Output folder: dq.json and practice/<ODS>/dq_rows.parquet.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// The date extract freshness is measured to (YYYY-MM-DD); required so a
+    /// run is reproducible.
+    #[arg(long)]
+    pub as_of: NaiveDate,
+    /// TOML file: member practices, per-check thresholds and switches.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Assess only this practice (repeatable).
+    #[arg(long = "practice")]
+    pub practices: Vec<String>,
+}
+
+fn failure(e: Error) -> Failure {
+    let code = match &e {
+        Error::Config { .. } | Error::Usage(_) => exit::USAGE,
+        Error::Store(_) => exit::DATA,
+        Error::Io { .. } | Error::Engine(_) | Error::Arrow(_) | Error::Internal(_) => {
+            exit::INTERNAL
+        }
+    };
+    Failure::new(code, e)
+}
+
+pub fn run(args: DqArgs) -> Result<u8, Failure> {
+    let config = match &args.config {
+        Some(path) => Config::read(path).map_err(failure)?,
+        None => Config::default(),
+    };
+    let manifest = args.release.join(crate::terminology::release::MANIFEST);
+    if !manifest.is_file() {
+        return Err(Failure::new(
+            exit::USAGE,
+            format!(
+                "{}: not a compiled release (no {}); hint: --release takes a folder written by `phm terminology import`",
+                args.release.display(),
+                crate::terminology::release::MANIFEST
+            ),
+        ));
+    }
+    let release = crate::terminology::release::read_manifest(&args.release)
+        .map_err(|e| Failure::new(exit::DATA, e))?;
+    if !args.store.is_dir() {
+        // Checked here too so a wrong --store creates no output folder.
+        return Err(failure(Error::Usage(format!(
+            "{}: store not found; hint: --store takes the folder `phm ingest --store` wrote",
+            args.store.display()
+        ))));
+    }
+    std::fs::create_dir_all(&args.out)
+        .map_err(|e| Failure::new(exit::INTERNAL, format!("{}: {e}", args.out.display())))?;
+    let report = quality::run(&quality::Options {
+        store: &args.store,
+        release: &args.release,
+        release_id: &release.release_id,
+        out: &args.out,
+        as_of: args.as_of,
+        config: &config,
+        practices: &args.practices,
+    })
+    .map_err(failure)?;
+    emit(&report.summary())?;
+    emit(&format!("report: {}\n", args.out.join("dq.json").display()))?;
+    let unavailable: Vec<&str> = report
+        .practices
+        .iter()
+        .filter(|p| p.status != PracticeStatus::Ok)
+        .map(|p| p.practice.as_str())
+        .collect();
+    if !unavailable.is_empty() {
+        eprintln!(
+            "error: {} practice(s) could not be assessed ({}); their checks are not_evaluated, the others were assessed",
+            unavailable.len(),
+            unavailable.join(", ")
+        );
+        return Ok(exit::DATA);
+    }
+    Ok(exit::OK)
+}
