@@ -36,8 +36,18 @@ pub struct RunCohort {
     pub unavailable: Vec<String>,
 }
 
-/// Readies `out` for a run: creates it, removes the previous run's marker
-/// and the debris of an interrupted run.
+/// What a cohort run writes at the top of its output folder: cohort folders
+/// (`ID@version`), the two tiers, the manifest, the marker, and its work and
+/// half-written folders (dot-names).
+fn written_by_a_run(name: &str) -> bool {
+    name.contains('@')
+        || name.starts_with('.')
+        || matches!(name, RUN_FILE | "manifest.json" | "network" | "practice")
+}
+
+/// Readies `out` for a run: refuses a folder holding anything a run did not
+/// write, creates it, removes the previous run's marker and the debris of an
+/// interrupted run.
 pub fn prepare(out: &Path) -> Result<()> {
     let usable = |source: std::io::Error| {
         Error::Usage(format!(
@@ -46,6 +56,20 @@ pub fn prepare(out: &Path) -> Result<()> {
         ))
     };
     std::fs::create_dir_all(out).map_err(usable)?;
+    let mut foreign: Vec<String> = std::fs::read_dir(out)
+        .map_err(usable)?
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|name| !written_by_a_run(name))
+        .collect();
+    if !foreign.is_empty() {
+        foreign.sort();
+        return Err(Error::Usage(format!(
+            "{}: the folder holds files no phm cohort run wrote ({}); hint: a run replaces what a previous run wrote there and nothing else; choose an empty folder, or one a previous `phm cohort run` wrote",
+            out.display(),
+            foreign.join(", ")
+        )));
+    }
     let marker = out.join(RUN_FILE);
     match std::fs::remove_file(&marker) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(usable(e)),

@@ -29,6 +29,7 @@ pub const CASES: &[Case] = &[
     case!("run: out folder of an interrupted run", 0, "removed what an interrupted run left", interrupted_run_out),
     case!("demo: --dir is a file", 2, "phm cannot use this as the demo's working folder", demo_dir_is_a_file),
     case!("run: explain on a run without its marker", 3, "the run that wrote it did not finish", explain_unfinished_run),
+    case!("cohort run: --out holds files no run wrote", 2, "the folder holds files no phm cohort run wrote (analysis.xlsx)", out_holds_other_files),
 ];
 
 /// `phm cohort run DM_REG` on `store` into `out`.
@@ -237,4 +238,30 @@ fn explain_unfinished_run(s: &mut Scene) -> Output {
     // ...refused once it is gone, as after a run killed before its end.
     fs::remove_file(out.join("run.json")).unwrap();
     explain(&out)
+}
+
+/// A cohort run into a folder that holds someone else's files.
+fn out_holds_other_files(s: &mut Scene) -> Output {
+    let out = s.work().join("out");
+    fs::create_dir_all(&out).unwrap();
+    fs::write(out.join("analysis.xlsx"), b"not phm's").unwrap();
+    let (store, release) = (s.store(), s.release());
+    let o = crate::common::phm(&[
+        "cohort",
+        "run",
+        "DM_REG",
+        "--store",
+        store.to_str().unwrap(),
+        "--release",
+        release.to_str().unwrap(),
+        "--index-date",
+        "2026-03-31",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(
+        out.join("analysis.xlsx").exists(),
+        "a foreign file was removed"
+    );
+    o
 }
