@@ -68,8 +68,15 @@ pub fn run(args: DqArgs) -> Result<u8, Failure> {
             args.store.display()
         ))));
     }
-    std::fs::create_dir_all(&args.out)
-        .map_err(|e| Failure::new(exit::INTERNAL, format!("{}: {e}", args.out.display())))?;
+    std::fs::create_dir_all(&args.out).map_err(|e| {
+        Failure::new(
+            exit::USAGE,
+            format!(
+                "{}: phm cannot write the data-quality report here: {e}; hint: --out takes a folder phm can create and write (not a file)",
+                args.out.display()
+            ),
+        )
+    })?;
     let report = quality::run(&quality::Options {
         store: &args.store,
         release: &args.release,

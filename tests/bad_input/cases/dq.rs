@@ -16,6 +16,7 @@ pub const CASES: &[Case] = &[
     case!("dq config threshold below 0", 2, "check `patients.test_patient`: threshold -1 is outside 0–100", threshold_below_0),
     case!("dq store that does not exist", 2, "store not found", missing_store),
     case!("dq practice not in the store", 2, "practice Z99999 is not in the store", unknown_practice),
+    case!("dq --out is a file", 2, "phm cannot write the data-quality report here", out_is_a_file),
 ];
 
 /// Runs `phm dq` on the scene's store with `extra` arguments.
@@ -65,4 +66,13 @@ fn missing_store(s: &mut Scene) -> Output {
 
 fn unknown_practice(s: &mut Scene) -> Output {
     dq(s, s.store(), &["--practice", "Z99999"])
+}
+
+fn out_is_a_file(s: &mut Scene) -> Output {
+    fs::write(
+        s.work().join("dq"),
+        b"a file where the report folder would go",
+    )
+    .unwrap();
+    dq(s, s.store(), &[])
 }
