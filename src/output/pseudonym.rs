@@ -172,6 +172,21 @@ impl Key {
         format!("P{}", self.mac(format!("nhs:{nhs_digits}").as_bytes()))
     }
 
+    /// The pseudonym of a patient record: linkable when `verified_nhs` (the
+    /// record's NHS number, when its status is verified) normalises, else
+    /// unlinkable by practice and patient id.
+    pub fn of_record(
+        &self,
+        practice: &str,
+        patient_id: &str,
+        verified_nhs: Option<&str>,
+    ) -> String {
+        match verified_nhs.and_then(crate::nhs_number::normalise) {
+            Some(digits) => self.linkable(&digits),
+            None => self.unlinkable(practice, patient_id),
+        }
+    }
+
     /// The pseudonym of a record without a verified NHS number.
     pub fn unlinkable(&self, practice: &str, patient_id: &str) -> String {
         format!(

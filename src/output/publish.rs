@@ -31,7 +31,6 @@ use futures::StreamExt;
 
 use super::disclosure::{Policy, Shown};
 use super::pseudonym::Key;
-use crate::nhs_number;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -205,19 +204,13 @@ pub async fn identities(
         );
         let mut pseudonyms = StringBuilder::new();
         for i in 0..batch.num_rows() {
-            let digits = nhs
-                .is_valid(i)
-                .then(|| nhs_number::normalise(nhs.value(i)))
-                .flatten();
             let local = if patient.is_valid(i) {
                 patient.value(i)
             } else {
                 person.value(i)
             };
-            pseudonyms.append_value(match digits {
-                Some(d) => key.linkable(&d),
-                None => key.unlinkable(practice.value(i), local),
-            });
+            let verified = nhs.is_valid(i).then(|| nhs.value(i));
+            pseudonyms.append_value(key.of_record(practice.value(i), local, verified));
         }
         let columns: Vec<ArrayRef> = vec![
             batch.column_by_name("person_key").expect("column").clone(),
@@ -601,33 +594,20 @@ pub fn counts_batch(
         );
     }
     row(&total, [reg_total, pop_total, inc_total, und_total], None);
-    let mut out: Vec<ArrayRef> = cols
+    // Unavailable practices: every count says so.
+    for p in unavailable {
+        for (i, b) in cols.iter_mut().enumerate() {
+            match i {
+                0 => b.append_value(p),
+                1..=5 => b.append_value("unavailable"),
+                _ => b.append_null(),
+            }
+        }
+    }
+    let out: Vec<ArrayRef> = cols
         .iter_mut()
         .map(|b| Arc::new(b.finish()) as ArrayRef)
         .collect();
-    // Unavailable practices: every count says so.
-    if !unavailable.is_empty() {
-        let mut more: Vec<StringBuilder> = names.iter().map(|_| StringBuilder::new()).collect();
-        for (i, src) in out.iter().enumerate() {
-            let s = src.as_any().downcast_ref::<StringArray>().expect("strings");
-            for r in 0..s.len() {
-                more[i].append_option(s.is_valid(r).then(|| s.value(r)));
-            }
-        }
-        for p in unavailable {
-            for (i, b) in more.iter_mut().enumerate() {
-                match i {
-                    0 => b.append_value(p),
-                    1..=5 => b.append_value("unavailable"),
-                    _ => b.append_null(),
-                }
-            }
-        }
-        out = more
-            .iter_mut()
-            .map(|b| Arc::new(b.finish()) as ArrayRef)
-            .collect();
-    }
     let schema = Schema::new(
         names
             .iter()

@@ -129,25 +129,17 @@ pub async fn reidentify(
             .and_then(|c| c.as_any().downcast_ref::<BooleanArray>())
             .expect("boolean column");
         for i in 0..batch.num_rows() {
-            let digits = (status.is_valid(i) && status.value(i) == "verified")
-                .then(|| {
-                    numbers
-                        .is_valid(i)
-                        .then(|| nhs_number::normalise(numbers.value(i)))
-                })
-                .flatten()
+            let verified = (status.is_valid(i) && status.value(i) == "verified")
+                .then(|| numbers.is_valid(i).then(|| numbers.value(i)))
                 .flatten();
-            let pseudonym = match &digits {
-                Some(d) => key.linkable(d),
-                None => key.unlinkable(practice, ids.value(i)),
-            };
+            let pseudonym = key.of_record(practice, ids.value(i), verified);
             if !wanted.contains(pseudonym.as_str()) {
                 continue;
             }
             let resolved = if registered.value(i) {
                 Resolved::Patient {
                     patient_id: ids.value(i).to_string(),
-                    nhs_number: digits.map(NhsNumber::new),
+                    nhs_number: verified.and_then(nhs_number::normalise).map(NhsNumber::new),
                 }
             } else {
                 Resolved::NotRegistered
@@ -241,14 +233,9 @@ pub async fn person_of(
             s("nhs_number_status"),
         );
         for i in 0..batch.num_rows() {
-            let digits = (status.value(i) == "verified" && numbers.is_valid(i))
-                .then(|| nhs_number::normalise(numbers.value(i)))
-                .flatten();
-            let p = match &digits {
-                Some(d) => key.linkable(d),
-                None => key.unlinkable(practice.value(i), ids.value(i)),
-            };
-            if p == pseudonym {
+            let verified =
+                (status.value(i) == "verified" && numbers.is_valid(i)).then(|| numbers.value(i));
+            if key.of_record(practice.value(i), ids.value(i), verified) == pseudonym {
                 return Ok(Some((
                     person.value(i).to_string(),
                     practice.value(i).to_string(),

@@ -362,6 +362,26 @@ fn passes_test(test: &ValueTest, d: &Dated<'_>) -> bool {
 
 /// One criterion for one person's records of its table: the outcome and the
 /// event it chose (for windows anchored on it).
+/// A criterion's outcome from its verdict, reason, deciding event, count,
+/// value and refused values.
+fn outcome(
+    verdict: Verdict,
+    reason: Reason,
+    evidence: Option<&Dated<'_>>,
+    count: usize,
+    value: Option<f64>,
+    refused: usize,
+) -> CriterionOutcome {
+    CriterionOutcome {
+        verdict,
+        reason,
+        evidence: evidence.map(Dated::evidence),
+        count: count as u64,
+        value,
+        refused: refused as u64,
+    }
+}
+
 fn criterion<'a>(
     cohort: &Cohort,
     c: &Criterion,
@@ -369,19 +389,6 @@ fn criterion<'a>(
     index: NaiveDate,
     chosen: &BTreeMap<&str, Option<Dated<'a>>>,
 ) -> Result<(CriterionOutcome, Option<Dated<'a>>)> {
-    let outcome = |verdict: Verdict,
-                   reason: Reason,
-                   evidence: Option<&Dated<'_>>,
-                   count: usize,
-                   value: Option<f64>,
-                   refused: usize| CriterionOutcome {
-        verdict,
-        reason,
-        evidence: evidence.map(Dated::evidence),
-        count: count as u64,
-        value,
-        refused: refused as u64,
-    };
     // "Dates, periods and windows": a window anchored on a criterion that
     // chose no event is empty.
     let lower = match &c.window.lower {
@@ -501,19 +508,6 @@ fn over_window<'a>(
     c: &Criterion,
     mut window: Vec<Dated<'a>>,
 ) -> Result<(CriterionOutcome, Option<Dated<'a>>)> {
-    let outcome = |verdict: Verdict,
-                   reason: Reason,
-                   evidence: Option<&Dated<'_>>,
-                   count: usize,
-                   value: Option<f64>,
-                   refused: usize| CriterionOutcome {
-        verdict,
-        reason,
-        evidence: evidence.map(Dated::evidence),
-        count: count as u64,
-        value,
-        refused: refused as u64,
-    };
     window.sort_by(|a, b| a.key().cmp(&b.key()));
     // "What a criterion reports": refused counts only with a value test.
     let refused = c.value.map_or(0, |t| {
