@@ -112,6 +112,10 @@ pub struct Shareable<'a> {
     pub purpose: Option<String>,
     /// Cohort key → definition file.
     pub definitions: &'a BTreeMap<String, PathBuf>,
+    /// Cohort key → the codes its criteria read.
+    pub codes: &'a BTreeMap<String, crate::output::context::CohortCodes>,
+    /// The release folder and its id.
+    pub release: &'a Path,
     pub release_id: &'a str,
 }
 
@@ -125,10 +129,12 @@ impl Shareable<'_> {
         let t = std::time::Instant::now();
         let publication = crate::output::publish::Publication {
             store: self.store,
+            release: self.release,
             out: self.out,
             key: self.key,
             policy: self.policy,
         };
+        let none = crate::output::context::CohortCodes::default();
         let cohorts: Vec<crate::output::publish::Evaluated> = runs
             .iter()
             .map(|(date, r)| crate::output::publish::Evaluated {
@@ -139,6 +145,7 @@ impl Shareable<'_> {
                     available: &r.available,
                 },
                 unavailable: &r.unavailable,
+                codes: self.codes.get(&r.key).unwrap_or(&none),
             })
             .collect();
         crate::output::publish::publish(&publication, &cohorts)
@@ -259,6 +266,14 @@ pub fn load(keys: &[String], folders: &Folders, release: &Release) -> Result<Vec
         out.push(cohort::bind(def, &catalogue, release).map_err(failure)?);
     }
     Ok(out)
+}
+
+/// Cohort key → the codes its criteria read.
+pub fn codes_of(cohorts: &[Cohort]) -> BTreeMap<String, crate::output::context::CohortCodes> {
+    cohorts
+        .iter()
+        .map(|c| (c.def.key(), crate::output::context::CohortCodes::of(c)))
+        .collect()
 }
 
 /// Every cohort id in the folder, latest version each.
@@ -425,6 +440,7 @@ pub fn run(args: RunArgs) -> Result<u8, Failure> {
         .iter()
         .map(|c| (c.def.key(), c.def.path.clone()))
         .collect();
+    let codes = codes_of(&cohorts);
     let started = std::time::Instant::now();
     let mut published = None;
     let runs = evaluate_then(
@@ -443,6 +459,8 @@ pub fn run(args: RunArgs) -> Result<u8, Failure> {
                 policy,
                 purpose: args.purpose.clone(),
                 definitions: &definitions,
+                codes: &codes,
+                release: &args.release,
                 release_id: release.id(),
             };
             published = Some(shareable.publish(runs, started.elapsed().as_secs_f64())?);

@@ -277,6 +277,7 @@ pub fn run(args: DemoArgs, progress: Progress) -> Result<u8, Failure> {
     })?;
     let landing = landing(&args, progress)?;
     let release = release(&args.dir, progress)?;
+    let release_dir = args.dir.join("terminology").join("fixture");
     let store = args.dir.join("store");
     // The demo's own store, from an earlier phm: rebuilt rather than refused.
     if crate::store::file_without_row_order(&store)
@@ -316,6 +317,7 @@ pub fn run(args: DemoArgs, progress: Progress) -> Result<u8, Failure> {
     ));
     let defs: Vec<_> = cohorts.iter().map(|c| c.def.clone()).collect();
     let definitions = defs.iter().map(|d| (d.key(), d.path.clone())).collect();
+    let codes = cohort_run::codes_of(&cohorts);
     let key = demo_key(&args.dir)?;
     let started = std::time::Instant::now();
     let runs = cohort_run::evaluate_then(
@@ -333,6 +335,8 @@ pub fn run(args: DemoArgs, progress: Progress) -> Result<u8, Failure> {
                 policy: Some(crate::output::disclosure::Policy::default()),
                 purpose: Some("phm demo".into()),
                 definitions: &definitions,
+                codes: &codes,
+                release: &release_dir,
                 release_id: release.id(),
             }
             .publish(runs, started.elapsed().as_secs_f64())

@@ -5,6 +5,7 @@
 //! hashing every possible number, so it never appears in an output.
 
 pub mod audit;
+pub mod context;
 pub mod disclosure;
 pub mod lineage;
 pub mod pseudonym;

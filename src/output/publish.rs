@@ -15,6 +15,7 @@
 //! the run's work folder; every output is then a plan joining that file,
 //! with the person key dropped. The work folder is removed afterwards.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -29,6 +30,7 @@ use datafusion::parquet::arrow::ArrowWriter;
 use datafusion::prelude::*;
 use futures::StreamExt;
 
+use super::context::{self, CohortCodes};
 use super::disclosure::{Policy, Shown};
 use super::pseudonym::Key;
 
@@ -44,6 +46,8 @@ pub enum Error {
         what: String,
         source: datafusion::error::DataFusionError,
     },
+    #[error("publishing cohorts in context: {0}")]
+    Context(#[from] super::context::Error),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -440,6 +444,10 @@ pub struct PracticeCounts {
     pub included: u64,
     /// In the population, with an outcome the data cannot decide.
     pub undetermined: u64,
+    /// In the population, not included (or undetermined), with an event at
+    /// the practice whose code has no SNOMED CT concept: an upper bound of
+    /// the verdicts that might change once that code is mapped.
+    pub unmapped_dependent: u64,
 }
 
 /// Counts per available practice, from the engine's membership.
@@ -497,6 +505,7 @@ pub async fn practice_counts(
                 in_population: n(2).value(r) as u64,
                 included: n(3).value(r) as u64,
                 undetermined: n(4).value(r) as u64,
+                unmapped_dependent: 0,
             });
         }
     }
@@ -508,6 +517,7 @@ pub async fn practice_counts(
                 in_population: 0,
                 included: 0,
                 undetermined: 0,
+                unmapped_dependent: 0,
             });
         }
     }
@@ -537,12 +547,14 @@ pub fn counts_batch(
     let (pop, pop_total) = column(|c| c.in_population);
     let (inc, inc_total) = column(|c| c.included);
     let (und, und_total) = column(|c| c.undetermined);
+    let (unm, unm_total) = column(|c| c.unmapped_dependent);
     let total = PracticeCounts {
         practice: crate::cohort::engine::NETWORK.to_string(),
         registered: counts.iter().map(|c| c.registered).sum(),
         in_population: counts.iter().map(|c| c.in_population).sum(),
         included: counts.iter().map(|c| c.included).sum(),
         undetermined: counts.iter().map(|c| c.undetermined).sum(),
+        unmapped_dependent: counts.iter().map(|c| c.unmapped_dependent).sum(),
     };
     let p0 = if total.in_population > 0 {
         total.included as f64 / total.in_population as f64
@@ -556,13 +568,14 @@ pub fn counts_batch(
         "in_population",
         "included",
         "undetermined",
+        "unmapped_dependent",
         "prevalence_pct",
         "ci95_low_pct",
         "ci95_high_pct",
         "funnel",
     ];
     let mut cols: Vec<StringBuilder> = names.iter().map(|_| StringBuilder::new()).collect();
-    let mut row = |c: &PracticeCounts, shown: [Option<Shown>; 4], funnel: Option<&str>| {
+    let mut row = |c: &PracticeCounts, shown: [Option<Shown>; 5], funnel: Option<&str>| {
         let hidden = shown[1] == Some(Shown::Suppressed) || shown[2] == Some(Shown::Suppressed);
         let prevalence = (!hidden && c.in_population > 0)
             .then(|| 100.0 * c.included as f64 / c.in_population as f64);
@@ -576,6 +589,7 @@ pub fn counts_batch(
             Some(shown_text(policy, shown[1], c.in_population)),
             Some(shown_text(policy, shown[2], c.included)),
             Some(shown_text(policy, shown[3], c.undetermined)),
+            Some(shown_text(policy, shown[4], c.unmapped_dependent)),
             Some(prevalence.map_or_else(|| "suppressed".into(), |p| format!("{p:.1}"))),
             Some(ci.map_or_else(|| "suppressed".into(), |c| format!("{:.1}", c.0))),
             Some(ci.map_or_else(|| "suppressed".into(), |c| format!("{:.1}", c.1))),
@@ -589,17 +603,21 @@ pub fn counts_batch(
     for (i, c) in counts.iter().enumerate() {
         row(
             c,
-            [reg[i], pop[i], inc[i], und[i]],
+            [reg[i], pop[i], inc[i], und[i], unm[i]],
             Some(funnel_position(c.included, c.in_population, p0)),
         );
     }
-    row(&total, [reg_total, pop_total, inc_total, und_total], None);
+    row(
+        &total,
+        [reg_total, pop_total, inc_total, und_total, unm_total],
+        None,
+    );
     // Unavailable practices: every count says so.
     for p in unavailable {
         for (i, b) in cols.iter_mut().enumerate() {
             match i {
                 0 => b.append_value(p),
-                1..=5 => b.append_value("unavailable"),
+                1..=6 => b.append_value("unavailable"),
                 _ => b.append_null(),
             }
         }
@@ -788,18 +806,23 @@ pub fn read_small(path: &Path) -> Result<RecordBatch> {
     })
 }
 
-/// Writes the network aggregates of one cohort: `counts`, `attrition` and
+/// Writes the network aggregates of one cohort: `counts` (with the persons
+/// whose verdict rests on unmapped codes, by practice), `attrition` and
 /// `combinations`, each Parquet and CSV.
 pub async fn aggregates(
     ctx: &SessionContext,
     results: &CohortResults<'_>,
     unavailable: &[String],
+    unmapped_dependent: &BTreeMap<String, u64>,
     policy: Option<&Policy>,
     out: &Path,
 ) -> Result<()> {
     let network = out.join("network").join(results.key);
     std::fs::create_dir_all(&network).map_err(io(&network))?;
-    let counts = practice_counts(ctx, results).await?;
+    let mut counts = practice_counts(ctx, results).await?;
+    for c in &mut counts {
+        c.unmapped_dependent = unmapped_dependent.get(&c.practice).copied().unwrap_or(0);
+    }
     write_small(
         &network.join("counts"),
         &counts_batch(&counts, unavailable, policy),
@@ -817,9 +840,85 @@ pub async fn aggregates(
     Ok(())
 }
 
+/// Writes `practice/<ODS>/worklist.{parquet,csv}` for every practice with
+/// a row bearing on one of the run's cohorts: the worklist is written once
+/// to the work folder, then each practice's part from it.
+async fn worklists(ctx: &SessionContext, bearing: Vec<DataFrame>, tmp: &Path) -> Result<()> {
+    let what = "worklist";
+    let Some(df) = context::worklist(ctx, bearing)? else {
+        return Ok(());
+    };
+    let all = tmp.join("worklist.parquet");
+    df.write_parquet(
+        &all.to_string_lossy(),
+        DataFrameWriteOptions::new().with_single_file_output(true),
+        None,
+    )
+    .await
+    .map_err(query(what))?;
+    let read = || async {
+        ctx.read_parquet(
+            all.to_string_lossy().as_ref(),
+            ParquetReadOptions::default(),
+        )
+        .await
+    };
+    let batches = read()
+        .await
+        .and_then(|df| df.aggregate(vec![cast(col("practice"), DataType::Utf8)], vec![]))
+        .map_err(query(what))?
+        .collect()
+        .await
+        .map_err(query(what))?;
+    let mut practices: Vec<String> = Vec::new();
+    for b in &batches {
+        let a = datafusion::arrow::compute::cast(b.column(0), &DataType::Utf8)
+            .map_err(|e| query(what)(e.into()))?;
+        let a = a.as_any().downcast_ref::<StringArray>().expect("Utf8");
+        practices.extend((0..a.len()).map(|i| a.value(i).to_string()));
+    }
+    practices.sort();
+    for practice in practices {
+        let dir = tmp.join("practice").join(&practice);
+        std::fs::create_dir_all(&dir).map_err(io(&dir))?;
+        let what = format!("worklist for {practice}");
+        let df = read()
+            .await
+            .and_then(|df| df.filter(col("practice").eq(lit(practice.as_str()))))
+            .and_then(|df| {
+                df.select(
+                    [
+                        "source_system",
+                        "source_table",
+                        "source_row_id",
+                        "extract_id",
+                        "check_id",
+                        "problem",
+                        "cohorts",
+                    ]
+                    .map(col)
+                    .to_vec(),
+                )
+            })
+            .and_then(|df| {
+                df.sort(vec![
+                    col("check_id").sort(true, false),
+                    col("source_table").sort(true, false),
+                    col("source_row_id").sort(true, false),
+                ])
+            })
+            .map_err(query(&what))?;
+        write(df, &dir.join("worklist"), true, &what).await?;
+    }
+    std::fs::remove_file(&all).map_err(io(&all))?;
+    Ok(())
+}
+
 /// What a run publishes with.
 pub struct Publication<'a> {
     pub store: &'a Path,
+    /// The terminology release the run's value sets were expanded against.
+    pub release: &'a Path,
     pub out: &'a Path,
     pub key: &'a Key,
     /// `None`: disclosure control off.
@@ -831,11 +930,16 @@ pub struct Evaluated<'a> {
     pub index: NaiveDate,
     pub results: CohortResults<'a>,
     pub unavailable: &'a [String],
+    /// The codes its criteria read.
+    pub codes: &'a CohortCodes,
 }
 
 /// Writes `network/` and `practice/` for every cohort of a run, aside in
 /// `OUT/.publish.tmp-<pid>/` first, then renamed into place (replacing a
-/// previous run's).
+/// previous run's). Beside each cohort's tiers: the checks bearing on it
+/// (`network/<key>/quality`) and, per practice, the run's fix-at-source
+/// worklist (`practice/<ODS>/worklist`), from the store's offending rows
+/// written once to the work folder (`output::context`).
 pub fn publish(p: &Publication<'_>, cohorts: &[Evaluated<'_>]) -> Result<()> {
     let tmp = p.out.join(format!(".publish.tmp-{}", std::process::id()));
     if tmp.exists() {
@@ -848,6 +952,11 @@ pub fn publish(p: &Publication<'_>, cohorts: &[Evaluated<'_>]) -> Result<()> {
         .map_err(io(p.out))?;
     let written = runtime.block_on(async {
         let ctx = SessionContext::new();
+        let offences = tmp.join("offences.parquet");
+        let offences = context::write_offences(p.store, p.release, &offences)
+            .await?
+            .then_some(offences);
+        let mut bearing = Vec::new();
         let mut identity_of: Vec<(NaiveDate, PathBuf)> = Vec::new();
         for c in cohorts {
             let identity = match identity_of.iter().find(|(d, _)| *d == c.index) {
@@ -861,7 +970,29 @@ pub fn publish(p: &Publication<'_>, cohorts: &[Evaluated<'_>]) -> Result<()> {
                 }
             };
             people(&ctx, &identity, &c.results, &tmp).await?;
-            aggregates(&ctx, &c.results, c.unavailable, p.policy.as_ref(), &tmp).await?;
+            let found = match &offences {
+                Some(path) => context::cohort(&ctx, path, &c.results, c.codes).await?,
+                None => context::Context::default(),
+            };
+            let network = tmp.join("network").join(c.results.key);
+            write_small(
+                &network.join("quality"),
+                &context::quality_batch(&found.figures, c.results.available, p.policy.as_ref()),
+            )?;
+            bearing.extend(found.bearing);
+            aggregates(
+                &ctx,
+                &c.results,
+                c.unavailable,
+                &found.unmapped_dependent,
+                p.policy.as_ref(),
+                &tmp,
+            )
+            .await?;
+        }
+        worklists(&ctx, bearing, &tmp).await?;
+        if let Some(path) = &offences {
+            std::fs::remove_file(path).map_err(io(path))?;
         }
         for (_, path) in &identity_of {
             std::fs::remove_file(path).map_err(io(path))?;
@@ -934,6 +1065,7 @@ mod tests {
                 in_population: 100,
                 included: 3,
                 undetermined: 0,
+                unmapped_dependent: 0,
             },
             PracticeCounts {
                 practice: "B82005".into(),
@@ -941,6 +1073,7 @@ mod tests {
                 in_population: 200,
                 included: 40,
                 undetermined: 9,
+                unmapped_dependent: 12,
             },
         ];
         let b = counts_batch(&counts, &["C83001".to_string()], Some(&Policy::default()));
@@ -957,6 +1090,11 @@ mod tests {
         );
         // Undetermined persons are counted beside the included, never in them.
         assert_eq!(texts(&b, "undetermined"), ["0", "10", "10", "unavailable"]);
+        // Verdicts resting on unmapped codes: a group like the others.
+        assert_eq!(
+            texts(&b, "unmapped_dependent"),
+            ["0", "10", "10", "unavailable"]
+        );
         // Prevalence from unrounded counts, shown only with its counts.
         assert_eq!(
             texts(&b, "prevalence_pct"),

@@ -17,7 +17,7 @@
 
 pub mod checks;
 pub mod config;
-mod queries;
+pub(crate) mod queries;
 pub mod report;
 
 use std::collections::BTreeMap;

@@ -37,10 +37,10 @@ pub struct Sources {
 }
 
 /// One table-level check as expressions over its table's frame.
-struct Rule {
-    id: &'static str,
-    applies: Expr,
-    offends: Expr,
+pub(crate) struct Rule {
+    pub(crate) id: &'static str,
+    pub(crate) applies: Expr,
+    pub(crate) offends: Expr,
 }
 
 fn is(column: &str, value: &str) -> Expr {
@@ -164,7 +164,7 @@ fn rule(id: &'static str) -> Rule {
     }
 }
 
-fn rules(table: CanonicalTable) -> Vec<Rule> {
+pub(crate) fn rules(table: CanonicalTable) -> Vec<Rule> {
     CHECKS
         .iter()
         .filter(|c| c.subject == Subject::Table(table))
@@ -226,7 +226,7 @@ impl Sources {
     }
 
     /// The table with the columns its checks need (`dq_*`).
-    async fn frame(&self, table: CanonicalTable) -> Result<DataFrame> {
+    pub(crate) async fn frame(&self, table: CanonicalTable) -> Result<DataFrame> {
         let base = self.read(table).await?;
         Ok(match table {
             CanonicalTable::Patients => {
@@ -449,6 +449,70 @@ impl Sources {
             }
         }
         Ok((counts, rows))
+    }
+
+    /// The rows of `table` that offend one of its checks, one row per (row,
+    /// check), each check meaning what it means in `phm dq`: `check_id`,
+    /// `table`, `practice`, `person_key`, `supplier`, `source_table`,
+    /// `source_row_id`, `extract_id` (Utf8) and `concept` (Int64: the
+    /// event's SNOMED CT concept or the dm+d code; null for the
+    /// patients and registrations tables). One scan of the table: rows that
+    /// offend nothing are dropped first, the rest are paired with the checks
+    /// they offend by a join on a small list of check ids.
+    pub(crate) async fn offending(&self, table: CanonicalTable) -> Result<DataFrame> {
+        use datafusion::arrow::array::StringArray;
+        use datafusion::arrow::datatypes::{DataType, Field, Schema};
+        let rules = rules(table);
+        let offends = |r: &Rule| r.applies.clone().and(r.offends.clone()).is_true();
+        let any = rules
+            .iter()
+            .map(offends)
+            .reduce(Expr::or)
+            .unwrap_or(lit(false));
+        let mut which: Option<datafusion::logical_expr::conditional_expressions::CaseBuilder> =
+            None;
+        for r in &rules {
+            let (id, test) = (col("check_id").eq(lit(r.id)), offends(r));
+            which = Some(match which {
+                None => when(id, test),
+                Some(mut w) => w.when(id, test),
+            });
+        }
+        let Some(mut which) = which else {
+            return Err(Error::Internal(format!("no checks for {}", table.name())));
+        };
+        let ids = RecordBatch::try_new(
+            std::sync::Arc::new(Schema::new(vec![Field::new(
+                "check_id",
+                DataType::Utf8,
+                false,
+            )])),
+            vec![std::sync::Arc::new(StringArray::from(
+                rules.iter().map(|r| r.id).collect::<Vec<_>>(),
+            ))],
+        )?;
+        let concept = match table {
+            CanonicalTable::Events => cast(col("snomed_concept_id"), DataType::Int64),
+            CanonicalTable::Medications => cast(col("dmd_code"), DataType::Int64),
+            _ => lit(datafusion::scalar::ScalarValue::Int64(None)),
+        };
+        let text = |c: &str| cast(col(c), DataType::Utf8).alias(c);
+        let rows = self.frame(table).await?.filter(any)?;
+        Ok(self
+            .ctx
+            .read_batch(ids)?
+            .join_on(rows, JoinType::Inner, [which.otherwise(lit(false))?])?
+            .select(vec![
+                text("check_id"),
+                lit(table.name()).alias("table"),
+                text("practice"),
+                text("person_key"),
+                text("supplier"),
+                text("source_table"),
+                text("source_row_id"),
+                text("extract_id"),
+                concept.alias("concept"),
+            ])?)
     }
 
     /// Quarantined rows per practice.
