@@ -952,10 +952,12 @@ pub fn publish(p: &Publication<'_>, cohorts: &[Evaluated<'_>]) -> Result<()> {
         .map_err(io(p.out))?;
     let written = runtime.block_on(async {
         let ctx = SessionContext::new();
+        let t = std::time::Instant::now();
         let offences = tmp.join("offences.parquet");
         let offences = context::write_offences(p.store, p.release, &offences)
             .await?
             .then_some(offences);
+        tracing::debug!(elapsed = ?t.elapsed(), "offending rows");
         let mut bearing = Vec::new();
         let mut identity_of: Vec<(NaiveDate, PathBuf)> = Vec::new();
         for c in cohorts {
@@ -969,7 +971,10 @@ pub fn publish(p: &Publication<'_>, cohorts: &[Evaluated<'_>]) -> Result<()> {
                     path
                 }
             };
+            let t = std::time::Instant::now();
             people(&ctx, &identity, &c.results, &tmp).await?;
+            tracing::debug!(cohort = c.results.key, elapsed = ?t.elapsed(), "per-person tiers");
+            let t = std::time::Instant::now();
             let found = match &offences {
                 Some(path) => context::cohort(&ctx, path, &c.results, c.codes).await?,
                 None => context::Context::default(),
@@ -980,6 +985,7 @@ pub fn publish(p: &Publication<'_>, cohorts: &[Evaluated<'_>]) -> Result<()> {
                 &context::quality_batch(&found.figures, c.results.available, p.policy.as_ref()),
             )?;
             bearing.extend(found.bearing);
+            tracing::debug!(cohort = c.results.key, elapsed = ?t.elapsed(), "quality in context");
             aggregates(
                 &ctx,
                 &c.results,
@@ -990,7 +996,9 @@ pub fn publish(p: &Publication<'_>, cohorts: &[Evaluated<'_>]) -> Result<()> {
             )
             .await?;
         }
+        let t = std::time::Instant::now();
         worklists(&ctx, bearing, &tmp).await?;
+        tracing::debug!(elapsed = ?t.elapsed(), "worklists");
         if let Some(path) = &offences {
             std::fs::remove_file(path).map_err(io(path))?;
         }
