@@ -203,7 +203,11 @@ async fn judged(
         ParquetReadOptions::default(),
     )
     .await?
-    .filter(col("practice").in_list(available, false))?
+    .filter(if available.is_empty() {
+        lit(false)
+    } else {
+        col("practice").in_list(available, false)
+    })?
     .join(
         members,
         JoinType::Left,
