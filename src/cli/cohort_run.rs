@@ -37,6 +37,7 @@ pub struct RunArgs {
     /// Memory limit for the query engine, in MiB (at least 64): sorts and
     /// aggregates spill beyond it, and the run's intermediate results are held
     /// in memory up to half of it (4 GiB without a limit), on disk past that.
+    /// Writing the two output tiers runs under the same limit.
     #[arg(long, value_parser = memory_mib)]
     pub memory_limit_mib: Option<usize>,
     /// With a pseudonym key, the run also writes OUT/network/ (pseudonymised,
@@ -117,6 +118,8 @@ pub struct Shareable<'a> {
     /// The release folder and its id.
     pub release: &'a Path,
     pub release_id: &'a str,
+    /// The run's query memory pool in bytes; `None`: unbounded.
+    pub memory_limit: Option<usize>,
 }
 
 impl Shareable<'_> {
@@ -133,6 +136,7 @@ impl Shareable<'_> {
             out: self.out,
             key: self.key,
             policy: self.policy,
+            memory_limit: self.memory_limit,
         };
         let none = crate::output::context::CohortCodes::default();
         let cohorts: Vec<crate::output::publish::Evaluated> = runs
@@ -462,6 +466,7 @@ pub fn run(args: RunArgs) -> Result<u8, Failure> {
                 codes: &codes,
                 release: &args.release,
                 release_id: release.id(),
+                memory_limit: args.memory_limit_mib.map(|m| m * 1024 * 1024),
             };
             published = Some(shareable.publish(runs, started.elapsed().as_secs_f64())?);
             Ok(())

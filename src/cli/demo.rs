@@ -338,6 +338,7 @@ pub fn run(args: DemoArgs, progress: Progress) -> Result<u8, Failure> {
                 codes: &codes,
                 release: &release_dir,
                 release_id: release.id(),
+                memory_limit: None,
             }
             .publish(runs, started.elapsed().as_secs_f64())
             .map(|_| ())

@@ -923,6 +923,22 @@ pub struct Publication<'a> {
     pub key: &'a Key,
     /// `None`: disclosure control off.
     pub policy: Option<Policy>,
+    /// The query memory pool in bytes (the run's `--memory-limit-mib`);
+    /// past it, sorts and aggregates spill to disk. `None`: unbounded.
+    pub memory_limit: Option<usize>,
+}
+
+/// The publish step's session: the run's memory pool, so the worklist's
+/// grouping and the sorts spill rather than grow past it.
+fn session(memory_limit: Option<usize>) -> datafusion::error::Result<SessionContext> {
+    let mut rt = datafusion::execution::runtime_env::RuntimeEnvBuilder::new();
+    if let Some(limit) = memory_limit {
+        rt = rt.with_memory_limit(limit, 1.0);
+    }
+    Ok(SessionContext::new_with_config_rt(
+        SessionConfig::new(),
+        Arc::new(rt.build()?),
+    ))
 }
 
 /// One evaluated cohort, as the run hands it over.
@@ -951,7 +967,7 @@ pub fn publish(p: &Publication<'_>, cohorts: &[Evaluated<'_>]) -> Result<()> {
         .build()
         .map_err(io(p.out))?;
     let written = runtime.block_on(async {
-        let ctx = SessionContext::new();
+        let ctx = session(p.memory_limit).map_err(query("the publish session"))?;
         let t = std::time::Instant::now();
         let offences = tmp.join("offences.parquet");
         let offences = context::write_offences(p.store, p.release, &offences)
