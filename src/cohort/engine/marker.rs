@@ -184,3 +184,39 @@ pub fn require(cohort_dir: &Path) -> Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What a folder holds before a run, and whether the run may use it.
+    #[test]
+    fn a_previous_runs_report_is_accepted_and_removed_a_foreign_file_refused() {
+        let cases: [(&[&str], bool); 4] = [
+            (&[], true),
+            (&[RUN_FILE, "manifest.json", REPORT_FILE], true),
+            (&[".report.html.tmp-12"], true),
+            (&[REPORT_FILE, "analysis.xlsx"], false),
+        ];
+        for (files, usable) in cases {
+            let dir = tempfile::tempdir().unwrap();
+            for f in files {
+                std::fs::write(dir.path().join(f), b"x").unwrap();
+            }
+            let prepared = prepare(dir.path());
+            assert_eq!(prepared.is_ok(), usable, "{files:?}: {prepared:?}");
+            if usable {
+                for stale in [RUN_FILE, REPORT_FILE, ".report.html.tmp-12"] {
+                    assert!(!dir.path().join(stale).exists(), "{files:?}: {stale} left");
+                }
+                assert_eq!(
+                    dir.path().join("manifest.json").exists(),
+                    files.contains(&"manifest.json")
+                );
+            } else {
+                assert!(dir.path().join("analysis.xlsx").exists());
+                assert!(dir.path().join(REPORT_FILE).exists());
+            }
+        }
+    }
+}
