@@ -102,7 +102,15 @@ pub fn render(m: &Model) -> String {
     if m.run.disclosure.is_none() {
         out.push_str(LOUD);
     }
-    out.push_str("<p class=\"note\">Aggregates only: no person is named, and counts are disclosure-controlled as published in the run's <code>network/</code> folder. A count reads as a number, <span class=\"state suppressed\">suppressed</span> (too small to show) or <span class=\"state unavailable\">unavailable</span> (the practice could not be evaluated): neither is zero.</p>\n</header>\n");
+    let counts = if m.run.disclosure.is_some() {
+        "counts are disclosure-controlled as published in the run's <code>network/</code> folder"
+    } else {
+        "counts are exact, as published in the run's <code>network/</code> folder"
+    };
+    let _ = writeln!(
+        out,
+        "<p class=\"note\">Aggregates only: no person is named, and {counts}. A count reads as a number, <span class=\"state suppressed\">suppressed</span> (too small to show) or <span class=\"state unavailable\">unavailable</span> (the practice could not be evaluated): neither is zero.</p>\n</header>"
+    );
     contents(&mut out, m);
     out.push_str("<main>\n");
     overview(&mut out, m);

@@ -314,6 +314,8 @@ fn outliers_link_to_the_checks_that_flag_their_rows() {
 fn disclosure_off_is_loud_twice() {
     let off = render(&model(None, None));
     assert_eq!(off.matches("DISCLOSURE CONTROL WAS OFF").count(), 2);
+    assert!(off.contains("counts are exact, as published"));
+    assert!(!off.contains("disclosure-controlled as published"));
     let on = render(&model(Some((7, 5)), None));
     assert!(!on.contains("DISCLOSURE CONTROL WAS OFF"));
     assert!(on.contains("counts 1–7 suppressed, others rounded to the nearest 5"));

@@ -332,9 +332,7 @@ fn text_table(path: &Path) -> Result<TextTable> {
 /// The rows of `table` whose `practice` passes `keep`.
 fn scoped(mut table: TextTable, keep: impl Fn(&str) -> bool) -> TextTable {
     if let Some(c) = table.columns.iter().position(|n| n == "practice") {
-        table
-            .rows
-            .retain(|r| r[c].as_deref().is_some_and(|p| keep(p)));
+        table.rows.retain(|r| r[c].as_deref().is_some_and(&keep));
     }
     table
 }
