@@ -167,6 +167,10 @@ fn demo_runs_end_to_end_and_reruns_the_same() {
     let not_drawn = html.matches("so no funnel plot is drawn").count();
     assert_eq!(drawn + not_drawn, cohorts.len());
     assert!(drawn > 0);
+    // The practice without prescribing: unavailable in the medication
+    // cohorts' counts, in words, and listed as not plotted.
+    assert!(html.contains("<td class=\"state unavailable\">unavailable</td>"));
+    assert!(html.contains("(the cohort could not be evaluated there)"));
     let last = text.lines().last().unwrap();
     assert_eq!(last, format!("Report: {}", report.display()), "{text}");
 
