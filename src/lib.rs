@@ -13,6 +13,7 @@ pub mod ingest;
 pub mod nhs_number;
 pub mod output;
 pub mod quality;
+pub mod report;
 pub mod source;
 pub mod store;
 pub mod synth;

@@ -155,6 +155,25 @@ fn demo_runs_end_to_end_and_reruns_the_same() {
         assert!(text.contains("Shareable outputs"), "{text}");
     }
 
+    // Data quality beside the run, and the report inside it, named last.
+    assert!(dir.join("dq/dq.json").is_file());
+    let report = dir.join("out/report.html");
+    let html = std::fs::read_to_string(&report).unwrap();
+    assert!(html.contains("<table class=\"scorecard\">"));
+    // A funnel plot per cohort, unless the network's prevalence is
+    // suppressed (then the page says so instead).
+    assert_eq!(html.matches("<h4>Funnel plot</h4>").count(), cohorts.len());
+    let drawn = html.matches("<svg role=\"img\"").count();
+    let not_drawn = html.matches("so no funnel plot is drawn").count();
+    assert_eq!(drawn + not_drawn, cohorts.len());
+    assert!(drawn > 0);
+    // The practice without prescribing: unavailable in the medication
+    // cohorts' counts, in words, and listed as not plotted.
+    assert!(html.contains("<td class=\"state unavailable\">unavailable</td>"));
+    assert!(html.contains("(the cohort could not be evaluated there)"));
+    let last = text.lines().last().unwrap();
+    assert_eq!(last, format!("Report: {}", report.display()), "{text}");
+
     // A rerun reuses the release and landing zone; ingest is a no-op.
     let second = common::phm(&args);
     assert_eq!(second.status.code(), Some(0), "{}", common::stderr(&second));

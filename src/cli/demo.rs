@@ -197,6 +197,7 @@ fn landing(args: &DemoArgs, progress: Progress) -> Result<PathBuf, Failure> {
         landing.clone(),
         dir.join("store"),
         dir.join("out"),
+        dir.join("dq"),
     ] {
         let removed = if old.is_dir() {
             std::fs::remove_dir_all(&old)
@@ -257,6 +258,42 @@ fn demo_key(dir: &Path) -> Result<crate::output::pseudonym::Key, Failure> {
         eprintln!("warning: {w}");
     }
     Ok(key)
+}
+
+/// `phm dq` of the demo's store into `DIR/dq` (beside the run's folder, which
+/// holds only what a run writes), then the report into `OUT/report.html`.
+/// Returns the data-quality summary and the report's path.
+fn quality_and_report(
+    args: &DemoArgs,
+    store: &Path,
+    release: &Release,
+    out: &Path,
+    progress: Progress,
+) -> Result<(String, PathBuf), Failure> {
+    let dq = args.dir.join("dq");
+    let stage = progress.stage(format!("assessing data quality → {}", dq.display()));
+    std::fs::create_dir_all(&dq).map_err(|e| unwritable_at(&dq, e))?;
+    let assessed = crate::quality::run(&crate::quality::Options {
+        store,
+        release: &args.dir.join("terminology").join("fixture"),
+        release_id: release.id(),
+        out: &dq,
+        as_of: args.as_of,
+        config: &crate::quality::Config::default(),
+        practices: &[],
+    })
+    .map_err(data)?;
+    stage.finish();
+    let model = crate::report::read(&crate::report::Inputs {
+        run: out,
+        dq: &dq,
+        practice: None,
+    })
+    .map_err(data)?;
+    let path = crate::report::default_out(out);
+    std::fs::write(&path, crate::report::html::render(&model))
+        .map_err(|e| unwritable_at(&path, e))?;
+    Ok((assessed.summary(), path))
 }
 
 pub fn run(args: DemoArgs, progress: Progress) -> Result<u8, Failure> {
@@ -345,6 +382,7 @@ pub fn run(args: DemoArgs, progress: Progress) -> Result<u8, Failure> {
         },
     )?;
     stage.finish();
+    let (dq_summary, report_html) = quality_and_report(&args, &store, &release, &out, progress)?;
     text.push_str(&format!(
         "Persons included per practice (index date {}):\n{}",
         args.as_of,
@@ -388,6 +426,11 @@ pub fn run(args: DemoArgs, progress: Progress) -> Result<u8, Failure> {
     for (_, r) in &runs {
         text.push_str(&format!("  {}\n", r.dir.display()));
     }
+    text.push_str(&format!(
+        "\nData quality (report: {}):\n{dq_summary}\nReport: {}\n",
+        args.dir.join("dq").join("dq.json").display(),
+        report_html.display()
+    ));
     emit(&text)?;
     let rejected = report.rejected().count();
     if rejected > 0 {

@@ -12,6 +12,7 @@ mod ingest;
 mod key;
 mod progress;
 mod reidentify;
+mod report;
 mod synth;
 mod terminology;
 mod valueset;
@@ -75,6 +76,8 @@ pub enum Command {
     Reidentify(reidentify::ReidentifyArgs),
     /// Per-practice data quality of a store: dq.json and rows to fix at source.
     Dq(dq::DqArgs),
+    /// One self-contained HTML page from a finished run and a dq report.
+    Report(report::ReportArgs),
 }
 
 /// Examples shown after each subcommand's `--help`, by subcommand path: a flat
@@ -139,6 +142,13 @@ const EXAMPLES: &[(&str, &[&str])] = &[
     (
         "dq",
         &["phm dq --store store --release release --out dq --as-of 2026-03-31"],
+    ),
+    (
+        "report",
+        &[
+            "phm report --run out --dq dq",
+            "phm report --run out --dq dq --out report.html --practice A81001",
+        ],
     ),
     (
         "reidentify",
@@ -264,6 +274,7 @@ pub fn run(cli: Cli) -> Result<u8, Failure> {
         Command::Demo(args) => demo::run(args, progress),
         Command::Reidentify(args) => reidentify::run(args),
         Command::Dq(args) => dq::run(args),
+        Command::Report(args) => report::run(args),
     }
 }
 

@@ -5,8 +5,10 @@
 //! nothing reads its outputs.
 //!
 //! A run starts by removing the marker of the previous run into the same
-//! folder and what an interrupted run left: its half-written cohort folders
-//! (`.<ID>@<version>.tmp-<pid>`, `.<ID>@<version>.old-<pid>`) and `.work/`.
+//! folder, that run's `report.html` (written by `phm report`; it describes
+//! the previous run) and what an interrupted run left: its half-written
+//! cohort folders (`.<ID>@<version>.tmp-<pid>`, `.<ID>@<version>.old-<pid>`)
+//! and `.work/`.
 
 use std::path::Path;
 
@@ -36,13 +38,19 @@ pub struct RunCohort {
     pub unavailable: Vec<String>,
 }
 
+/// The report `phm report` writes into a run's folder by default.
+pub const REPORT_FILE: &str = "report.html";
+
 /// What a cohort run writes at the top of its output folder: cohort folders
 /// (`ID@version`), the two tiers, the manifest, the marker, and its work and
-/// half-written folders (dot-names).
+/// half-written folders (dot-names); and the run's report.
 fn written_by_a_run(name: &str) -> bool {
     name.contains('@')
         || name.starts_with('.')
-        || matches!(name, RUN_FILE | "manifest.json" | "network" | "practice")
+        || matches!(
+            name,
+            RUN_FILE | "manifest.json" | "network" | "practice" | REPORT_FILE
+        )
 }
 
 /// Readies `out` for a run: refuses a folder holding anything a run did not
@@ -70,10 +78,11 @@ pub fn prepare(out: &Path) -> Result<()> {
             foreign.join(", ")
         )));
     }
-    let marker = out.join(RUN_FILE);
-    match std::fs::remove_file(&marker) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(usable(e)),
-        _ => {}
+    for stale in [RUN_FILE, REPORT_FILE] {
+        match std::fs::remove_file(out.join(stale)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(usable(e)),
+            _ => {}
+        }
     }
     let mut removed = Vec::new();
     for entry in std::fs::read_dir(out).map_err(usable)? {
@@ -174,4 +183,40 @@ pub fn require(cohort_dir: &Path) -> Result<()> {
         )));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What a folder holds before a run, and whether the run may use it.
+    #[test]
+    fn a_previous_runs_report_is_accepted_and_removed_a_foreign_file_refused() {
+        let cases: [(&[&str], bool); 4] = [
+            (&[], true),
+            (&[RUN_FILE, "manifest.json", REPORT_FILE], true),
+            (&[".report.html.tmp-12"], true),
+            (&[REPORT_FILE, "analysis.xlsx"], false),
+        ];
+        for (files, usable) in cases {
+            let dir = tempfile::tempdir().unwrap();
+            for f in files {
+                std::fs::write(dir.path().join(f), b"x").unwrap();
+            }
+            let prepared = prepare(dir.path());
+            assert_eq!(prepared.is_ok(), usable, "{files:?}: {prepared:?}");
+            if usable {
+                for stale in [RUN_FILE, REPORT_FILE, ".report.html.tmp-12"] {
+                    assert!(!dir.path().join(stale).exists(), "{files:?}: {stale} left");
+                }
+                assert_eq!(
+                    dir.path().join("manifest.json").exists(),
+                    files.contains(&"manifest.json")
+                );
+            } else {
+                assert!(dir.path().join("analysis.xlsx").exists());
+                assert!(dir.path().join(REPORT_FILE).exists());
+            }
+        }
+    }
 }

@@ -4,6 +4,7 @@ mod demo;
 mod dq;
 mod ingest;
 mod reidentify;
+mod report;
 mod store;
 mod terminology;
 
@@ -13,6 +14,7 @@ pub fn all() -> Vec<crate::Case> {
         dq::CASES,
         ingest::CASES,
         reidentify::CASES,
+        report::CASES,
         store::CASES,
         terminology::CASES,
     ]
