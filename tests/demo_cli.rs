@@ -130,6 +130,24 @@ fn demo_runs_end_to_end_and_reruns_the_same() {
         "{text}"
     );
     assert!(text.contains("Included"), "{text}");
+    // The example names its person by pseudonym, with the command that asks
+    // for it the same way; no store person key reaches the console.
+    assert!(
+        text.contains("explain DM_REG@2025.1 --patient P") && text.contains("--key-file"),
+        "{text}"
+    );
+    for practice in std::fs::read_dir(dir.join("store/canonical/patients")).unwrap() {
+        let patients = common::read_batch(&practice.unwrap().path().join("data.parquet"));
+        let keys = patients
+            .column_by_name("person_key")
+            .unwrap()
+            .as_any()
+            .downcast_ref::<datafusion::arrow::array::StringArray>()
+            .unwrap();
+        for key in keys.iter().flatten() {
+            assert!(!text.contains(key), "person key {key} on the demo's stdout");
+        }
+    }
 
     // The shareable tiers, the manifest and the audit record, with a key the
     // demo generated for itself, readable by its owner only.

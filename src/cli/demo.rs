@@ -296,6 +296,51 @@ fn quality_and_report(
     Ok((assessed.summary(), path))
 }
 
+/// The first included person of a cohort's network membership (by
+/// pseudonym), with their store person key: a DataFusion query that keeps
+/// one row.
+fn first_included(
+    network: &Path,
+    store: &Path,
+    key: &crate::output::pseudonym::Key,
+) -> Result<Option<(String, String)>, Failure> {
+    use datafusion::arrow::array::{Array, AsArray};
+    use datafusion::arrow::datatypes::DataType;
+    use datafusion::prelude::*;
+    let membership = network.join("membership.parquet");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .map_err(|e| Failure::new(exit::INTERNAL, e))?;
+    runtime.block_on(async {
+        let ctx = SessionContext::new();
+        let batches = ctx
+            .read_parquet(
+                membership.to_string_lossy().as_ref(),
+                ParquetReadOptions::default(),
+            )
+            .await
+            .and_then(|df| df.filter(col("included").is_true()))
+            .and_then(|df| df.select(vec![cast(col("pseudonym"), DataType::Utf8).alias("p")]))
+            .and_then(|df| df.sort(vec![col("p").sort(true, false)]))
+            .and_then(|df| df.limit(0, Some(1)))
+            .map_err(|e| data(format!("{}: {e}", membership.display())))?
+            .collect()
+            .await
+            .map_err(|e| data(format!("{}: {e}", membership.display())))?;
+        let Some(pseudonym) = batches
+            .iter()
+            .find(|b| b.num_rows() > 0)
+            .map(|b| b.column(0).as_string::<i32>().value(0).to_string())
+        else {
+            return Ok(None);
+        };
+        let person = crate::output::reidentify::person_of(store, key, &pseudonym)
+            .await
+            .map_err(data)?;
+        Ok(person.map(|(person, _)| (pseudonym, person)))
+    })
+}
+
 pub fn run(args: DemoArgs, progress: Progress) -> Result<u8, Failure> {
     if args.practices == 0 || args.patients < args.practices {
         return Err(Failure::new(
@@ -395,15 +440,20 @@ pub fn run(args: DemoArgs, progress: Progress) -> Result<u8, Failure> {
         let Some(def) = defs.iter().find(|d| d.key() == r.key) else {
             continue;
         };
-        let Some(person) = explain::first_included(&r.dir).map_err(data)? else {
+        // Named by pseudonym, as a clinical lead would ask: the store's person
+        // key never reaches the console.
+        let network = out.join("network").join(&r.key);
+        let Some((pseudonym, person)) = first_included(&network, &store, &key)? else {
             continue;
         };
-        if let Some(e) = explain::read(&r.dir, &r.key, &person).map_err(data)? {
+        if let Some(mut e) = explain::read(&r.dir, &r.key, &person).map_err(data)? {
+            e.person_key = pseudonym.clone();
             text.push_str("\nExample explanation:\n");
             text.push_str(&explain::narrative(def, *date, &e));
             text.push_str(&format!(
-                "(phm cohort explain {} --patient {person} --store {} --release {} --index-date {date})\n",
+                "(phm cohort explain {} --patient {pseudonym} --key-file {} --purpose \"phm demo\" --store {} --release {} --index-date {date})\n",
                 r.key,
+                args.dir.join(DEMO_KEY).display(),
                 store.display(),
                 args.dir.join("terminology/fixture").display()
             ));

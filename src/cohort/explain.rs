@@ -148,17 +148,6 @@ pub fn read(dir: &Path, cohort: &str, person_key: &str) -> Result<Option<Explana
     Ok(Some(explanation))
 }
 
-/// The person key of the first included person in a cohort's membership file
-/// (sorted by person key), if anyone is included.
-pub fn first_included(dir: &Path) -> Result<Option<String>> {
-    let membership = out::read(&dir.join("membership.parquet"))?;
-    let m = Columns::new(&membership, dir)?;
-    let (keys, included) = (m.str("person_key")?, m.bool("included")?);
-    Ok((0..keys.len())
-        .find(|&i| included.is_valid(i) && included.value(i))
-        .and_then(|i| opt_str(&keys, i)))
-}
-
 /// The narrative for a clinical lead.
 pub fn narrative(def: &Definition, index: NaiveDate, e: &Explanation) -> String {
     let mut out = String::new();
