@@ -336,6 +336,7 @@ fn column_header(name: &str) -> String {
         "ci95_low_pct" => "95% CI low %".into(),
         "ci95_high_pct" => "95% CI high %".into(),
         "funnel" => "Funnel position".into(),
+        "unmapped_dependent" => "Might be in once unmapped codes are fixed (upper bound)".into(),
         other => escape(other),
     }
 }
@@ -466,7 +467,65 @@ fn cohort(out: &mut String, m: &Model, i: usize, c: &CohortReport) {
         );
     }
     outliers(out, m, c, &practice_rows);
+    bearing(out, c);
     out.push_str("</section>\n");
+}
+
+/// Every data-quality finding bearing on the cohort, check by practice:
+/// offending rows and the persons of its population they concern.
+fn bearing(out: &mut String, c: &CohortReport) {
+    out.push_str("<h4>Data-quality findings bearing on this cohort</h4>\n");
+    let Some(q) = &c.quality else {
+        out.push_str("<p>Not available for this run.</p>\n");
+        return;
+    };
+    let mut checks: Vec<&str> = (0..q.rows.len())
+        .filter_map(|i| q.get(i, "check_id"))
+        .collect();
+    checks.sort_unstable();
+    checks.dedup();
+    if checks.is_empty() {
+        out.push_str("<p>No data-quality check flags a row bearing on this cohort.</p>\n");
+        return;
+    }
+    let network = crate::cohort::engine::NETWORK;
+    let mut practices: Vec<&str> = (0..q.rows.len())
+        .filter_map(|i| q.get(i, "practice"))
+        .filter(|p| *p != network)
+        .collect();
+    practices.sort_unstable();
+    practices.dedup();
+    practices.push(network);
+    let _ = write!(
+        out,
+        "<table>\n<caption>{}: offending rows bearing on the cohort, and the persons of its population they concern (rows / persons; a blank cell is none)</caption>\n<thead><tr><th scope=\"col\">Check</th>",
+        escape(&c.key)
+    );
+    for p in &practices {
+        let _ = write!(out, "<th scope=\"col\">{}</th>", escape(p));
+    }
+    out.push_str("</tr></thead>\n<tbody>\n");
+    for check in checks {
+        let _ = write!(out, "<tr><th scope=\"row\">{}</th>", check_link(check));
+        for p in &practices {
+            let row = (0..q.rows.len()).find(|i| {
+                q.get(*i, "check_id") == Some(check) && q.get(*i, "practice") == Some(*p)
+            });
+            match row {
+                None => out.push_str("<td></td>"),
+                Some(i) => {
+                    let _ = write!(
+                        out,
+                        "<td class=\"num\">{} / {}</td>",
+                        escape(q.get(i, "rows").unwrap_or("—")),
+                        escape(q.get(i, "persons").unwrap_or("—"))
+                    );
+                }
+            }
+        }
+        out.push_str("</tr>\n");
+    }
+    out.push_str("</tbody>\n</table>\n");
 }
 
 /// The chart's figures as a table: its text alternative.
