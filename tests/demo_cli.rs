@@ -191,6 +191,12 @@ fn demo_runs_end_to_end_and_reruns_the_same() {
     assert!(html.contains("(the cohort could not be evaluated there)"));
     let last = text.lines().last().unwrap();
     assert_eq!(last, format!("Report: {}", report.display()), "{text}");
+    // The demo's own report, in headless Chromium: nothing on the console,
+    // nothing loaded besides the page, the scorecard and the plots built.
+    let (dom, problems) = common::browser::open(&report);
+    assert!(problems.is_empty(), "{problems:#?}");
+    assert!(dom.contains("<h1>") && dom.contains("<table class=\"scorecard\">"));
+    assert_eq!(dom.matches("<svg role=\"img\"").count(), drawn);
 
     // A rerun reuses the release and landing zone; ingest is a no-op.
     let second = common::phm(&args);

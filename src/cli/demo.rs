@@ -304,7 +304,7 @@ fn first_included(
     store: &Path,
     key: &crate::output::pseudonym::Key,
 ) -> Result<Option<(String, String)>, Failure> {
-    use datafusion::arrow::array::{Array, AsArray};
+    use datafusion::arrow::array::AsArray;
     use datafusion::arrow::datatypes::DataType;
     use datafusion::prelude::*;
     let membership = network.join("membership.parquet");

@@ -2,6 +2,8 @@
 //! and tools to damage a delivery the way real deliveries get damaged.
 #![allow(dead_code)]
 
+pub mod browser;
+
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
