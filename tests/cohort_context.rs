@@ -156,6 +156,8 @@ fn run(store: &Path, release: &Path, out: &Path, key: &Path, exact: bool) {
         out.to_str().unwrap(),
         "--key-file",
         key.to_str().unwrap(),
+        // The engine's membership is the reference the figures are derived from.
+        "--keep-identifiable",
     ];
     args.extend(COHORTS.iter().map(|(k, _)| *k));
     if exact {

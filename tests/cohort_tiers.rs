@@ -62,8 +62,10 @@ fn text_of(path: &Path) -> String {
     }
 }
 
-fn run(store: &Path, release: &Path, out: &Path, key: &Path) -> std::process::Output {
-    phm(&[
+/// A keyed run; `keep` also keeps the engine's identifiable folders, which
+/// the checks below compare the tiers against.
+fn run(store: &Path, release: &Path, out: &Path, key: &Path, keep: bool) -> std::process::Output {
+    let mut args = vec![
         "cohort",
         "run",
         "DM_REG",
@@ -80,7 +82,11 @@ fn run(store: &Path, release: &Path, out: &Path, key: &Path) -> std::process::Ou
         key.to_str().unwrap(),
         "--purpose",
         "network diabetes audit",
-    ])
+    ];
+    if keep {
+        args.push("--keep-identifiable");
+    }
+    phm(&args)
 }
 
 #[test]
@@ -99,7 +105,7 @@ fn network_and_practice_tiers() {
     fs::write(&key_path, KEY).unwrap();
     let key = Key::new(KEY, "test").unwrap();
 
-    let o = run(&store, &release, &out, &key_path);
+    let o = run(&store, &release, &out, &key_path, true);
     assert!(matches!(o.status.code(), Some(0 | 3)), "{}", stderr(&o));
     assert!(stdout(&o).contains("shareable:"), "{}", stdout(&o));
 
@@ -357,18 +363,49 @@ fn network_and_practice_tiers() {
     // another key gives other pseudonyms.
     let again = work.path().join("again");
     assert!(matches!(
-        run(&store, &release, &again, &key_path).status.code(),
+        run(&store, &release, &again, &key_path, false)
+            .status
+            .code(),
         Some(0 | 3)
     ));
     let m2: serde_json::Value =
         serde_json::from_slice(&fs::read(again.join("manifest.json")).unwrap()).unwrap();
     assert_eq!(manifest["run_id"], m2["run_id"]);
     assert_eq!(manifest["outputs"], m2["outputs"]);
+    // Without --keep-identifiable, a keyed run leaves only the two tiers,
+    // the manifest and the marker: no folder naming persons by store key.
+    let mut top: Vec<String> = fs::read_dir(&again)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    top.sort();
+    assert_eq!(top, ["manifest.json", "network", "practice", "run.json"]);
+    // Asking such a run by store person key is refused with the way forward.
+    let o = phm(&[
+        "cohort",
+        "explain",
+        "DM_REG",
+        "--patient",
+        person.as_str(),
+        "--run",
+        again.to_str().unwrap(),
+        "--release",
+        release.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("did not keep its identifiable per-cohort folders")
+            && stderr(&o).contains("--key-file"),
+        "{}",
+        stderr(&o)
+    );
     let other_key = work.path().join("other.key");
     fs::write(&other_key, b"another forty bytes of key material here").unwrap();
     let other = work.path().join("other");
     assert!(matches!(
-        run(&store, &release, &other, &other_key).status.code(),
+        run(&store, &release, &other, &other_key, false)
+            .status
+            .code(),
         Some(0 | 3)
     ));
     let pseudonyms = |run: &Path| -> BTreeSet<String> {

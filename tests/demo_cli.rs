@@ -102,10 +102,12 @@ fn demo_runs_end_to_end_and_reruns_the_same() {
             "{id} missing from {header}"
         );
         assert!(
-            dir.join(format!("out/{id}@2025.1/membership.parquet"))
+            dir.join(format!("out/network/{id}@2025.1/membership.parquet"))
                 .is_file(),
             "{id}"
         );
+        // The engine's identifiable folders are gone once the tiers are written.
+        assert!(!dir.join(format!("out/{id}@2025.1")).exists(), "{id}");
     }
     // Three practice rows and the network row; the last practice delivered no
     // prescribing, so the medication cohorts say unavailable for it.

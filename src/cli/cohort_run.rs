@@ -59,6 +59,12 @@ pub struct RunArgs {
     /// loudly, and recorded in the manifest).
     #[arg(long)]
     pub no_disclosure_control: bool,
+    /// With a key, also keep the engine's identifiable per-cohort folders
+    /// (OUT/<ID>@<version>/, store person keys) beside the two tiers, for
+    /// `phm cohort explain --run`. Without it they are removed once the tiers
+    /// are written, so OUT holds nothing that names a person by store key.
+    #[arg(long)]
+    pub keep_identifiable: bool,
     #[command(flatten)]
     pub folders: Folders,
 }
@@ -306,17 +312,37 @@ pub fn index_date(cohort: &Cohort, given: Option<NaiveDate>) -> Result<NaiveDate
     }
 }
 
+/// Where a run keeps the engine's identifiable per-cohort folders.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Identifiable {
+    /// In `OUT/<ID>@<version>/`: a run without a key, or one asked to keep them.
+    Keep,
+    /// In `OUT/.engine/`, removed once `then` has written the tiers: a run
+    /// with a key leaves nothing in OUT that names a person by store key.
+    Remove,
+}
+
+/// The folder the engine's identifiable results go to while a run that
+/// removes them is under way.
+pub const ENGINE_DIR: &str = ".engine";
+
 /// Runs `cohorts` (grouped by index date, one engine run per group), then
 /// `then` on the results, before the run's completion marker is written.
+#[allow(clippy::too_many_arguments)]
 pub fn evaluate_then(
     store: &Path,
     cohorts: Vec<Cohort>,
     index: Option<NaiveDate>,
     out: &Path,
+    identifiable: Identifiable,
     release_id: &str,
     memory_limit: Option<usize>,
     then: impl FnOnce(&[(NaiveDate, CohortRun)]) -> cohort::Result<()>,
 ) -> Result<Vec<(NaiveDate, CohortRun)>, Failure> {
+    let engine_out = match identifiable {
+        Identifiable::Keep => out.to_path_buf(),
+        Identifiable::Remove => out.join(ENGINE_DIR),
+    };
     let mut groups: BTreeMap<NaiveDate, Vec<Cohort>> = BTreeMap::new();
     for c in cohorts {
         groups.entry(index_date(&c, index)?).or_default().push(c);
@@ -326,7 +352,7 @@ pub fn evaluate_then(
         .map(|(date, group)| {
             let opts = RunOptions {
                 index_date: date,
-                out: out.to_path_buf(),
+                out: engine_out.clone(),
                 person: None,
                 memory_limit,
                 work_memory: None,
@@ -335,7 +361,17 @@ pub fn evaluate_then(
             (group, opts)
         })
         .collect();
-    engine::run_all_then(store, out, &groups, then).map_err(failure)
+    engine::run_all_then(store, out, &groups, |runs| {
+        then(runs)?;
+        if identifiable == Identifiable::Remove {
+            std::fs::remove_dir_all(&engine_out).map_err(|source| cohort::Error::Io {
+                path: engine_out.clone(),
+                source,
+            })?;
+        }
+        Ok(())
+    })
+    .map_err(failure)
 }
 
 /// Practices down, cohorts across; `unavailable` where a practice cannot answer.
@@ -447,11 +483,17 @@ pub fn run(args: RunArgs) -> Result<u8, Failure> {
     let codes = codes_of(&cohorts);
     let started = std::time::Instant::now();
     let mut published = None;
+    let identifiable = if key.is_none() || args.keep_identifiable {
+        Identifiable::Keep
+    } else {
+        Identifiable::Remove
+    };
     let runs = evaluate_then(
         &args.store,
         cohorts,
         args.index_date,
         &args.out,
+        identifiable,
         release.id(),
         args.memory_limit_mib.map(|m| m * 1024 * 1024),
         |runs| {
@@ -474,13 +516,17 @@ pub fn run(args: RunArgs) -> Result<u8, Failure> {
     )?;
     let mut out = table(&runs);
     for (date, r) in &runs {
+        let written = match identifiable {
+            Identifiable::Keep => r.dir.clone(),
+            Identifiable::Remove => args.out.join("network").join(&r.key),
+        };
         out.push_str(&format!(
             "{}: index {date}, {} in population, {} included, {} undetermined → {}\n",
             r.key,
             r.in_population,
             r.included,
             r.undetermined,
-            r.dir.display()
+            written.display()
         ));
         for w in &r.warnings {
             eprintln!("warning: {}: {w}", r.key);
@@ -562,6 +608,13 @@ pub fn explain(mut args: ExplainArgs) -> Result<u8, Failure> {
     let (e, date, source) = match (&args.run, &args.store) {
         (Some(out), _) => {
             let dir = out.join(cohort.def.key());
+            if !dir.is_dir() && out.join(crate::output::lineage::MANIFEST_FILE).is_file() {
+                return Err(usage(format!(
+                    "{}: the run in {} was published with a pseudonym key and did not keep its identifiable per-cohort folders; hint: ask by pseudonym (--patient P… --key-file KEY --store STORE), or rerun with --keep-identifiable",
+                    dir.display(),
+                    out.display()
+                )));
+            }
             let e = explain::read(&dir, &cohort.def.key(), &args.patient).map_err(failure)?;
             let date = engine::marker::read(out)
                 .map_err(failure)?

@@ -341,6 +341,43 @@ fn first_included(
     })
 }
 
+/// One example explanation: an included person, from DM_REG when it ran,
+/// named by pseudonym as a clinical lead would ask (the store's person key
+/// never reaches the console), with the command that asks the same way.
+fn example_of(
+    args: &DemoArgs,
+    runs: &[(NaiveDate, crate::cohort::engine::CohortRun)],
+    defs: &[crate::cohort::model::Definition],
+    out: &Path,
+    store: &Path,
+    key: &crate::output::pseudonym::Key,
+) -> Result<String, Failure> {
+    let mut order: Vec<&(NaiveDate, crate::cohort::engine::CohortRun)> = runs.iter().collect();
+    order.sort_by_key(|(_, r)| !r.key.starts_with("DM_REG@"));
+    for (date, r) in order {
+        let Some(def) = defs.iter().find(|d| d.key() == r.key) else {
+            continue;
+        };
+        let network = out.join("network").join(&r.key);
+        let Some((pseudonym, person)) = first_included(&network, store, key)? else {
+            continue;
+        };
+        let Some(mut e) = explain::read_in_run(&r.dir, &r.key, &person).map_err(data)? else {
+            continue;
+        };
+        e.person_key = pseudonym.clone();
+        return Ok(format!(
+            "\nExample explanation:\n{}(phm cohort explain {} --patient {pseudonym} --key-file {} --purpose \"phm demo\" --store {} --release {} --index-date {date})\n",
+            explain::narrative(def, *date, &e),
+            r.key,
+            args.dir.join(DEMO_KEY).display(),
+            store.display(),
+            args.dir.join("terminology/fixture").display()
+        ));
+    }
+    Ok(String::new())
+}
+
 pub fn run(args: DemoArgs, progress: Progress) -> Result<u8, Failure> {
     if args.practices == 0 || args.patients < args.practices {
         return Err(Failure::new(
@@ -402,11 +439,13 @@ pub fn run(args: DemoArgs, progress: Progress) -> Result<u8, Failure> {
     let codes = cohort_run::codes_of(&cohorts);
     let key = demo_key(&args.dir)?;
     let started = std::time::Instant::now();
+    let mut example = String::new();
     let runs = cohort_run::evaluate_then(
         &store,
         cohorts,
         Some(args.as_of),
         &out,
+        cohort_run::Identifiable::Remove,
         release.id(),
         None,
         |runs| {
@@ -422,8 +461,12 @@ pub fn run(args: DemoArgs, progress: Progress) -> Result<u8, Failure> {
                 release_id: release.id(),
                 memory_limit: None,
             }
-            .publish(runs, started.elapsed().as_secs_f64())
-            .map(|_| ())
+            .publish(runs, started.elapsed().as_secs_f64())?;
+            // The engine's identifiable folders are removed once this
+            // returns: the example is read from them now.
+            example = example_of(&args, runs, &defs, &out, &store, &key)
+                .map_err(|f| crate::cohort::Error::Store(f.message))?;
+            Ok(())
         },
     )?;
     stage.finish();
@@ -433,39 +476,12 @@ pub fn run(args: DemoArgs, progress: Progress) -> Result<u8, Failure> {
         args.as_of,
         cohort_run::table(&runs)
     ));
-    // One example: an included person, from DM_REG when it ran.
-    let mut order: Vec<&(NaiveDate, crate::cohort::engine::CohortRun)> = runs.iter().collect();
-    order.sort_by_key(|(_, r)| !r.key.starts_with("DM_REG@"));
-    for (date, r) in order {
-        let Some(def) = defs.iter().find(|d| d.key() == r.key) else {
-            continue;
-        };
-        // Named by pseudonym, as a clinical lead would ask: the store's person
-        // key never reaches the console.
-        let network = out.join("network").join(&r.key);
-        let Some((pseudonym, person)) = first_included(&network, &store, &key)? else {
-            continue;
-        };
-        if let Some(mut e) = explain::read(&r.dir, &r.key, &person).map_err(data)? {
-            e.person_key = pseudonym.clone();
-            text.push_str("\nExample explanation:\n");
-            text.push_str(&explain::narrative(def, *date, &e));
-            text.push_str(&format!(
-                "(phm cohort explain {} --patient {pseudonym} --key-file {} --purpose \"phm demo\" --store {} --release {} --index-date {date})\n",
-                r.key,
-                args.dir.join(DEMO_KEY).display(),
-                store.display(),
-                args.dir.join("terminology/fixture").display()
-            ));
-        }
-        break;
-    }
+    text.push_str(&example);
     text.push_str(&format!(
         "\nShareable outputs (pseudonymised, disclosure-controlled): {}\n\
          Each practice's explanations, for its own clinicians: {}\n\
          Lineage: {}; audit log: {}\n\
-         Pseudonym key: {} (generated for the demo, id {}; git-ignored; never share it)\n\
-         Identifiable per-cohort results (store person keys; keep inside the store's boundary):\n",
+         Pseudonym key: {} (generated for the demo, id {}; git-ignored; never share it)\n",
         out.join("network").display(),
         out.join("practice").display(),
         out.join(crate::output::lineage::MANIFEST_FILE).display(),
@@ -473,9 +489,6 @@ pub fn run(args: DemoArgs, progress: Progress) -> Result<u8, Failure> {
         args.dir.join(DEMO_KEY).display(),
         key.id(),
     ));
-    for (_, r) in &runs {
-        text.push_str(&format!("  {}\n", r.dir.display()));
-    }
     text.push_str(&format!(
         "\nData quality (report: {}):\n{dq_summary}\nReport: {}\n",
         args.dir.join("dq").join("dq.json").display(),

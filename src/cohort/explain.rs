@@ -72,6 +72,12 @@ pub struct Explanation {
 /// ([`crate::cohort::engine::marker`]).
 pub fn read(dir: &Path, cohort: &str, person_key: &str) -> Result<Option<Explanation>> {
     crate::cohort::engine::marker::require(dir)?;
+    read_in_run(dir, cohort, person_key)
+}
+
+/// [`read`] for the run that is writing `dir`, before its completion
+/// marker exists: its cohort folders are complete once the engine returns.
+pub fn read_in_run(dir: &Path, cohort: &str, person_key: &str) -> Result<Option<Explanation>> {
     let membership = out::read(&dir.join("membership.parquet"))?;
     let m = Columns::new(&membership, dir)?;
     let keys = m.str("person_key")?;

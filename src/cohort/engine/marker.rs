@@ -89,6 +89,7 @@ pub fn prepare(out: &Path) -> Result<()> {
         let entry = entry.map_err(usable)?;
         let name = entry.file_name().to_string_lossy().into_owned();
         let debris = name == ".work"
+            || name == ".engine"
             || (name.starts_with('.') && (name.contains(".tmp-") || name.contains(".old-")));
         if debris {
             let path = entry.path();
