@@ -107,6 +107,95 @@ fn verbose_logs_carry_no_identifier() {
         assert!(matches!(o.status.code(), Some(0 | 3)), "{}", stderr(&o));
         logs.push_str(&stderr(&o));
         logs.push_str(&stdout(&o));
+        // The keyed run's publish step, data quality, the report and an
+        // explanation asked by pseudonym log too.
+        let key = work.path().join("network.key");
+        fs::write(&key, b"forty bytes of key material for the test").unwrap();
+        let (shared, dq) = (
+            out.join(format!("{format}-shared")),
+            out.join(format!("{format}-dq")),
+        );
+        let o = phm(&[
+            "-vv",
+            "--log-format",
+            format,
+            "cohort",
+            "run",
+            "DM_REG",
+            "--store",
+            run_store.to_str().unwrap(),
+            "--release",
+            release.to_str().unwrap(),
+            "--index-date",
+            "2026-03-31",
+            "--out",
+            shared.to_str().unwrap(),
+            "--key-file",
+            key.to_str().unwrap(),
+        ]);
+        assert!(matches!(o.status.code(), Some(0 | 3)), "{}", stderr(&o));
+        logs.push_str(&stderr(&o));
+        logs.push_str(&stdout(&o));
+        let o = phm(&[
+            "-vv",
+            "--log-format",
+            format,
+            "dq",
+            "--store",
+            run_store.to_str().unwrap(),
+            "--release",
+            release.to_str().unwrap(),
+            "--out",
+            dq.to_str().unwrap(),
+            "--as-of",
+            "2026-03-31",
+        ]);
+        assert!(matches!(o.status.code(), Some(0 | 3)), "{}", stderr(&o));
+        logs.push_str(&stderr(&o));
+        logs.push_str(&stdout(&o));
+        let o = phm(&[
+            "-vv",
+            "--log-format",
+            format,
+            "report",
+            "--run",
+            shared.to_str().unwrap(),
+            "--dq",
+            dq.to_str().unwrap(),
+        ]);
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        logs.push_str(&stderr(&o));
+        logs.push_str(&stdout(&o));
+        let membership = read_batch(&shared.join("network/DM_REG@2025.1/membership.parquet"));
+        let pseudonym = membership
+            .column_by_name("pseudonym")
+            .unwrap()
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .unwrap()
+            .value(0)
+            .to_string();
+        let o = phm(&[
+            "-vv",
+            "--log-format",
+            format,
+            "cohort",
+            "explain",
+            "DM_REG",
+            "--patient",
+            &pseudonym,
+            "--key-file",
+            key.to_str().unwrap(),
+            "--store",
+            run_store.to_str().unwrap(),
+            "--release",
+            release.to_str().unwrap(),
+            "--index-date",
+            "2026-03-31",
+        ]);
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        logs.push_str(&stderr(&o));
+        logs.push_str(&stdout(&o));
         if format == "human" {
             fs::rename(&run_store, &store).unwrap();
         }
