@@ -251,6 +251,17 @@ fn counts(c: [u64; 6], rows_in: u64) -> MergeCounts {
     }
 }
 
+/// (rule, delta rows, expected state, expected counts, removed patients)
+type EmisCase = (
+    &'static str,
+    Vec<Row>,
+    Vec<&'static str>,
+    [u64; 6],
+    Vec<&'static str>,
+);
+/// (rule, delta rows, expected state, expected counts)
+type TppCase = (&'static str, Vec<Row>, Vec<&'static str>, [u64; 6]);
+
 #[test]
 fn emis_rules() {
     let state = batch(
@@ -262,7 +273,7 @@ fn emis_rules() {
         &origin("bulk", 1),
     );
     // (rule, delta rows, expected state, [applied, superseded, duplicate, deleted, quarantined, not found], removed)
-    let cases: Vec<(&str, Vec<Row>, Vec<&str>, [u64; 6], Vec<&str>)> = vec![
+    let cases: Vec<EmisCase> = vec![
         (
             "a higher version replaces",
             vec![emis(Some("a"), "a2", false, Some(11))],
@@ -469,7 +480,7 @@ fn tpp_rules() {
         &[tpp(1, Some("v1")), tpp(2, Some("w1"))],
         &origin("bulk", 1),
     );
-    let cases: Vec<(&str, Vec<Row>, Vec<&str>, [u64; 6])> = vec![
+    let cases: Vec<TppCase> = vec![
         (
             "a later delivery wins",
             vec![tpp(1, Some("v2"))],

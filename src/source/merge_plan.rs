@@ -8,16 +8,16 @@
 //! The plan implements exactly the semantics of [`crate::source::merge::merge`],
 //! which stays as the reference implementation (the two are compared by
 //! `tests/merge_plan.rs` on generated states and deltas). Over `state ∪ delta`,
-//! partitioned by the key (string key columns trimmed, empty as missing), in
-//! `(version, file row)` order, the state's row first among its version:
+//! sorted by the key (string key columns trimmed, empty as missing), the state's
+//! row first, then version, then file row:
 //! 1. a delta row without a key, or (with a version column) a version missing or
 //!    below zero, is quarantined and takes no further part;
 //! 2. a delta row older than the state's row for its key is superseded (window 1:
-//!    the partition's state version); the others are *live*;
+//!    the last state row's version and key so far); the others are *live*;
 //! 3. a live delta row is a duplicate when the live row before it is a delta row,
 //!    neither is a delete, and every source column is equal, nulls equal
 //!    (window 2: `lag` of each column);
-//! 4. among the live rows that are not duplicates (window 3: how many follow),
+//! 4. among the live rows that are not duplicates (window 3: `lead` over them),
 //!    the last one wins: a row it follows is superseded, a delete always counts
 //!    as deleted, and the key leaves the state when the winner is a delete. A
 //!    delete is *not found* when the row before it is none or a delete.
@@ -34,6 +34,9 @@
 //! Only built-in expressions are used (no UDFs), so the plan can move to a
 //! distributed engine unchanged. The delta itself is still an in-memory table
 //! (it is read and normalised by [`crate::source::read::read_source_file`]).
+//!
+//! Ingest does not run this plan yet: on one EMIS practice it was much slower
+//! than the reference at no lower peak memory (see `docs/ingest.md`).
 
 use std::ops::Not;
 use std::path::{Path, PathBuf};
@@ -48,13 +51,11 @@ use datafusion::dataframe::DataFrameWriteOptions;
 use datafusion::error::DataFusionError;
 use datafusion::execution::memory_pool::FairSpillPool;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
-use datafusion::functions::expr_fn::coalesce;
 use datafusion::functions::expr_fn::{btrim, nullif};
 use datafusion::functions_aggregate::expr_fn::{count, sum};
-use datafusion::functions_aggregate::min_max::max_udaf;
-use datafusion::functions_aggregate::sum::sum_udaf;
-use datafusion::functions_window::expr_fn::lag;
-use datafusion::logical_expr::expr::WindowFunction;
+use datafusion::functions_aggregate::first_last::last_value_udaf;
+use datafusion::functions_window::expr_fn::{lag, lead};
+use datafusion::logical_expr::expr::{NullTreatment, WindowFunction};
 use datafusion::logical_expr::{
     Expr, ExprFunctionExt, Operator, SortExpr, WindowFrame, WindowFrameBound, WindowFrameUnits,
     WindowFunctionDefinition, binary_expr, case, cast as cast_expr, ident, lit, when,
@@ -84,7 +85,7 @@ pub enum MergePlanError {
 
 pub type Result<T, E = MergePlanError> = std::result::Result<T, E>;
 
-/// Memory the merge of one practice may hold before its sorts spill to disk.
+/// A memory limit for one practice's merges, beyond which their sorts spill.
 pub const MERGE_MEMORY_LIMIT: usize = 512 << 20;
 
 const CHUNK_ROWS: usize = 8192;
@@ -124,7 +125,8 @@ const PREV_SIDE: &str = "__phm_prev_side";
 const PREV_LIVE: &str = "__phm_prev_live";
 const PREV_DELETE: &str = "__phm_prev_delete";
 const NOTHING_BEFORE: &str = "__phm_nothing_before";
-const LATER: &str = "__phm_later";
+const SAME_KEY_BEFORE: &str = "__phm_same_key_before";
+const SAME_KEY_AFTER: &str = "__phm_same_key_after";
 const OUTCOME: &str = "__phm_outcome";
 const NOT_FOUND: &str = "__phm_not_found";
 const REMOVED: &str = "__phm_removed";
@@ -234,6 +236,7 @@ impl Merger {
         let classified = classify(spec, union)?;
 
         let new_state = classified
+            .ranked
             .clone()
             .filter(ident(KEEP))?
             .select(columns.iter().map(|c| ident(*c)).collect::<Vec<_>>())?;
@@ -262,8 +265,11 @@ impl Merger {
             .count()
             .await? as u64;
 
-        let deltas = classified.filter(ident(SIDE).eq(lit(1i8)))?;
-        let mut counts = tally(deltas.clone()).await?;
+        let deltas = classified.ranked.filter(ident(SIDE).eq(lit(1i8)))?;
+        // Counted apart: a union of the two trips DataFusion 55's nullability check.
+        let mut counts = MergeCounts::default();
+        tally(deltas.clone(), &mut counts).await?;
+        tally(classified.settled, &mut counts).await?;
         counts.rows_in = delta.num_rows() as u64;
         counts.quarantined = (missing_key.len() + invalid_version.len()) as u64;
         let patient_table = spec.patient.is_some_and(|p| spec.key == [p]);
@@ -403,14 +409,19 @@ async fn quarantined(
     Ok((missing, invalid))
 }
 
-fn partition(spec: &TableSpec) -> Vec<Expr> {
-    (0..spec.key.len()).map(|i| ident(key_name(i))).collect()
+/// The order every window reads the rows in: by key, the state's row first,
+/// then the delivery's rows by version, then file row.
+fn window_order(spec: &TableSpec) -> Vec<SortExpr> {
+    let mut order: Vec<SortExpr> = (0..spec.key.len())
+        .map(|i| ident(key_name(i)).sort(true, true))
+        .collect();
+    order.extend(processing_order(spec));
+    order
 }
 
-/// By version, then row: delta rows by file row, and the state's row (whose
-/// row number is below zero) before the delta rows of its version.
+/// The state's row first, then the delivery's rows by version, then file row.
 fn processing_order(spec: &TableSpec) -> Vec<SortExpr> {
-    let mut order = Vec::new();
+    let mut order = vec![ident(SIDE).sort(true, true)];
     if spec.version.is_some() {
         order.push(ident(VERSION).sort(true, true));
     }
@@ -418,16 +429,31 @@ fn processing_order(spec: &TableSpec) -> Vec<SortExpr> {
     order
 }
 
-/// `f` over the key's rows in processing order; every window shares this
-/// partitioning and order, so the plan sorts once.
+/// `f` over all rows in [`window_order`], one sort for every window. No
+/// `PARTITION BY`: DataFusion evaluates each partition on its own, which costs
+/// dearly with one partition per key, so a window compares the neighbouring
+/// row's key itself ([`same_key`]).
 fn over(f: Expr, spec: &TableSpec, frame: Option<WindowFrame>) -> Result<Expr, DataFusionError> {
-    let b = f
-        .partition_by(partition(spec))
-        .order_by(processing_order(spec));
+    let b = f.order_by(window_order(spec));
     match frame {
         Some(frame) => b.window_frame(frame).build(),
         None => b.build(),
     }
+}
+
+/// True when the row `offset` rows away (negative: before) has this row's key.
+fn same_key(spec: &TableSpec, offset: i64) -> Result<Expr, DataFusionError> {
+    let mut same = Vec::new();
+    for i in 0..spec.key.len() {
+        let k = ident(key_name(i));
+        let other = if offset < 0 {
+            lag(k.clone(), Some(-offset), None)
+        } else {
+            lead(k.clone(), Some(offset), None)
+        };
+        same.push(over(other, spec, None)?.eq(k));
+    }
+    flag(same.into_iter().reduce(Expr::and).unwrap_or(lit(true)))
 }
 
 fn rows_frame(start: WindowFrameBound, end: WindowFrameBound) -> WindowFrame {
@@ -448,37 +474,56 @@ fn aggregate_window(f: Arc<datafusion::logical_expr::AggregateUDF>, arg: Expr) -
     ))
 }
 
-/// Every row of `state ∪ usable delta` with its outcome, whether it stays in
-/// the new state, and for deletes whether the key was found.
+/// The merge's rows, classified: `settled` delta rows whose outcome the first
+/// two windows decide (stale, duplicate), and `ranked`, the state's row and the
+/// live delta rows that are not duplicates, each with its outcome and whether
+/// it stays in the new state.
+struct Classified {
+    settled: DataFrame,
+    ranked: DataFrame,
+}
+
+/// In window order a key's rows are: its state row, the delta rows older than
+/// it (stale, not *live*), then the live delta rows, since the order is by
+/// version. So the row before a live delta row is none (no state), the state
+/// row or a stale row (the state is current), or a live delta row.
 ///
-/// In processing order a key's rows are: the delta rows older than its state
-/// row (stale, not *live*), the state row, then the live delta rows, since the
-/// order is by version and the state's row sorts first among its version. So
-/// the row before a live delta row is none (no state), the state row, or a live
-/// delta row; and every row after a live row is live.
-fn classify(spec: &TableSpec, union: DataFrame) -> Result<DataFrame, DataFusionError> {
+/// Every window is bounded (it looks only backwards, or one row ahead), so
+/// DataFusion streams it over the sorted rows.
+fn classify(spec: &TableSpec, union: DataFrame) -> Result<Classified, DataFusionError> {
     let mut df = union;
-    let unbounded = ScalarValue::UInt64(None);
     let delta = ident(SIDE).eq(lit(1i8));
-    // Window 1: the state's version for the row's key; an older delta row is stale.
+    // Window 1: the version and key of the last state row so far; a delta row
+    // older than the state's row of its own key is stale.
     let live = match spec.version {
         Some(_) => {
-            let state_version = aggregate_window(
-                max_udaf(),
-                when(ident(SIDE).eq(lit(0i8)), ident(VERSION)).end()?,
+            let so_far = rows_frame(
+                WindowFrameBound::Preceding(ScalarValue::UInt64(None)),
+                WindowFrameBound::CurrentRow,
             );
-            let whole = rows_frame(
-                WindowFrameBound::Preceding(unbounded.clone()),
-                WindowFrameBound::Following(unbounded.clone()),
-            );
-            df = df.with_column(STATE_VERSION, over(state_version, spec, Some(whole))?)?;
-            ident(STATE_VERSION)
-                .is_null()
-                .or(ident(VERSION).gt_eq(ident(STATE_VERSION)))
+            let last_state = |value: Expr| -> Result<Expr, DataFusionError> {
+                aggregate_window(
+                    last_value_udaf(),
+                    when(ident(SIDE).eq(lit(0i8)), value).end()?,
+                )
+                .order_by(window_order(spec))
+                .null_treatment(NullTreatment::IgnoreNulls)
+                .window_frame(so_far.clone())
+                .build()
+            };
+            df = df.with_column(STATE_VERSION, last_state(ident(VERSION))?)?;
+            let mut state_key = Vec::new();
+            for i in 0..spec.key.len() {
+                let name = format!("__phm_state_key{i}");
+                df = df.with_column(&name, last_state(ident(key_name(i)))?)?;
+                state_key.push(ident(name.as_str()).eq(ident(key_name(i))));
+            }
+            let has_state = state_key.into_iter().reduce(Expr::and).unwrap_or(lit(true));
+            flag(has_state.and(ident(VERSION).lt(ident(STATE_VERSION))))?.not()
         }
         None => lit(true),
     };
-    df = df.with_column(LIVE, live)?;
+    df = df.with_column(LIVE, flag(live)?)?;
 
     // Window 2: the row before, to find exact duplicates and deletes that find nothing.
     let source: Vec<&str> = spec.columns.iter().map(|(n, _)| *n).collect();
@@ -501,7 +546,10 @@ fn classify(spec: &TableSpec, union: DataFrame) -> Result<DataFrame, DataFusionE
             over(lag(ident(*c), Some(1), None), spec, None)?,
         )?;
     }
-    let prev_live_delta = ident(PREV_SIDE).eq(lit(1i8)).and(ident(PREV_LIVE));
+    df = df.with_column(SAME_KEY_BEFORE, same_key(spec, -1)?)?;
+    let prev_live_delta = ident(SAME_KEY_BEFORE)
+        .and(ident(PREV_SIDE).eq(lit(1i8)))
+        .and(ident(PREV_LIVE));
     let same = source
         .iter()
         .enumerate()
@@ -517,10 +565,11 @@ fn classify(spec: &TableSpec, union: DataFrame) -> Result<DataFrame, DataFusionE
             .and(same),
     )?;
     // A duplicate is never a delete, so a delete's slot is empty exactly when
-    // nothing is before it, or a live delete is.
+    // nothing is before it, or a live delete is (a stale row before it means
+    // the state holds the key).
     let nothing_before = flag(
-        ident(PREV_SIDE)
-            .is_null()
+        ident(SAME_KEY_BEFORE)
+            .not()
             .or(prev_live_delta.and(ident(PREV_DELETE))),
     )?;
     df = df
@@ -530,30 +579,30 @@ fn classify(spec: &TableSpec, union: DataFrame) -> Result<DataFrame, DataFusionE
         .map(prev_name)
         .chain([PREV_SIDE, PREV_LIVE, PREV_DELETE].map(String::from))
         .collect();
-    df = df.drop_columns(&drop.iter().map(String::as_str).collect::<Vec<_>>())?;
+    let df = df.drop_columns(&drop.iter().map(String::as_str).collect::<Vec<_>>())?;
 
-    // Window 3: live rows after this one that are not duplicates; none makes it the winner.
-    let counted = when(ident(LIVE).and(ident(DUPLICATE).not()), lit(1i64)).otherwise(lit(0i64))?;
-    let after = rows_frame(
-        WindowFrameBound::Following(ScalarValue::UInt64(Some(1))),
-        WindowFrameBound::Following(unbounded),
-    );
-    df = df.with_column(
-        LATER,
-        over(aggregate_window(sum_udaf(), counted), spec, Some(after))?,
-    )?;
-    let last = coalesce(vec![ident(LATER), lit(0i64)]).eq(lit(0i64));
+    let settled = df
+        .clone()
+        .filter(delta.clone().and(ident(LIVE).not().or(ident(DUPLICATE))))?
+        .with_column(
+            OUTCOME,
+            when(ident(DUPLICATE), lit(DUPLICATE_ROW)).otherwise(lit(SUPERSEDED))?,
+        )?
+        .with_column(NOT_FOUND, lit(false))?
+        .with_column(REMOVED, lit(false))?;
+
+    // Window 3, over the state's row and the live rows that are not
+    // duplicates: the last one of its key wins.
+    let ranked = df
+        .filter(ident(LIVE).and(ident(DUPLICATE).not()))?
+        .with_column(SAME_KEY_AFTER, same_key(spec, 1)?)?;
+    let last = ident(SAME_KEY_AFTER).not();
     let outcome = case(lit(true))
-        .when(ident(LIVE).not(), lit(SUPERSEDED))
-        .when(ident(DUPLICATE), lit(DUPLICATE_ROW))
         .when(ident(DELETE), lit(DELETED))
         .when(last.clone(), lit(APPLIED))
         .otherwise(lit(SUPERSEDED))?;
-    let counted_delete = delta
-        .and(ident(LIVE))
-        .and(ident(DUPLICATE).not())
-        .and(ident(DELETE));
-    df = df
+    let counted_delete = delta.and(ident(DELETE));
+    let ranked = ranked
         .with_column(OUTCOME, outcome)?
         .with_column(
             NOT_FOUND,
@@ -563,20 +612,12 @@ fn classify(spec: &TableSpec, union: DataFrame) -> Result<DataFrame, DataFusionE
             REMOVED,
             flag(counted_delete.and(ident(NOTHING_BEFORE).not()))?,
         )?
-        .with_column(
-            KEEP,
-            flag(
-                ident(LIVE)
-                    .and(ident(DUPLICATE).not())
-                    .and(ident(DELETE).not())
-                    .and(last),
-            )?,
-        )?;
-    Ok(df)
+        .with_column(KEEP, flag(ident(DELETE).not().and(last))?)?;
+    Ok(Classified { settled, ranked })
 }
 
 /// The delta rows' outcomes counted (quarantined rows aside).
-async fn tally(deltas: DataFrame) -> Result<MergeCounts, DataFusionError> {
+async fn tally(deltas: DataFrame, counts: &mut MergeCounts) -> Result<(), DataFusionError> {
     let batches = deltas
         .aggregate(
             vec![ident(OUTCOME)],
@@ -587,7 +628,6 @@ async fn tally(deltas: DataFrame) -> Result<MergeCounts, DataFusionError> {
         )?
         .collect()
         .await?;
-    let mut counts = MergeCounts::default();
     for b in &batches {
         let outcome = cast(b.column(0), &DataType::Int8)?;
         let outcome = outcome.as_any().downcast_ref::<Int8Array>().expect("int8");
@@ -615,7 +655,7 @@ async fn tally(deltas: DataFrame) -> Result<MergeCounts, DataFusionError> {
             }
         }
     }
-    Ok(counts)
+    Ok(())
 }
 
 /// Keys removed by deletes that found them, in the order the deletes apply.
