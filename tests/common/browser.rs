@@ -32,6 +32,8 @@ pub fn run_chromium(page: &Path, args: &[String]) -> (String, String) {
             "--headless",
             "--no-sandbox",
             "--disable-gpu",
+            // Containers often give /dev/shm only 64 MB.
+            "--disable-dev-shm-usage",
             "--no-first-run",
             "--disable-background-networking",
             "--hide-scrollbars",
