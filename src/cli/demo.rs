@@ -291,8 +291,7 @@ fn quality_and_report(
     })
     .map_err(data)?;
     let path = crate::report::default_out(out);
-    std::fs::write(&path, crate::report::html::render(&model))
-        .map_err(|e| unwritable_at(&path, e))?;
+    super::report::write_page(&path, &crate::report::html::render(&model))?;
     Ok((assessed.summary(), path))
 }
 

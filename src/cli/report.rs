@@ -1,7 +1,7 @@
 //! `phm report --run OUT --dq DQ [--out FILE] [--practice ODS]`: the network
 //! report, one self-contained HTML page (`docs/report.md`).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::Args;
 
@@ -44,6 +44,13 @@ pub fn run(args: ReportArgs) -> Result<u8, Failure> {
         .out
         .clone()
         .unwrap_or_else(|| report::default_out(&args.run));
+    write_page(&out, &html)?;
+    emit(&format!("report: {}\n", out.display()))
+}
+
+/// Writes the page aside, then renames it into place: a reader never sees
+/// half a page.
+pub(super) fn write_page(out: &Path, html: &str) -> Result<(), Failure> {
     let unwritable = |e: std::io::Error| {
         Failure::new(
             exit::USAGE,
@@ -53,7 +60,6 @@ pub fn run(args: ReportArgs) -> Result<u8, Failure> {
             ),
         )
     };
-    // Written aside, then renamed: a reader never sees half a page.
     let name = out
         .file_name()
         .ok_or_else(|| unwritable(std::io::Error::other("not a file name")))?;
@@ -63,9 +69,8 @@ pub fn run(args: ReportArgs) -> Result<u8, Failure> {
         std::process::id()
     ));
     std::fs::write(&tmp, html).map_err(unwritable)?;
-    std::fs::rename(&tmp, &out).map_err(|e| {
+    std::fs::rename(&tmp, out).map_err(|e| {
         let _ = std::fs::remove_file(&tmp);
         unwritable(e)
-    })?;
-    emit(&format!("report: {}\n", out.display()))
+    })
 }
