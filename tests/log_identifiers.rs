@@ -75,10 +75,16 @@ fn verbose_logs_carry_no_identifier() {
     let mut logs = String::new();
     for format in ["human", "json"] {
         let run_store = work.path().join(format!("store-{format}"));
-        let o = phm(&[
-            "-vv",
-            "--log-format",
-            format,
+        // Runs phm at -vv in this log format; every line it prints is kept.
+        let mut logged = |args: &[&str]| -> std::process::Output {
+            let mut all = vec!["-vv", "--log-format", format];
+            all.extend_from_slice(args);
+            let o = phm(&all);
+            logs.push_str(&stderr(&o));
+            logs.push_str(&stdout(&o));
+            o
+        };
+        let o = logged(&[
             "ingest",
             "--landing",
             landing.to_str().unwrap(),
@@ -86,12 +92,7 @@ fn verbose_logs_carry_no_identifier() {
             run_store.to_str().unwrap(),
         ]);
         assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-        logs.push_str(&stderr(&o));
-        logs.push_str(&stdout(&o));
-        let o = phm(&[
-            "-vv",
-            "--log-format",
-            format,
+        let o = logged(&[
             "cohort",
             "run",
             "DM_REG",
@@ -105,8 +106,6 @@ fn verbose_logs_carry_no_identifier() {
             out.join(format).to_str().unwrap(),
         ]);
         assert!(matches!(o.status.code(), Some(0 | 3)), "{}", stderr(&o));
-        logs.push_str(&stderr(&o));
-        logs.push_str(&stdout(&o));
         // The keyed run's publish step, data quality, the report and an
         // explanation asked by pseudonym log too.
         let key = work.path().join("network.key");
@@ -115,10 +114,7 @@ fn verbose_logs_carry_no_identifier() {
             out.join(format!("{format}-shared")),
             out.join(format!("{format}-dq")),
         );
-        let o = phm(&[
-            "-vv",
-            "--log-format",
-            format,
+        let o = logged(&[
             "cohort",
             "run",
             "DM_REG",
@@ -134,12 +130,7 @@ fn verbose_logs_carry_no_identifier() {
             key.to_str().unwrap(),
         ]);
         assert!(matches!(o.status.code(), Some(0 | 3)), "{}", stderr(&o));
-        logs.push_str(&stderr(&o));
-        logs.push_str(&stdout(&o));
-        let o = phm(&[
-            "-vv",
-            "--log-format",
-            format,
+        let o = logged(&[
             "dq",
             "--store",
             run_store.to_str().unwrap(),
@@ -151,12 +142,7 @@ fn verbose_logs_carry_no_identifier() {
             "2026-03-31",
         ]);
         assert!(matches!(o.status.code(), Some(0 | 3)), "{}", stderr(&o));
-        logs.push_str(&stderr(&o));
-        logs.push_str(&stdout(&o));
-        let o = phm(&[
-            "-vv",
-            "--log-format",
-            format,
+        let o = logged(&[
             "report",
             "--run",
             shared.to_str().unwrap(),
@@ -164,8 +150,6 @@ fn verbose_logs_carry_no_identifier() {
             dq.to_str().unwrap(),
         ]);
         assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-        logs.push_str(&stderr(&o));
-        logs.push_str(&stdout(&o));
         let membership = read_batch(&shared.join("network/DM_REG@2025.1/membership.parquet"));
         let pseudonym = membership
             .column_by_name("pseudonym")
@@ -175,10 +159,7 @@ fn verbose_logs_carry_no_identifier() {
             .unwrap()
             .value(0)
             .to_string();
-        let o = phm(&[
-            "-vv",
-            "--log-format",
-            format,
+        let o = logged(&[
             "cohort",
             "explain",
             "DM_REG",
@@ -194,8 +175,6 @@ fn verbose_logs_carry_no_identifier() {
             "2026-03-31",
         ]);
         assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-        logs.push_str(&stderr(&o));
-        logs.push_str(&stdout(&o));
         if format == "human" {
             fs::rename(&run_store, &store).unwrap();
         }
