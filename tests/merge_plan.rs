@@ -1,9 +1,12 @@
-//! The merge as a DataFusion plan (`source::merge_plan`) against the reference
-//! merge (`source::merge`): table-driven cases, one per rule, with expected
-//! states and counts written out by hand, and a property test over generated
+//! The merge as a DataFusion plan (`source::merge_plan`) and the bucketed
+//! file merge ingest runs (`source::merge_files`) against the reference merge
+//! (`source::merge`): table-driven cases, one per rule, with expected
+//! states and counts written out by hand, and property tests over generated
 //! states and deltas (keys null, empty or padded; versions negative, null or
 //! tied; deletes; exact duplicates; content changes) for an EMIS patient-like
 //! table, an EMIS child-like table with a two-column key, and a TPP-like table.
+//! The file merge is run with one bucket and with many, and its delivery
+//! arrives in two batches.
 //!
 //! Deterministic (a fixed seed, no persistence files); `PROPTEST_CASES=2000`
 //! for a longer hunt.
@@ -535,6 +538,95 @@ fn an_empty_result_is_an_empty_state_file() {
     assert_eq!(outcome.state_rows, 0);
 }
 
+/// Runs the file merge with a budget giving `buckets`-ish buckets (1: all in
+/// memory), and checks it against the reference: the same new state (as a
+/// multiset: buckets reorder rows), counts, quarantined rows and removed
+/// patients.
+fn assert_file_merge_same(
+    spec: &'static TableSpec,
+    state: Option<&RecordBatch>,
+    delta: &RecordBatch,
+    budget: usize,
+) {
+    use phm::source::merge_files::{data_bytes, merge_file};
+    let reference = merge(spec, state, delta);
+    let dir = tempfile::tempdir().unwrap();
+    let state_path = dir.path().join("state.parquet");
+    if let Some(s) = state {
+        phm::store::write_parquet(&state_path, s, &[]).unwrap();
+    }
+    let delta_path = dir.path().join("delta.parquet");
+    phm::store::write_parquet(&delta_path, delta, &[]).unwrap();
+    let half = delta.num_rows() / 2;
+    let parts = vec![
+        Ok(delta.slice(0, half)),
+        Ok(delta.slice(half, delta.num_rows() - half)),
+    ];
+    let out = dir.path().join("new.parquet");
+    let outcome = merge_file(
+        spec,
+        state.map(|_| state_path.as_path()),
+        parts.into_iter(),
+        data_bytes(&delta_path).unwrap(),
+        &out,
+        dir.path(),
+        budget,
+    )
+    .unwrap();
+    let new_state = read_state(spec, &out).unwrap();
+    assert_eq!(lines(&new_state), lines(&reference.state), "new state");
+    assert_eq!(outcome.state_rows, reference.state.num_rows() as u64);
+    assert_eq!(outcome.counts, reference.counts, "counts");
+    // Quarantined rows named by their row in the delivery file.
+    let source_rows = |indices: fn(&phm::source::merge_files::Rejected) -> &Vec<u32>| {
+        let mut rows: Vec<i64> = outcome
+            .rejected
+            .iter()
+            .flat_map(|r| {
+                let col = r
+                    .rows
+                    .column_by_name("_phm_source_row")
+                    .unwrap()
+                    .as_any()
+                    .downcast_ref::<Int64Array>()
+                    .unwrap()
+                    .clone();
+                indices(r).iter().map(move |i| col.value(*i as usize))
+            })
+            .collect();
+        rows.sort();
+        rows
+    };
+    let as_rows = |v: &[u32]| v.iter().map(|i| *i as i64).collect::<Vec<_>>();
+    assert_eq!(
+        source_rows(|r| &r.missing_key),
+        as_rows(&reference.missing_key),
+        "missing key"
+    );
+    assert_eq!(
+        source_rows(|r| &r.invalid_version),
+        as_rows(&reference.invalid_version),
+        "invalid version"
+    );
+    let mut removed = outcome.removed_patients.clone();
+    removed.sort();
+    let mut expected = reference.removed_patients.clone();
+    expected.sort();
+    assert_eq!(removed, expected, "removed patients");
+    // Nothing of the buckets is left behind.
+    let left: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("buckets-"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+}
+
+/// Budgets for the file merge: everything in one bucket, and a few hundred
+/// bytes, which splits these small tables into many buckets.
+const BUDGETS: [usize; 2] = [1 << 30, 300];
+
 fn config() -> ProptestConfig {
     ProptestConfig {
         cases: std::env::var("PROPTEST_CASES")
@@ -615,5 +707,17 @@ proptest! {
     fn tpp_plan_matches_reference(bulk in rows(true), delta in rows(true)) {
         let state = state_from(&TPP_LIKE, &bulk);
         assert_same(&TPP_LIKE, state.as_ref(), &batch(&TPP_LIKE, &delta, &origin("delta", 2)));
+    }
+
+    #[test]
+    fn file_merge_matches_reference(bulk in rows(false), delta in rows(false), tpp_bulk in rows(true), tpp_delta in rows(true)) {
+        for budget in BUDGETS {
+            for spec in [&EMIS_PATIENT, &EMIS_CHILD] {
+                let state = state_from(spec, &bulk);
+                assert_file_merge_same(spec, state.as_ref(), &batch(spec, &delta, &origin("delta", 2)), budget);
+            }
+            let state = state_from(&TPP_LIKE, &tpp_bulk);
+            assert_file_merge_same(&TPP_LIKE, state.as_ref(), &batch(&TPP_LIKE, &tpp_delta, &origin("delta", 2)), budget);
+        }
     }
 }

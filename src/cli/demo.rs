@@ -410,7 +410,13 @@ pub fn run(args: DemoArgs, progress: Progress) -> Result<u8, Failure> {
     }
     let subs = crate::ingest::history::Substitutions::from_release(&release);
     let bar = progress.practices(Some(format!("ingesting → {}", store.display())));
-    let report = crate::ingest::run_observed(&landing, &store, Some(&subs), &bar);
+    let report = crate::ingest::run_observed(
+        &landing,
+        &store,
+        Some(&subs),
+        &crate::ingest::Limits::default(),
+        &bar,
+    );
     bar.finish();
     let report = report.map_err(super::ingest::failure)?;
     if !report.reconciles() {

@@ -6,7 +6,8 @@ use clap::Args;
 
 use super::progress::Progress;
 use super::{Failure, emit, exit};
-use crate::ingest::{self, IngestError};
+use crate::ingest::engine::MemoryLimit;
+use crate::ingest::{self, IngestError, Limits};
 use crate::store::StoreError;
 
 #[derive(Debug, Args)]
@@ -24,6 +25,14 @@ pub struct IngestArgs {
     /// Also write the ingest report (JSON) here; it is always written to STORE/reports/ingest.json.
     #[arg(long)]
     pub report: Option<PathBuf>,
+    /// Memory ingest may use (e.g. 2GiB, 512MiB): half for the query engine's
+    /// sorts, which spill past it, half for merging deliveries, which split a
+    /// table into as many parts as it takes to fit.
+    #[arg(long, default_value = "2GiB")]
+    pub memory_limit: MemoryLimit,
+    /// Where sorts spill past the memory limit [default: STORE/.staging/.spill].
+    #[arg(long)]
+    pub spill_dir: Option<PathBuf>,
 }
 
 /// The exit code of an ingest that could not run: another writer holds the
@@ -31,9 +40,9 @@ pub struct IngestArgs {
 pub(super) fn failure(e: IngestError) -> Failure {
     match e {
         IngestError::Store(StoreError::Locked { .. }) => Failure::new(exit::LOCKED, e),
-        IngestError::NoLanding { .. } | IngestError::Store(StoreError::Unusable { .. }) => {
-            Failure::new(exit::USAGE, e)
-        }
+        IngestError::NoLanding { .. }
+        | IngestError::Store(StoreError::Unusable { .. })
+        | IngestError::Engine(_) => Failure::new(exit::USAGE, e),
         IngestError::Store(_) => Failure::new(exit::DATA, e),
     }
 }
@@ -47,7 +56,17 @@ pub fn run(args: IngestArgs, progress: Progress) -> Result<u8, Failure> {
         .as_ref()
         .map(ingest::history::Substitutions::from_release);
     let bar = progress.practices(None);
-    let report = ingest::run_observed(&args.landing, &args.store, substitutions.as_ref(), &bar);
+    let limits = Limits {
+        memory: args.memory_limit,
+        spill_dir: args.spill_dir.clone(),
+    };
+    let report = ingest::run_observed(
+        &args.landing,
+        &args.store,
+        substitutions.as_ref(),
+        &limits,
+        &bar,
+    );
     bar.finish();
     let report = report.map_err(failure)?;
     if let Some(path) = &args.report {

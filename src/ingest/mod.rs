@@ -4,43 +4,57 @@
 //! 1. read every delivery's manifest; order by extraction time; skip those already
 //!    in the store; refuse one older than the store's latest;
 //! 2. verify every pending file's SHA-256 and row count before reading data;
-//! 3. apply each delivery to the supplier tables' state (see [`crate::source::merge`]);
+//! 3. apply each delivery to the supplier tables' state, file to file in
+//!    bounded memory (see [`crate::source::merge_files`]);
 //! 4. derive the canonical tables from the whole state (so an EMIS CodeId whose
-//!    coding row arrives later is resolved then), quarantining rows that cannot load;
+//!    coding row arrives later is resolved then), a batch of the large tables at
+//!    a time, quarantining rows that cannot load; each table's file is written
+//!    by a sorting plan that spills ([`canonical_files`]);
 //! 5. write everything aside and commit it in one step (see [`crate::store`]).
+//!
+//! Memory: the engine's pool (`--memory-limit`) bounds DataFusion's sorts; a
+//! merge splits its table into buckets that fit a share of the same limit; the
+//! derive step holds one batch of a large table plus the practice's patients
+//! and code look-ups. Practices run two at a time and share the limit.
 
+pub mod canonical_files;
+pub mod engine;
 pub mod history;
 pub mod linkage;
 pub mod quarantine;
 pub mod report;
+pub mod state_files;
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use datafusion::arrow::array::{Array, RecordBatch, StringArray};
+use datafusion::arrow::array::{Array, RecordBatch};
 use datafusion::arrow::compute::concat_batches;
 use rayon::prelude::*;
 
 use crate::canonical::CanonicalTable;
 use crate::source::columns::Columns;
-use crate::source::derive::Derived;
-use crate::source::emis::{self, States};
+use crate::source::derive::{CanonicalSink, DerivedTable};
+use crate::source::emis;
 use crate::source::manifest::{
     ExtractKind, MANIFEST_FILE, Manifest, ManifestError, Supplier, sha256_file,
 };
-use crate::source::merge::{merge, remove_patients};
-use crate::source::read::{Origin, ReadError, read_source_file, state_schema};
+use crate::source::merge_files::{MergeFileError, data_bytes, merge_file, remove_patients_file};
+use crate::source::read::{Origin, ReadError, SourceBatches, read_source_file};
 use crate::source::table::TableSpec;
 use crate::source::tpp;
 use crate::store::state::{
     Capability, InProgress, IngestedDelivery, PendingExtract, PendingPractice, PracticeState,
 };
 use crate::store::{Store, StoreError, read_parquet, write_parquet};
+use canonical_files::{FlagCounts, SinkError, TableSink, TableSummary};
+use engine::{DEFAULT_MEMORY_LIMIT, Engine, EngineError, MemoryLimit};
 use quarantine::{QuarantineBuilder, Reason};
 use report::{
     CanonicalCounts, DeliveryReport, IngestReport, PracticeReport, PracticeStatus, TableCounts,
 };
+use state_files::StateFiles;
 
 #[derive(Debug, thiserror::Error)]
 pub enum IngestError {
@@ -50,6 +64,8 @@ pub enum IngestError {
     NoLanding { path: PathBuf },
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Engine(#[from] EngineError),
 }
 
 /// Why one practice was refused. The store is unchanged for that practice.
@@ -61,6 +77,10 @@ pub enum PracticeError {
     Read(#[from] ReadError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// A plan failed (out of memory, spill space, a damaged file): the
+    /// message says which stage and what to do.
+    #[error("{0}")]
+    Plan(String),
     #[error(
         "{path}: manifest names practice {manifest} but sits in the folder of {folder}; hint: move the delivery to landing/{manifest}/ or fix the manifest"
     )]
@@ -229,6 +249,26 @@ pub trait Observer: Sync {
 
 impl Observer for () {}
 
+/// How much memory ingest may use, and where it spills past that.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    pub memory: MemoryLimit,
+    /// `None`: `STORE/.staging/.spill` (emptied whenever the store is opened).
+    pub spill_dir: Option<PathBuf>,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            memory: DEFAULT_MEMORY_LIMIT,
+            spill_dir: None,
+        }
+    }
+}
+
+/// Practices ingested at once; they share the memory limit.
+const PARALLEL_PRACTICES: usize = 2;
+
 /// Ingests every practice folder under `landing` into the store at `store_root`;
 /// with `substitutions`, inactive codes are mapped to their active successors.
 pub fn run(
@@ -236,14 +276,15 @@ pub fn run(
     store_root: &Path,
     substitutions: Option<&history::Substitutions>,
 ) -> Result<IngestReport, IngestError> {
-    run_observed(landing, store_root, substitutions, &())
+    run_observed(landing, store_root, substitutions, &Limits::default(), &())
 }
 
-/// [`run`], telling `observer` as practices finish.
+/// [`run`] within `limits`, telling `observer` as practices finish.
 pub fn run_observed(
     landing: &Path,
     store_root: &Path,
     substitutions: Option<&history::Substitutions>,
+    limits: &Limits,
     observer: &dyn Observer,
 ) -> Result<IngestReport, IngestError> {
     if !landing.is_dir() {
@@ -262,21 +303,33 @@ pub fn run_observed(
         .map(|e| (e.file_name().to_string_lossy().into_owned(), e.path()))
         .collect();
     practices.sort();
+    let spill_dir = limits
+        .spill_dir
+        .clone()
+        .unwrap_or_else(|| store_root.join(".staging").join(".spill"));
+    let engine = Engine::new(limits.memory, &spill_dir)?;
     store.begin_ingest(&plan(&store, &practices))?;
     observer.started(practices.len());
 
-    let reports: Vec<PracticeReport> = practices
-        .par_iter()
-        .map(|(ods, dir)| {
-            let _span = tracing::info_span!("ingest", practice = %ods).entered();
-            let report = ingest_practice(&store, ods, dir, substitutions).unwrap_or_else(|e| {
-                tracing::error!(practice = %ods, error = %e, "practice rejected");
-                PracticeReport::rejected(ods, e.to_string())
-            });
-            observer.finished(&report);
-            report
-        })
-        .collect();
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(PARALLEL_PRACTICES)
+        .build()
+        .map_err(|e| IngestError::Engine(EngineError::Start(e.to_string())))?;
+    let reports: Vec<PracticeReport> = pool.install(|| {
+        practices
+            .par_iter()
+            .map(|(ods, dir)| {
+                let _span = tracing::info_span!("ingest", practice = %ods).entered();
+                let report = ingest_practice(&store, &engine, ods, dir, substitutions)
+                    .unwrap_or_else(|e| {
+                        tracing::error!(practice = %ods, error = %e, "practice rejected");
+                        PracticeReport::rejected(ods, e.to_string())
+                    });
+                observer.finished(&report);
+                report
+            })
+            .collect()
+    });
     let persons = linkage::person_linkage(&store.canonical_dir(CanonicalTable::Patients.name()))?;
     let report = IngestReport {
         landing: landing.to_path_buf(),
@@ -441,6 +494,7 @@ fn pending_deliveries(
 
 fn ingest_practice(
     store: &Store,
+    engine: &Engine,
     ods: &str,
     dir: &Path,
     substitutions: Option<&history::Substitutions>,
@@ -470,7 +524,12 @@ fn ingest_practice(
     let supplier = pending[0].manifest.supplier;
     let landing_root = dir.parent().unwrap_or(dir);
 
-    let mut states = load_states(&practice_dir, supplier)?;
+    // Everything this ingest writes goes under the practice's staging area,
+    // which a crash leaves unpublished and the next open of the store removes.
+    let mut staging = store.stage(ods)?;
+    let scratch = staging.scratch()?;
+    let budget = merge_budget(engine.limit());
+    let mut states = StateFiles::in_store(&practice_dir, specs(supplier), &scratch);
     let mut rejected = load_rejected(&practice_dir)?;
     let mut deliveries = Vec::new();
     let mut ingested = previous
@@ -508,43 +567,29 @@ fn ingest_practice(
                     extracted_at: m.extracted_at,
                     file_label: &label,
                 };
-                let delta = read_source_file(&path, spec, &origin)?;
                 if spec.name == emis::tables::AGREEMENTS_SHARING_ORGANISATION.name
-                    && sharing_disabled(&delta)
+                    && sharing_disabled(&read_source_file(&path, spec, &origin)?)
                 {
                     return Err(PracticeError::SharingDisabled { path });
                 }
-                let outcome = merge(spec, states.get(spec.name), &delta);
-                let columns = Columns::new(&delta);
-                for i in &outcome.missing_key {
-                    delivery_rejects.push(
-                        spec,
-                        &columns,
-                        *i as usize,
-                        None,
-                        Reason::MissingKey,
-                        format!("a key column of {:?} is empty", spec.key),
-                    );
-                }
-                // The record's own id: the last key column (the record GUID,
-                // or CodeId for coding tables).
-                let record = spec
-                    .key
-                    .last()
-                    .map(|k| delta.column_by_name(k).expect("key column"));
-                for i in &outcome.invalid_version {
-                    let id = record.and_then(|c| crate::source::merge::patient_id(c, *i as usize));
-                    delivery_rejects.push(
-                        spec,
-                        &columns,
-                        *i as usize,
-                        id.as_deref(),
-                        Reason::InvalidProcessingId,
-                        format!(
-                            "{} is missing or below zero",
-                            spec.version.unwrap_or("the version column")
-                        ),
-                    );
+                let delta = SourceBatches::open(&path, spec, &origin)?;
+                let delta_bytes = data_bytes(&path)?;
+                let out = states.next_file(spec);
+                let outcome = merge_file(
+                    spec,
+                    states.get(spec),
+                    delta,
+                    delta_bytes,
+                    &out,
+                    &scratch,
+                    budget,
+                )
+                .map_err(|e| match e {
+                    MergeFileError::Read(e) => PracticeError::Read(e),
+                    MergeFileError::Store(e) => PracticeError::Store(e),
+                })?;
+                for part in &outcome.rejected {
+                    quarantine_unapplied(spec, part, &mut delivery_rejects);
                 }
                 removed_patients.extend(outcome.removed_patients);
                 let reconciles = outcome.counts.reconciles();
@@ -553,7 +598,7 @@ fn ingest_practice(
                     counts: outcome.counts,
                     reconciles,
                 });
-                states.insert(spec.name, outcome.state);
+                states.set(spec, out);
             }
         }
         report.unread_tables = m
@@ -565,17 +610,20 @@ fn ingest_practice(
         for table in &report.unread_tables {
             tracing::warn!(table = %table, extract = %m.extract_id, "table is not read by phm; its file was verified and left unread");
         }
-        for spec in specs(supplier)
-            .iter()
-            .filter(|s| s.patient.is_some() && s.key != [s.patient.unwrap_or_default()])
-        {
-            if let Some(state) = states.get(spec.name) {
-                let (kept, removed) = remove_patients(spec, state, &removed_patients);
-                if removed > 0 {
-                    report
-                        .deleted_with_patient
-                        .insert(spec.name.to_string(), removed);
-                    states.insert(spec.name, kept);
+        if !removed_patients.is_empty() {
+            for spec in specs(supplier)
+                .iter()
+                .filter(|s| s.patient.is_some() && s.key != [s.patient.unwrap_or_default()])
+            {
+                if let Some(state) = states.get(spec).map(Path::to_path_buf) {
+                    let out = states.next_file(spec);
+                    let removed = remove_patients_file(spec, &state, &removed_patients, &out)?;
+                    if removed > 0 {
+                        report
+                            .deleted_with_patient
+                            .insert(spec.name.to_string(), removed);
+                        states.set(spec, out);
+                    }
                 }
             }
         }
@@ -591,27 +639,52 @@ fn ingest_practice(
         deliveries.push(report);
     }
 
-    let mut derived = match supplier {
-        Supplier::Emis => emis::derive(ods, &states),
-        Supplier::Tpp => tpp::derive(ods, &states),
+    let partition = format!("practice={ods}");
+    let mut sinks = Sinks {
+        scratch: scratch.clone(),
+        substitutions,
+        open: Vec::new(),
     };
-    if let Some(subs) = substitutions {
-        for t in &mut derived.tables {
-            let (batch, n) = match t.table {
-                CanonicalTable::Events => subs.apply_to_events(&t.batch),
-                CanonicalTable::Medications => subs.apply_to_medications(&t.batch),
-                _ => continue,
-            };
-            tracing::info!(table = t.table.name(), substituted = n, release = %subs.release_id, "inactive codes mapped to active successors");
-            t.batch = batch;
-        }
+    let derivation = match supplier {
+        Supplier::Emis => emis::derive(ods, &states, &mut sinks),
+        Supplier::Tpp => tpp::derive(ods, &states, &mut sinks),
+    }?;
+    let mut summaries = Vec::new();
+    for sink in sinks.open {
+        let dir = staging.dir_for(
+            Path::new("canonical")
+                .join(sink.table().name())
+                .join(&partition),
+        )?;
+        let summary = sink
+            .finish(engine, &dir.join("data.parquet"))
+            .map_err(|e| match e {
+                SinkError::Store(e) => PracticeError::Store(e),
+                SinkError::Plan { message } => PracticeError::Plan(message),
+            })?;
+        summaries.push(summary);
     }
     let latest = pending
         .last()
         .expect("at least one pending delivery")
         .manifest
         .extracted_at;
-    let capability = capability(supplier, &states, &derived, latest);
+    let capability = Capability {
+        supplier,
+        schema_version: schema_version(supplier).to_string(),
+        source_tables: states.rows()?,
+        canonical_tables: summaries
+            .iter()
+            .filter(|t| t.loaded > 0)
+            .map(|t| t.table.name().to_string())
+            .collect(),
+        code_systems: derivation
+            .code_systems
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
+        latest_extracted_at: latest,
+    };
     let state = PracticeState {
         practice: ods.to_string(),
         supplier,
@@ -625,37 +698,105 @@ fn ingest_practice(
         status: PracticeStatus::Ingested,
         error: None,
         deliveries,
-        canonical: canonical_counts(&derived),
-        flags: flags(&derived),
+        canonical: canonical_counts(&summaries),
+        flags: flags(&summaries),
         capability: Some(capability),
     };
-    write_practice(store, ods, &states, rejected, derived, &state)?;
+    let mut quarantine = rejected.clone();
+    if !derivation.quarantine.is_empty() {
+        quarantine.push(derivation.quarantine.finish());
+    }
+    write_practice(store, staging, ods, &states, &rejected, quarantine, &state)?;
     Ok(report)
+}
+
+/// The memory one practice's merge may hold: the limit is shared by the
+/// engine's pool (half) and the merges of the practices running at once.
+fn merge_budget(limit: MemoryLimit) -> usize {
+    limit.bytes() / 2 / PARALLEL_PRACTICES
+}
+
+/// Quarantines the delivery rows a merge could not apply.
+fn quarantine_unapplied(
+    spec: &'static TableSpec,
+    part: &crate::source::merge_files::Rejected,
+    rejects: &mut QuarantineBuilder,
+) {
+    let columns = Columns::new(&part.rows);
+    for i in &part.missing_key {
+        rejects.push(
+            spec,
+            &columns,
+            *i as usize,
+            None,
+            Reason::MissingKey,
+            format!("a key column of {:?} is empty", spec.key),
+        );
+    }
+    // The record's own id: the last key column (the record GUID, or CodeId
+    // for coding tables).
+    let record = spec
+        .key
+        .last()
+        .map(|k| part.rows.column_by_name(k).expect("key column"));
+    for i in &part.invalid_version {
+        let id = record.and_then(|c| crate::source::merge::patient_id(c, *i as usize));
+        rejects.push(
+            spec,
+            &columns,
+            *i as usize,
+            id.as_deref(),
+            Reason::InvalidProcessingId,
+            format!(
+                "{} is missing or below zero",
+                spec.version.unwrap_or("the version column")
+            ),
+        );
+    }
+}
+
+/// The canonical tables being derived, one sink per table in the order the
+/// adapter first gives them; inactive codes are substituted on the way.
+struct Sinks<'a> {
+    scratch: PathBuf,
+    substitutions: Option<&'a history::Substitutions>,
+    open: Vec<TableSink>,
+}
+
+impl CanonicalSink for Sinks<'_> {
+    fn push(&mut self, mut part: DerivedTable) -> Result<(), StoreError> {
+        if let Some(subs) = self.substitutions {
+            let substituted = match part.table {
+                CanonicalTable::Events => Some(subs.apply_to_events(&part.batch)),
+                CanonicalTable::Medications => Some(subs.apply_to_medications(&part.batch)),
+                _ => None,
+            };
+            if let Some((batch, n)) = substituted {
+                if n > 0 {
+                    tracing::debug!(table = part.table.name(), substituted = n, release = %subs.release_id, "inactive codes mapped to active successors");
+                }
+                part.batch = batch;
+            }
+        }
+        let at = match self.open.iter().position(|s| s.table() == part.table) {
+            Some(at) => at,
+            None => {
+                self.open.push(TableSink::new(
+                    part.table,
+                    part.source_table,
+                    &self.scratch,
+                )?);
+                self.open.len() - 1
+            }
+        };
+        self.open[at].push(part)
+    }
 }
 
 fn sharing_disabled(batch: &RecordBatch) -> bool {
     let c = Columns::new(batch);
     let disabled = c.bool("Disabled");
     (0..batch.num_rows()).any(|i| disabled.is_valid(i) && disabled.value(i))
-}
-
-fn load_states(practice_dir: &Path, supplier: Supplier) -> Result<States, StoreError> {
-    let mut states = HashMap::new();
-    for spec in specs(supplier) {
-        let path = practice_dir
-            .join("source")
-            .join(format!("{}.parquet", spec.name));
-        if path.exists() {
-            let batch = read_parquet(&path)?;
-            let batch = RecordBatch::try_new(state_schema(spec), batch.columns().to_vec())
-                .map_err(|e| StoreError::State {
-                    path: path.clone(),
-                    message: e.to_string(),
-                })?;
-            states.insert(spec.name, batch);
-        }
-    }
-    Ok(states)
 }
 
 fn load_rejected(practice_dir: &Path) -> Result<Vec<RecordBatch>, StoreError> {
@@ -667,39 +808,14 @@ fn load_rejected(practice_dir: &Path) -> Result<Vec<RecordBatch>, StoreError> {
     })
 }
 
-fn capability(
-    supplier: Supplier,
-    states: &States,
-    derived: &Derived,
-    latest: chrono::NaiveDateTime,
-) -> Capability {
-    Capability {
-        supplier,
-        schema_version: schema_version(supplier).to_string(),
-        source_tables: states
-            .iter()
-            .map(|(name, b)| (name.to_string(), b.num_rows() as u64))
-            .collect(),
-        canonical_tables: derived
-            .tables
-            .iter()
-            .filter(|t| t.loaded() > 0)
-            .map(|t| t.table.name().to_string())
-            .collect(),
-        code_systems: derived.code_systems.iter().map(|s| s.to_string()).collect(),
-        latest_extracted_at: latest,
-    }
-}
-
-fn canonical_counts(derived: &Derived) -> Vec<CanonicalCounts> {
-    derived
-        .tables
+fn canonical_counts(summaries: &[TableSummary]) -> Vec<CanonicalCounts> {
+    summaries
         .iter()
         .map(|t| CanonicalCounts {
             table: t.table.name().to_string(),
             source_table: t.source_table.to_string(),
             source_rows: t.source_rows,
-            loaded: t.loaded(),
+            loaded: t.loaded,
             quarantined: t.quarantined.values().sum(),
             quarantine_reasons: t
                 .quarantined
@@ -712,32 +828,13 @@ fn canonical_counts(derived: &Derived) -> Vec<CanonicalCounts> {
 }
 
 /// Value counts of the flag columns, for the report and the data-quality checks.
-fn flags(derived: &Derived) -> BTreeMap<String, BTreeMap<String, u64>> {
-    let mut out: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
-    for t in &derived.tables {
-        let columns: &[&str] = match t.table {
-            CanonicalTable::Patients => {
-                &["nhs_number_status", "date_of_birth_flag", "is_test_patient"]
-            }
-            CanonicalTable::Registrations => &["registration_type"],
-            CanonicalTable::Events => &["date_flag", "value_flag", "mapping_kind"],
-            CanonicalTable::Medications => &["date_flag", "mapping_kind"],
-        };
-        for name in columns {
-            let key = format!("{}.{}", t.table.name(), name);
-            let counts = out.entry(key).or_default();
-            let col = t.batch.column_by_name(name).expect("flag column");
-            if let Some(s) = col.as_any().downcast_ref::<StringArray>() {
-                for v in s.iter().flatten() {
-                    *counts.entry(v.to_string()).or_default() += 1;
-                }
-            } else if let Some(b) = col
-                .as_any()
-                .downcast_ref::<datafusion::arrow::array::BooleanArray>()
-            {
-                for v in b.iter().flatten() {
-                    *counts.entry(v.to_string()).or_default() += 1;
-                }
+fn flags(summaries: &[TableSummary]) -> FlagCounts {
+    let mut out = FlagCounts::new();
+    for t in summaries {
+        for (column, values) in &t.flags {
+            let counts = out.entry(column.clone()).or_default();
+            for (value, n) in values {
+                *counts.entry(value.clone()).or_default() += n;
             }
         }
     }
@@ -746,22 +843,14 @@ fn flags(derived: &Derived) -> BTreeMap<String, BTreeMap<String, u64>> {
 
 fn write_practice(
     store: &Store,
+    mut staging: crate::store::Staging,
     ods: &str,
-    states: &States,
-    rejected: Vec<RecordBatch>,
-    derived: Derived,
+    states: &StateFiles,
+    rejected: &[RecordBatch],
+    quarantine: Vec<RecordBatch>,
     state: &PracticeState,
 ) -> Result<(), StoreError> {
-    let mut staging = store.stage(ods)?;
     let partition = format!("practice={ods}");
-    for t in &derived.tables {
-        let dir = staging.dir_for(Path::new("canonical").join(t.table.name()).join(&partition))?;
-        write_parquet(&dir.join("data.parquet"), &t.batch, t.table.sort_columns())?;
-    }
-    let mut quarantine = rejected.clone();
-    if !derived.quarantine.is_empty() {
-        quarantine.push(derived.quarantine.finish());
-    }
     let dir = staging.dir_for(Path::new("quarantine").join(&partition))?;
     let all =
         concat_batches(&quarantine::schema(), &quarantine).map_err(|e| StoreError::Parquet {
@@ -780,17 +869,16 @@ fn write_practice(
         path: source.clone(),
         source: e,
     })?;
-    for (name, batch) in states {
-        write_parquet(&source.join(format!("{name}.parquet")), batch, &[])?;
-    }
+    states.copy_into(&source)?;
     if !rejected.is_empty() {
         let merged =
-            concat_batches(&quarantine::schema(), &rejected).map_err(|e| StoreError::Parquet {
+            concat_batches(&quarantine::schema(), rejected).map_err(|e| StoreError::Parquet {
                 path: practice.clone(),
                 message: e.to_string(),
             })?;
         write_parquet(&practice.join("rejected.parquet"), &merged, &[])?;
     }
+    staging.remove_scratch()?;
     let state = PracticeState {
         files: Some(staging.file_records()?),
         ..state.clone()

@@ -13,6 +13,7 @@ use crate::canonical::CanonicalTable;
 use crate::canonical::units::canonical_unit;
 use crate::ingest::quarantine::{QuarantineBuilder, Reason};
 use crate::nhs_number::{self, NhsNumberStatus};
+use crate::store::StoreError;
 
 /// A canonical table derived from one source table, with its reconciliation.
 pub struct DerivedTable {
@@ -31,14 +32,6 @@ impl DerivedTable {
     pub fn reconciles(&self) -> bool {
         self.source_rows == self.loaded() + self.quarantined.values().sum::<u64>()
     }
-}
-
-/// A practice's canonical data and the rows that could not be loaded.
-pub struct Derived {
-    pub tables: Vec<DerivedTable>,
-    pub quarantine: QuarantineBuilder,
-    /// Code systems present on the practice's coded rows.
-    pub code_systems: BTreeSet<&'static str>,
 }
 
 /// What events need to know about their patient.
@@ -121,15 +114,38 @@ pub fn value_flag(value: Option<f64>, unit: Option<&str>) -> Option<&'static str
     }
 }
 
-/// State batches of a practice, by table name; an absent table is empty.
-pub type States = std::collections::HashMap<&'static str, RecordBatch>;
+/// A practice's source state as the adapters read it to derive the
+/// canonical tables: small tables (patients, registrations, code look-ups)
+/// whole, large ones (observations, issues, codes, medications) a batch at a
+/// time, so no large table is ever held whole.
+pub trait StateSource {
+    /// The whole state of `spec` (an empty batch when the practice has none).
+    fn whole(&self, spec: &'static TableSpec) -> Result<RecordBatch, StoreError>;
+    /// The state of `spec` in batches, given to `f` one by one; at least one
+    /// batch (an empty one when the practice has none).
+    fn batches(
+        &self,
+        spec: &'static TableSpec,
+        f: &mut dyn FnMut(RecordBatch) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError>;
+}
 
-/// The state of `spec`, or an empty batch of its schema when the practice has none.
-pub fn state_of(states: &States, spec: &'static TableSpec) -> RecordBatch {
-    states
-        .get(spec.name)
-        .cloned()
-        .unwrap_or_else(|| RecordBatch::new_empty(state_schema(spec)))
+/// Where the adapters put what they derive: each canonical table's rows, in
+/// parts, at least one part per table (empty when nothing was derived).
+pub trait CanonicalSink {
+    fn push(&mut self, part: DerivedTable) -> Result<(), StoreError>;
+}
+
+/// What a derivation found besides its rows.
+pub struct Derivation {
+    pub quarantine: QuarantineBuilder,
+    /// Code systems present on the practice's coded rows.
+    pub code_systems: BTreeSet<&'static str>,
+}
+
+/// An empty batch of `spec`'s state schema.
+pub fn empty_state(spec: &TableSpec) -> RecordBatch {
+    RecordBatch::new_empty(state_schema(spec))
 }
 
 /// Counts one quarantine reason.

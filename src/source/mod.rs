@@ -8,6 +8,7 @@ pub mod derive;
 pub mod emis;
 pub mod manifest;
 pub mod merge;
+pub mod merge_files;
 pub mod merge_plan;
 pub mod read;
 pub mod table;

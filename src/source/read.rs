@@ -107,61 +107,121 @@ pub fn read_source_file(
     spec: &'static TableSpec,
     origin: &Origin<'_>,
 ) -> Result<RecordBatch, ReadError> {
-    let not_parquet = |message: String| ReadError::NotParquet {
+    let batches = SourceBatches::open(path, spec, origin)?.collect::<Result<Vec<_>, _>>()?;
+    concat_batches(&state_schema(spec), &batches).map_err(|e| ReadError::NotParquet {
         path: path.to_path_buf(),
-        message,
-    };
-    let file = File::open(path).map_err(|e| not_parquet(e.to_string()))?;
-    let builder =
-        ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| not_parquet(e.to_string()))?;
-    let file_schema = builder.schema().clone();
+        message: e.to_string(),
+    })
+}
 
-    let mut projection = Vec::with_capacity(spec.columns.len());
-    for (column, ty) in spec.columns {
-        let Some((index, field)) = file_schema.column_with_name(column) else {
-            return Err(ReadError::MissingColumn {
-                path: path.to_path_buf(),
-                table: spec.name,
-                column,
-                supplier: origin.supplier,
-                version: origin.schema_version,
-                renamed: renamed_hint(&file_schema, spec, column),
-            });
+/// `path` read as table `spec` batch by batch, each in the state schema with
+/// its provenance: the file's schema is checked once, on opening, and a batch
+/// is normalised as it is read, so a file of any size is held one batch at a
+/// time. `_phm_source_row` counts on across batches.
+pub struct SourceBatches {
+    path: PathBuf,
+    spec: &'static TableSpec,
+    reader: datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReader,
+    projection: Vec<usize>,
+    extract_id: String,
+    extracted_at: NaiveDateTime,
+    file_label: String,
+    next_row: i64,
+}
+
+/// Rows per batch read from a supplier file.
+const READ_BATCH_ROWS: usize = 64 * 1024;
+
+impl SourceBatches {
+    pub fn open(
+        path: &Path,
+        spec: &'static TableSpec,
+        origin: &Origin<'_>,
+    ) -> Result<SourceBatches, ReadError> {
+        let not_parquet = |message: String| ReadError::NotParquet {
+            path: path.to_path_buf(),
+            message,
         };
-        if !compatible(field.data_type(), &ty.data_type()) {
-            return Err(ReadError::WrongType {
-                path: path.to_path_buf(),
-                table: spec.name,
-                column,
-                actual: Box::new(field.data_type().clone()),
-                expected: Box::new(ty.data_type()),
-                supplier: origin.supplier,
-                version: origin.schema_version,
-            });
-        }
-        projection.push(index);
-    }
-    let extra: Vec<&str> = file_schema
-        .fields()
-        .iter()
-        .map(|f| f.name().as_str())
-        .filter(|name| spec.column_index(name).is_none())
-        .collect();
-    if !extra.is_empty() {
-        tracing::warn!(file = %path.display(), table = spec.name, columns = ?extra, "columns phm does not read are ignored");
-    }
+        let file = File::open(path).map_err(|e| not_parquet(e.to_string()))?;
+        let builder = ParquetRecordBatchReaderBuilder::try_new(file)
+            .map_err(|e| not_parquet(e.to_string()))?;
+        let file_schema = builder.schema().clone();
 
-    let reader = builder
-        .with_batch_size(64 * 1024)
-        .build()
-        .map_err(|e| not_parquet(e.to_string()))?;
-    let mut batches = Vec::new();
-    for batch in reader {
-        let batch = batch.map_err(|e| not_parquet(e.to_string()))?;
-        batches.push(normalise(&batch, &projection, spec).map_err(|e| not_parquet(e.to_string()))?);
+        let mut projection = Vec::with_capacity(spec.columns.len());
+        for (column, ty) in spec.columns {
+            let Some((index, field)) = file_schema.column_with_name(column) else {
+                return Err(ReadError::MissingColumn {
+                    path: path.to_path_buf(),
+                    table: spec.name,
+                    column,
+                    supplier: origin.supplier,
+                    version: origin.schema_version,
+                    renamed: renamed_hint(&file_schema, spec, column),
+                });
+            };
+            if !compatible(field.data_type(), &ty.data_type()) {
+                return Err(ReadError::WrongType {
+                    path: path.to_path_buf(),
+                    table: spec.name,
+                    column,
+                    actual: Box::new(field.data_type().clone()),
+                    expected: Box::new(ty.data_type()),
+                    supplier: origin.supplier,
+                    version: origin.schema_version,
+                });
+            }
+            projection.push(index);
+        }
+        let extra: Vec<&str> = file_schema
+            .fields()
+            .iter()
+            .map(|f| f.name().as_str())
+            .filter(|name| spec.column_index(name).is_none())
+            .collect();
+        if !extra.is_empty() {
+            tracing::warn!(file = %path.display(), table = spec.name, columns = ?extra, "columns phm does not read are ignored");
+        }
+        let reader = builder
+            .with_batch_size(READ_BATCH_ROWS)
+            .build()
+            .map_err(|e| not_parquet(e.to_string()))?;
+        Ok(SourceBatches {
+            path: path.to_path_buf(),
+            spec,
+            reader,
+            projection,
+            extract_id: origin.extract_id.to_string(),
+            extracted_at: origin.extracted_at,
+            file_label: origin.file_label.to_string(),
+            next_row: 0,
+        })
     }
-    let data = concat_batches(&spec.schema(), &batches).map_err(|e| not_parquet(e.to_string()))?;
-    Ok(with_origin(data, spec, origin))
+}
+
+impl Iterator for SourceBatches {
+    type Item = Result<RecordBatch, ReadError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let batch = self.reader.next()?;
+        let not_parquet = |message: String| ReadError::NotParquet {
+            path: self.path.clone(),
+            message,
+        };
+        let batch = match batch.and_then(|b| normalise(&b, &self.projection, self.spec)) {
+            Ok(b) => b,
+            Err(e) => return Some(Err(not_parquet(e.to_string()))),
+        };
+        let origin = Origin {
+            supplier: "",
+            schema_version: "",
+            extract_id: &self.extract_id,
+            extracted_at: self.extracted_at,
+            file_label: &self.file_label,
+        };
+        let first = self.next_row;
+        self.next_row += batch.num_rows() as i64;
+        Some(Ok(with_origin_from(batch, self.spec, &origin, first)))
+    }
 }
 
 fn normalise(
@@ -186,6 +246,16 @@ fn normalise(
 
 /// Appends the provenance columns of `origin` to a batch in the spec schema.
 pub fn with_origin(data: RecordBatch, spec: &TableSpec, origin: &Origin<'_>) -> RecordBatch {
+    with_origin_from(data, spec, origin, 0)
+}
+
+/// [`with_origin`] for rows that start at row `first` of their file.
+fn with_origin_from(
+    data: RecordBatch,
+    spec: &TableSpec,
+    origin: &Origin<'_>,
+    first: i64,
+) -> RecordBatch {
     let n = data.num_rows();
     let mut columns = data.columns().to_vec();
     columns.push(Arc::new(StringArray::from(vec![origin.extract_id; n])));
@@ -198,7 +268,9 @@ pub fn with_origin(data: RecordBatch, spec: &TableSpec, origin: &Origin<'_>) -> 
         n
     ])));
     columns.push(Arc::new(StringArray::from(vec![origin.file_label; n])));
-    columns.push(Arc::new(Int64Array::from_iter_values(0..n as i64)));
+    columns.push(Arc::new(Int64Array::from_iter_values(
+        first..first + n as i64,
+    )));
     RecordBatch::try_new(state_schema(spec), columns)
         .expect("state schema matches spec plus origin")
 }

@@ -297,6 +297,24 @@ impl Staging {
         Ok(out)
     }
 
+    /// A scratch folder for the practice's intermediate files: never
+    /// committed, removed with the staging area (also after a crash, when
+    /// the store is next opened).
+    pub fn scratch(&self) -> Result<PathBuf> {
+        let dir = self.dir.join("scratch");
+        fs::create_dir_all(&dir).map_err(io(&dir))?;
+        Ok(dir)
+    }
+
+    /// Removes the scratch folder, once nothing in it is needed.
+    pub fn remove_scratch(&self) -> Result<()> {
+        let dir = self.dir.join("scratch");
+        if dir.exists() {
+            fs::remove_dir_all(&dir).map_err(io(&dir))?;
+        }
+        Ok(())
+    }
+
     /// A directory to fill that will replace `target` (relative to the store root).
     pub fn dir_for(&mut self, target: PathBuf) -> Result<PathBuf> {
         let staged_rel = Path::new(".staging")
@@ -313,6 +331,22 @@ impl Staging {
 /// position (the evidence of chosen events) and by code: a small page is
 /// what a reader decompresses to reach one row.
 const PAGE_ROWS: usize = 8 * 1024;
+
+/// How the store writes every Parquet file: ZSTD, 256k-row groups, small
+/// pages with page statistics, and no dictionary for the unique row ids.
+pub fn writer_properties() -> WriterProperties {
+    WriterProperties::builder()
+        .set_compression(Compression::ZSTD(
+            ZstdLevel::try_new(1).expect("level 1 is valid"),
+        ))
+        .set_max_row_group_row_count(Some(256 * 1024))
+        .set_data_page_row_count_limit(PAGE_ROWS)
+        // Unique per row: a dictionary would only grow to its limit, and a
+        // reader of one row would decode it whole.
+        .set_column_dictionary_enabled(ColumnPath::from("source_row_id"), false)
+        .set_statistics_enabled(EnabledStatistics::Page)
+        .build()
+}
 
 /// Writes `batch` sorted by `sort` (nulls first) as one Parquet file, with
 /// its `row_order` column derived when it has one
@@ -341,17 +375,7 @@ pub fn write_parquet(path: &Path, batch: &RecordBatch, sort: &[&str]) -> Result<
         let indices = lexsort_to_indices(&columns, None).map_err(|e| parquet_err(&e))?;
         take_record_batch(batch, &indices).map_err(|e| parquet_err(&e))?
     };
-    let props = WriterProperties::builder()
-        .set_compression(Compression::ZSTD(
-            ZstdLevel::try_new(1).expect("level 1 is valid"),
-        ))
-        .set_max_row_group_row_count(Some(256 * 1024))
-        .set_data_page_row_count_limit(PAGE_ROWS)
-        // Unique per row: a dictionary would only grow to its limit, and a
-        // reader of one row would decode it whole.
-        .set_column_dictionary_enabled(ColumnPath::from("source_row_id"), false)
-        .set_statistics_enabled(EnabledStatistics::Page)
-        .build();
+    let props = writer_properties();
     let file = File::create(path).map_err(io(path))?;
     let mut writer =
         ArrowWriter::try_new(file, sorted.schema(), Some(props)).map_err(|e| parquet_err(&e))?;

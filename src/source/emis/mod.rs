@@ -10,8 +10,8 @@ pub mod tables;
 use std::collections::BTreeSet;
 
 use crate::ingest::quarantine::QuarantineBuilder;
-pub use crate::source::derive::States;
-use crate::source::derive::{Derived, PatientFacts, date_flag, state_of};
+use crate::source::derive::{CanonicalSink, Derivation, PatientFacts, StateSource, date_flag};
+use crate::store::StoreError;
 
 /// EMIS date precisions (`U` = unknown: the row has no usable date).
 pub(crate) fn precision(raw: Option<&str>) -> Option<&'static str> {
@@ -48,37 +48,53 @@ pub(crate) fn effective_date(
     })
 }
 
-pub fn derive(practice: &str, states: &States) -> Derived {
+/// Derives the canonical tables of an EMIS practice from its source state
+/// into `out`; observations and issues are read a batch at a time.
+pub fn derive(
+    practice: &str,
+    state: &dyn StateSource,
+    out: &mut dyn CanonicalSink,
+) -> Result<Derivation, StoreError> {
     let mut quarantine = QuarantineBuilder::new(practice, "emis");
-    let admin = &state_of(states, &tables::ADMIN_PATIENT);
+    let admin = &state.whole(&tables::ADMIN_PATIENT)?;
     let (patients, registrations, index) = patients::derive(practice, admin, &mut quarantine);
-    let clinical_codes = &state_of(states, &tables::CODING_CLINICAL_CODE);
-    let observations = &state_of(states, &tables::CARE_RECORD_OBSERVATION);
-    let events = events::derive(
-        practice,
-        observations,
-        clinical_codes,
-        &index,
-        &mut quarantine,
-    );
-    let drug_codes = &state_of(states, &tables::CODING_DRUG_CODE);
-    let issues = &state_of(states, &tables::PRESCRIBING_ISSUE_RECORD);
-    let medications = medications::derive(practice, issues, drug_codes, &index, &mut quarantine);
+    out.push(patients)?;
+    out.push(registrations)?;
+    let clinical_codes = &state.whole(&tables::CODING_CLINICAL_CODE)?;
+    let mut events_loaded = 0;
+    state.batches(&tables::CARE_RECORD_OBSERVATION, &mut |observations| {
+        let events = events::derive(
+            practice,
+            &observations,
+            clinical_codes,
+            &index,
+            &mut quarantine,
+        );
+        events_loaded += events.loaded();
+        out.push(events)
+    })?;
+    let drug_codes = &state.whole(&tables::CODING_DRUG_CODE)?;
+    let mut medications_loaded = 0;
+    state.batches(&tables::PRESCRIBING_ISSUE_RECORD, &mut |issues| {
+        let medications =
+            medications::derive(practice, &issues, drug_codes, &index, &mut quarantine);
+        medications_loaded += medications.loaded();
+        out.push(medications)
+    })?;
     let mut code_systems = BTreeSet::new();
-    if events.loaded() > 0 || medications.loaded() > 0 {
+    if events_loaded > 0 || medications_loaded > 0 {
         code_systems.insert("emis_code_id");
     }
-    if events.loaded() > 0 {
+    if events_loaded > 0 {
         code_systems.insert("snomed");
     }
-    if medications.loaded() > 0 {
+    if medications_loaded > 0 {
         code_systems.insert("dmd");
     }
-    Derived {
-        tables: vec![patients, registrations, events, medications],
+    Ok(Derivation {
         quarantine,
         code_systems,
-    }
+    })
 }
 
 #[cfg(test)]

@@ -35,6 +35,9 @@ pub const CASES: &[Case] = &[
     case!("bulk without patients", 3, "a full extract without Admin_Patient", bulk_without_patients),
     case!("bulk without registrations", 3, "a full extract without SRPatientRegistration", bulk_without_registrations),
     case!("delta of unread tables only", 3, "holds no table phm reads", delta_loads_nothing),
+    case!("memory limit too small", 2, "too little for ingest", memory_limit_too_small),
+    case!("memory limit not a size", 2, "is not a memory size", memory_limit_not_a_size),
+    case!("spill folder not writable", 2, "the spill folder cannot be written", spill_dir_not_writable),
 ];
 
 /// The `n`th delivery of a practice, in extraction order.
@@ -306,4 +309,35 @@ fn delta_loads_nothing(s: &mut Scene) -> Output {
     });
     s.damaged(&tpp);
     s.ingest()
+}
+
+/// `phm ingest` of the scene's landing zone into a new store, with `extra` arguments.
+fn ingest_with(s: &mut Scene, extra: &[&str]) -> Output {
+    let store = s.work().join("new-store");
+    let landing = s.landing();
+    let mut args = vec![
+        "ingest",
+        "--landing",
+        landing.to_str().unwrap(),
+        "--store",
+        store.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    phm(&args)
+}
+
+fn memory_limit_too_small(s: &mut Scene) -> Output {
+    ingest_with(s, &["--memory-limit", "16MiB"])
+}
+
+fn memory_limit_not_a_size(s: &mut Scene) -> Output {
+    ingest_with(s, &["--memory-limit", "lots"])
+}
+
+fn spill_dir_not_writable(s: &mut Scene) -> Output {
+    // A file where the folder should be: nothing can be created under it.
+    let blocker = s.work().join("spill-blocker");
+    fs::write(&blocker, b"not a folder").unwrap();
+    let spill = blocker.join("spill");
+    ingest_with(s, &["--spill-dir", spill.to_str().unwrap()])
 }
