@@ -137,7 +137,7 @@ done
   echo
   echo "## ingest beside DuckDB, \`benches/ingest.sh ${scales[*]}\` ($(date -u +%Y-%m-%d))"
   echo
-  echo "Commit $commit; phm \`$phm\`${limit[*]:+ with ${limit[*]}}; DuckDB $("$py" -c 'import duckdb; print(duckdb.__version__)') (\`benches/duckdb_ingest.py\`, 2 threads); $machine; $repeats alternating runs per tool, medians; load average at the end $(cut -d' ' -f1-3 /proc/loadavg)."
+  echo "Commit $commit; phm \`$phm\`${limit[*]:+ with ${limit[*]}}; DuckDB $("$py" -c 'import duckdb; print(duckdb.__version__)') (\`benches/duckdb_ingest.py\`, 2 threads); $machine; $repeats alternating run(s) per tool, medians; load average at the end $(cut -d' ' -f1-3 /proc/loadavg)."
   for s in "${summaries[@]}"; do echo; echo "$s"; done
 } >> benches/RESULTS.md
 echo "appended to benches/RESULTS.md"

@@ -93,7 +93,8 @@ def summary(runs_tsv: str, duck_json: str, scale: str, synth_args: str) -> int:
     out = [
         f"### {scale} (`phm synth {synth_args} --seed 42`, two deltas)",
         "",
-        f"{len(duck['practices'])} practices; {source_rows:,} source rows in the manifests; "
+        f"{len(duck['practices'])} practice{'s' if len(duck['practices']) != 1 else ''}; "
+        f"{source_rows:,} source rows in the manifests; "
         f"DuckDB wrote {loaded['patients']:,} patients, {loaded['events']:,} events, "
         f"{loaded['medications']:,} medications (reconciled with phm's report).",
         "",
