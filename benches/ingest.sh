@@ -22,7 +22,8 @@
 #
 # phm ingest gets `--memory-limit 2GiB` when its --help lists the option.
 # The script fails when a run fails or DuckDB's row counts do not reconcile
-# with phm's report.
+# with phm's report. It first checks the reconciliation itself on a small
+# landing zone with rows phm must quarantine added (BENCH_DIR/selfcheck).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 phm=${PHM:-target/release/phm}
@@ -52,6 +53,7 @@ synth_args() { # scale → phm synth arguments
     *) echo "unknown scale $1; hint: one of demo practice20k pcn50k practice60k" >&2; return 2 ;;
   esac
 }
+for scale in "${scales[@]}"; do synth_args "$scale" > /dev/null; done
 
 # Runs a command under /usr/bin/time -v; appends "label wall_s peak_kib" to runs.tsv.
 timed() { # dir, label, command...
@@ -69,6 +71,21 @@ print(f"{sys.argv[2]}\t{seconds:.2f}\t{rss}")
 PY
   tail -n 1 "$dir/runs.tsv" | awk -F'\t' '{printf "  %-14s %8.2f s  %6.2f GB peak RSS\n", $1, $2, $3 / 1048576}'
 }
+
+# The reconciliation's own check, first: a small landing zone with rows phm
+# must quarantine added (benches/quarantine_landing.py), whose counts must
+# reconcile term by term.
+check="$base/selfcheck"
+rm -rf "$check" && mkdir -p "$check"
+"$phm" synth --out "$check/landing" --practices 2 --patients 300 --seed 7 > /dev/null
+"$py" benches/quarantine_landing.py "$check/landing" > "$check/added.json"
+"$phm" ingest --landing "$check/landing" --store "$check/store" "${limit[@]}" > /dev/null
+"$py" benches/duckdb_ingest.py "$check/landing" "$check/duck" > "$check/duck.json"
+if ! "$py" benches/ingest_compare.py reconcile "$check/duck.json" "$check/store/reports/ingest.json" \
+    "$check/added.json" > "$check/reconcile.txt"; then
+  cat "$check/reconcile.txt"; exit 1
+fi
+echo "self-check: the counts reconcile on a landing zone with quarantined rows added ($check/reconcile.txt)"
 
 commit=$(git rev-parse --short HEAD 2>/dev/null || echo '?')
 machine="$(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo)"

@@ -1,6 +1,6 @@
 """Row counts and timings of `benches/ingest.sh`: DuckDB's against phm's.
 
-    python3 benches/ingest_compare.py reconcile DUCK_JSON PHM_REPORT
+    python3 benches/ingest_compare.py reconcile DUCK_JSON PHM_REPORT [ADDED_JSON]
     python3 benches/ingest_compare.py summary RUNS_TSV DUCK_JSON SCALE SYNTH_ARGS
 
 `reconcile` checks, per practice and canonical table, the rows DuckDB wrote
@@ -18,7 +18,9 @@ prints each equation with its terms. Two equations per table:
   rows DuckDB's inner joins drop too: `orphan_patient` (no current patient),
   `unknown_code_id` and an EMIS `missing_code` (no coding row for the CodeId).
 
-Exits 1 when an equation does not hold. `summary` prints the medians as a
+With ADDED_JSON (benches/quarantine_landing.py's output) it also checks that
+phm quarantined at least the rows added, by reason. Exits 1 when an equation
+or that check does not hold. `summary` prints the medians as a
 Markdown block (the one `ingest.sh` appends to benches/RESULTS.md).
 """
 
@@ -42,10 +44,21 @@ SOURCE_OF = {
 }
 
 
-def reconcile(duck_json: str, report_json: str) -> int:
+def reconcile(duck_json: str, report_json: str, added_json: str | None = None) -> int:
     duck = json.load(open(duck_json))["practices"]
     report = {p["practice"]: p for p in json.load(open(report_json))["practices"]}
     failures = 0
+    # Rows benches/quarantine_landing.py added: phm must quarantine at least
+    # these, for these reasons, or the equations would not be exercised.
+    added = json.load(open(added_json)) if added_json else {}
+    for ods, tables in sorted(added.items()):
+        reasons = {c["table"]: c["quarantine_reasons"] for c in report[ods]["canonical"]}
+        for table, expected in sorted(tables.items()):
+            for reason, n in sorted(expected.items()):
+                got = reasons[table].get(reason, 0)
+                ok = got >= n
+                failures += not ok
+                print(f"{ods} {table} {reason}: {n} added, phm quarantined {got}" + ("" if ok else "  TOO FEW"))
     for ods in sorted(set(duck) | set(report)):
         if ods not in duck or ods not in report:
             print(f"{ods}: only in {'DuckDB' if ods in duck else 'phm'}'s counts  DIFFERS")
