@@ -25,8 +25,7 @@ in DuckDB with two threads:
   through SRCtv3ToSnomed; SRPrimaryCareMedication takes `IDMultiLexDMD` as
   the dm+d code. Both join the current SRPatient row on `IDPatient`.
 - patients, events and medications are written as ZSTD (level 1, as phm)
-  Parquet under
-  OUT/<table>/practice=<ODS>/data.parquet.
+  Parquet under OUT/<table>/practice=<ODS>/data.parquet.
 
 What it does not do, and phm does, is in benches/README.md. It prints, as
 JSON on stdout, the rows it wrote per practice and table and the rows the
