@@ -5,7 +5,7 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -39,21 +39,6 @@ fn cell(table: &str, practice: &str) -> String {
         .nth(1)
         .unwrap()
         .to_string()
-}
-
-/// The real binary, started in the background.
-fn spawn(args: &[&str]) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_phm"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env_remove("PHM_LOG")
-        // One practice at a time: when the first has committed, the others
-        // have not.
-        .env("RAYON_NUM_THREADS", "1")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("phm starts")
 }
 
 /// Polls `done` until it holds, failing if `child` ends first.

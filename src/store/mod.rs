@@ -227,25 +227,28 @@ impl Store {
         Ok(())
     }
 
+    /// Runs the renames of `journal`; run again after a crash at any point,
+    /// it finishes them. A target being replaced is moved aside to
+    /// `<target>.old` first and removed once the staged copy is in place,
+    /// whether this pass or an interrupted one moved it there: nothing of it
+    /// stays published.
     fn apply(&self, journal: &Journal) -> Result<()> {
         for (staged, target) in &journal.renames {
             let (staged, target) = (self.root.join(staged), self.root.join(target));
-            if !staged.exists() {
-                continue; // already moved before a crash
-            }
-            if target.exists() {
-                let old = target.with_extension("old");
-                if old.exists() {
-                    fs::remove_dir_all(&old).map_err(io(&old))?;
-                }
-                fs::rename(&target, &old).map_err(io(&target))?;
-                fs::rename(&staged, &target).map_err(io(&target))?;
-                fs::remove_dir_all(&old).map_err(io(&old))?;
-            } else {
-                if let Some(parent) = target.parent() {
+            let old = target.with_extension("old");
+            if staged.exists() {
+                if target.exists() {
+                    if old.exists() {
+                        fs::remove_dir_all(&old).map_err(io(&old))?;
+                    }
+                    fs::rename(&target, &old).map_err(io(&target))?;
+                } else if let Some(parent) = target.parent() {
                     fs::create_dir_all(parent).map_err(io(parent))?;
                 }
                 fs::rename(&staged, &target).map_err(io(&target))?;
+            }
+            if old.exists() {
+                fs::remove_dir_all(&old).map_err(io(&old))?;
             }
         }
         Ok(())
@@ -463,4 +466,57 @@ pub fn read_parquet(path: &Path) -> Result<RecordBatch> {
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| parquet_err(&e))?;
     datafusion::arrow::compute::concat_batches(&schema, &batches).map_err(|e| parquet_err(&e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const STAGED: &str = ".staging/P00001/0";
+    const TARGET: &str = "canonical/events/practice=P00001";
+    const OLD: &str = "canonical/events/practice=P00001.old";
+
+    fn put(root: &Path, dir: &str, content: &str) {
+        fs::create_dir_all(root.join(dir)).unwrap();
+        fs::write(root.join(dir).join("data.parquet"), content).unwrap();
+    }
+
+    /// A commit replacing one partition, interrupted after each of its
+    /// steps, is finished by the next open: the new content published, the
+    /// old and the staged copies gone.
+    #[test]
+    fn an_interrupted_commit_is_finished_with_nothing_left_aside() {
+        // (step reached, staged holds, target holds, old holds)
+        let cases = [
+            ("journal written", Some("new"), Some("old"), None),
+            ("target moved aside", Some("new"), None, Some("old")),
+            ("staged moved in", None, Some("new"), Some("old")),
+            ("old removed", None, Some("new"), None),
+        ];
+        for (step, staged, target, old) in cases {
+            let dir = tempfile::tempdir().unwrap();
+            let root = dir.path();
+            for (path, content) in [(STAGED, staged), (TARGET, target), (OLD, old)] {
+                if let Some(content) = content {
+                    put(root, path, content);
+                }
+            }
+            fs::create_dir_all(root.join(".journal")).unwrap();
+            let journal = Journal {
+                renames: vec![(PathBuf::from(STAGED), PathBuf::from(TARGET))],
+            };
+            fs::write(
+                root.join(".journal/P00001.json"),
+                serde_json::to_vec(&journal).unwrap(),
+            )
+            .unwrap();
+
+            drop(Store::open(root).unwrap());
+            let published = fs::read_to_string(root.join(TARGET).join("data.parquet"));
+            assert_eq!(published.unwrap(), "new", "{step}");
+            for gone in [OLD, ".staging", ".journal/P00001.json"] {
+                assert!(!root.join(gone).exists(), "{step}: {gone} left");
+            }
+        }
+    }
 }

@@ -7,11 +7,12 @@ pub mod browser;
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output, Stdio};
 
 use chrono::NaiveDate;
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::Schema;
+use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
 use datafusion::parquet::arrow::ArrowWriter;
 use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use phm::source::manifest::{Manifest, sha256_file};
@@ -25,9 +26,15 @@ pub fn small_network(dir: &Path, seed: u64) -> GroundTruth {
 
 /// A mixed network of 3 practices (EMIS and TPP), 2 deltas, `patients` in all.
 pub fn network(dir: &Path, seed: u64, patients: usize) -> GroundTruth {
+    network_of(dir, seed, 3, patients)
+}
+
+/// A network of `practices` practices, EMIS and TPP when there are two or
+/// more, with 2 deltas each and `patients` in all.
+pub fn network_of(dir: &Path, seed: u64, practices: usize, patients: usize) -> GroundTruth {
     let config = SynthConfig {
         out: dir.to_path_buf(),
-        practices: 3,
+        practices,
         patients,
         seed,
         emis_share: 0.5,
@@ -47,6 +54,21 @@ pub fn phm(args: &[&str]) -> Output {
         .env_remove("PHM_LOG")
         .output()
         .expect("phm runs")
+}
+
+/// The real binary, started in the background with its output discarded.
+pub fn spawn(args: &[&str]) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_phm"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env_remove("PHM_LOG")
+        // One practice at a time: when the first has committed, the others
+        // have not.
+        .env("RAYON_NUM_THREADS", "1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("phm starts")
 }
 
 /// A path inside the repository.
@@ -206,4 +228,42 @@ pub fn one_of_each(truth: &GroundTruth) -> (String, String) {
         .ods
         .clone();
     (emis, tpp)
+}
+
+/// The rows of a Parquet file as text, one string per row, sorted: two files
+/// are equal as multisets of rows when their `ParquetRows` are equal. The
+/// rows hold patient identifiers: compare them, never print them.
+#[derive(PartialEq, Eq)]
+pub struct ParquetRows {
+    pub columns: Vec<String>,
+    pub rows: Vec<String>,
+}
+
+pub fn parquet_rows(path: &Path) -> ParquetRows {
+    let batch = read_batch(path);
+    let options = FormatOptions::default().with_null("\u{0}");
+    let formatters: Vec<ArrayFormatter> = batch
+        .columns()
+        .iter()
+        .map(|c| ArrayFormatter::try_new(c.as_ref(), &options).unwrap())
+        .collect();
+    let mut rows: Vec<String> = (0..batch.num_rows())
+        .map(|i| {
+            formatters
+                .iter()
+                .map(|f| f.value(i).to_string())
+                .collect::<Vec<_>>()
+                .join("\u{1f}")
+        })
+        .collect();
+    rows.sort_unstable();
+    ParquetRows {
+        columns: batch
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| format!("{}: {}", f.name(), f.data_type()))
+            .collect(),
+        rows,
+    }
 }
