@@ -40,7 +40,7 @@ use crate::source::emis;
 use crate::source::manifest::{
     ExtractKind, MANIFEST_FILE, Manifest, ManifestError, Supplier, sha256_file,
 };
-use crate::source::merge_files::{MergeFileError, data_bytes, merge_file, remove_patients_file};
+use crate::source::merge_files::{MergeFileError, file_rows, merge_file, remove_patients_file};
 use crate::source::read::{Origin, ReadError, SourceBatches, read_source_file};
 use crate::source::table::TableSpec;
 use crate::source::tpp;
@@ -330,6 +330,11 @@ pub fn run_observed(
             })
             .collect()
     });
+    drop(engine);
+    if limits.spill_dir.is_none() {
+        // The default folder is ingest's own: leave no empty folder behind.
+        let _ = fs::remove_dir_all(&spill_dir);
+    }
     let persons = linkage::person_linkage(&store.canonical_dir(CanonicalTable::Patients.name()))?;
     let report = IngestReport {
         landing: landing.to_path_buf(),
@@ -573,13 +578,13 @@ fn ingest_practice(
                     return Err(PracticeError::SharingDisabled { path });
                 }
                 let delta = SourceBatches::open(&path, spec, &origin)?;
-                let delta_bytes = data_bytes(&path)?;
+                let delta_rows = file_rows(&path)?;
                 let out = states.next_file(spec);
                 let outcome = merge_file(
                     spec,
                     states.get(spec),
                     delta,
-                    delta_bytes,
+                    delta_rows,
                     &out,
                     &scratch,
                     budget,

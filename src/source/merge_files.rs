@@ -66,26 +66,24 @@ pub struct FileOutcome {
     pub state_rows: u64,
 }
 
-/// Bytes of memory the reference merge needs per byte of Arrow data it
-/// merges (the two inputs, the key strings and hash map, the new state),
-/// measured on EMIS observations: about 3.
-const MERGE_OVERHEAD: usize = 4;
+/// Memory the reference merge needs per row beyond the row's own Arrow
+/// data: its key as a string, the hash map's entry and the row's outcome.
+const KEY_BYTES_PER_ROW: usize = 160;
 
-/// How many buckets `bytes` of state and delivery need within `budget`.
-pub fn buckets_for(bytes: u64, budget: usize) -> usize {
-    let need = bytes as usize * MERGE_OVERHEAD;
+/// Memory the reference merge needs per byte of Arrow data: the two inputs
+/// and the new state it builds from them.
+const DATA_COPIES: usize = 2;
+
+/// How many buckets `rows` of state and delivery need within `budget`, at
+/// `row_bytes` of Arrow data per row.
+pub fn buckets_for(rows: u64, row_bytes: usize, budget: usize) -> usize {
+    let need = rows as usize * (row_bytes * DATA_COPIES + KEY_BYTES_PER_ROW);
     need.div_ceil(budget.max(1)).max(1)
 }
 
-/// Uncompressed bytes of a Parquet file's data, from its footer.
-pub fn data_bytes(path: &Path) -> Result<u64, StoreError> {
-    let reader = open_footer(path)?;
-    Ok(reader
-        .metadata()
-        .row_groups()
-        .iter()
-        .map(|g| g.total_byte_size().max(0) as u64)
-        .sum())
+/// Arrow bytes per row of a batch (its buffers over its rows).
+fn row_bytes(batch: &RecordBatch) -> usize {
+    batch.get_array_memory_size() / batch.num_rows().max(1)
 }
 
 /// Rows of a Parquet file, from its footer.
@@ -151,25 +149,37 @@ fn conform(
     RecordBatch::try_new(schema.clone(), columns)
 }
 
-/// Applies the delivery rows `delta` (`delta_bytes` of data) to the state in
+/// Applies the delivery rows `delta` (`delta_rows` rows) to the state in
 /// `state` (none: empty), writing the new state to `out`; buckets, when
-/// needed, go to `scratch`.
+/// needed, go to `scratch`. The bucket count comes from the rows of both
+/// and the Arrow size of the first batch of the larger.
 pub fn merge_file(
     spec: &'static TableSpec,
     state: Option<&Path>,
     delta: impl Iterator<Item = Result<RecordBatch, ReadError>>,
-    delta_bytes: u64,
+    delta_rows: u64,
     out: &Path,
     scratch: &Path,
     budget: usize,
 ) -> Result<FileOutcome> {
-    let state_bytes = state.map(data_bytes).transpose()?.unwrap_or(0);
-    let n = buckets_for(state_bytes + delta_bytes, budget);
+    let state_rows = state.map(file_rows).transpose()?.unwrap_or(0);
+    let mut delta = delta.peekable();
+    // Measured on the larger side: a small batch's buffers overstate its rows.
+    let width = match (state, delta.peek()) {
+        (Some(path), _) if state_rows > delta_rows => match state_batches(spec, path)?.next() {
+            Some(first) => row_bytes(&first?),
+            None => 0,
+        },
+        (_, Some(Ok(first))) => row_bytes(first),
+        _ => 0,
+    };
+    let n = buckets_for(state_rows + delta_rows, width, budget);
     tracing::debug!(
         table = spec.name,
         buckets = n,
-        state_bytes,
-        delta_bytes,
+        state_rows,
+        delta_rows,
+        row_bytes = width,
         "merging"
     );
     let schema = state_schema(spec);
@@ -422,16 +432,18 @@ mod tests {
 
     #[test]
     fn bucket_counts_follow_the_budget() {
-        let mib = 1u64 << 20;
+        // Rows of 92 Arrow bytes need 2 * 92 + 160 = 344 bytes each.
+        let mib = 1usize << 20;
         let cases = [
-            (0, 512 << 20, 1),
-            (100 * mib, 512 << 20, 1),
-            (128 * mib, 512 << 20, 1),
-            (129 * mib, 512 << 20, 2),
-            (1024 * mib, 512 << 20, 8),
+            (0, 92, 512 * mib, 1),
+            (1_000_000, 92, 512 * mib, 1),
+            (1_560_000, 92, 512 * mib, 1),
+            (1_561_000, 92, 512 * mib, 2),
+            (6_000_000, 92, 512 * mib, 4),
+            (6_000_000, 700, 512 * mib, 18),
         ];
-        for (bytes, budget, n) in cases {
-            assert_eq!(buckets_for(bytes, budget), n, "{bytes} {budget}");
+        for (rows, width, budget, n) in cases {
+            assert_eq!(buckets_for(rows, width, budget), n, "{rows} {width}");
         }
     }
 
