@@ -86,11 +86,7 @@ impl TableSink {
             path: scratch.clone(),
             source,
         })?;
-        // Scratch only: read once by the sort, so no compression work.
-        let props = datafusion::parquet::file::properties::WriterProperties::builder()
-            .set_compression(datafusion::parquet::basic::Compression::LZ4_RAW)
-            .build();
-        let writer = ArrowWriter::try_new(file, table.schema(), Some(props))
+        let writer = ArrowWriter::try_new(file, table.schema(), Some(scratch_properties()))
             .map_err(|e| parquet_err(&scratch)(&e))?;
         // Every flag column is reported, with no values when no row has one.
         let mut flags = FlagCounts::new();
@@ -177,8 +173,10 @@ pub enum SinkError {
     Plan { message: String },
 }
 
-/// The plan that writes a table's file: `row_order` as a window, then the
-/// sort, streamed into the store's Parquet writer.
+/// The plans that write a table's file, one sort each, so the two sorts never
+/// share the pool: first `row_order` as a window (sorted by person and row),
+/// into a second scratch file; then the table's sort, streamed into the
+/// store's Parquet writer.
 async fn sorted_write(
     engine: &Engine,
     scratch: &Path,
@@ -186,47 +184,80 @@ async fn sorted_write(
     dest: &Path,
 ) -> Result<u64, DataFusionError> {
     let schema = table.schema();
-    let df = engine
-        .ctx()
-        .read_parquet(
-            scratch.to_string_lossy().as_ref(),
-            ParquetReadOptions::default(),
-        )
-        .await?;
     let by_row = || -> Vec<SortExpr> {
         vec![
             ident("source_row_id").sort(true, true),
             ident("source_table").sort(true, true),
         ]
     };
-    let select: Vec<Expr> = schema
-        .fields()
-        .iter()
-        .map(|f| {
-            if f.name() == ROW_ORDER {
-                let rank = row_number()
-                    .partition_by(vec![ident("person_key")])
-                    .order_by(by_row())
-                    .build()?;
-                Ok(cast_expr(rank - lit(1u64), DataType::Int64).alias(ROW_ORDER))
-            } else {
-                Ok(ident(f.name()))
-            }
-        })
-        .collect::<Result<_, DataFusionError>>()?;
+    let read = |path: &Path| {
+        let path = path.to_string_lossy().into_owned();
+        async move {
+            engine
+                .ctx()
+                .read_parquet(path, ParquetReadOptions::default())
+                .await
+        }
+    };
+    let ranked_path = scratch.with_extension("ranked.parquet");
+    let source = if table.has_row_order() {
+        let select: Vec<Expr> = schema
+            .fields()
+            .iter()
+            .map(|f| {
+                if f.name() == ROW_ORDER {
+                    let rank = row_number()
+                        .partition_by(vec![ident("person_key")])
+                        .order_by(by_row())
+                        .build()?;
+                    Ok(cast_expr(rank - lit(1u64), DataType::Int64).alias(ROW_ORDER))
+                } else {
+                    Ok(ident(f.name()))
+                }
+            })
+            .collect::<Result<_, DataFusionError>>()?;
+        let stream = read(scratch)
+            .await?
+            .select(select)?
+            .execute_stream()
+            .await?;
+        write_stream(stream, &schema, &ranked_path, scratch_properties()).await?;
+        ranked_path.as_path()
+    } else {
+        scratch
+    };
     let mut order: Vec<SortExpr> = table
         .sort_columns()
         .iter()
         .map(|c| ident(*c).sort(true, true))
         .collect();
     order.extend(by_row());
-    let mut stream = df.select(select)?.sort(order)?.execute_stream().await?;
-    let file = File::create(dest).map_err(|e| DataFusionError::IoError(e))?;
-    let mut writer = ArrowWriter::try_new(file, schema.clone(), Some(writer_properties()))?;
+    let stream = read(source).await?.sort(order)?.execute_stream().await?;
+    let rows = write_stream(stream, &schema, dest, writer_properties()).await?;
+    let _ = std::fs::remove_file(&ranked_path);
+    Ok(rows)
+}
+
+/// Scratch files are read once: no compression work.
+fn scratch_properties() -> datafusion::parquet::file::properties::WriterProperties {
+    datafusion::parquet::file::properties::WriterProperties::builder()
+        .set_compression(datafusion::parquet::basic::Compression::LZ4_RAW)
+        .build()
+}
+
+/// Writes a plan's output to `path` in `schema` (its string types and
+/// nullability); returns the rows written.
+async fn write_stream(
+    mut stream: datafusion::physical_plan::SendableRecordBatchStream,
+    schema: &datafusion::arrow::datatypes::SchemaRef,
+    path: &Path,
+    props: datafusion::parquet::file::properties::WriterProperties,
+) -> Result<u64, DataFusionError> {
+    let file = File::create(path).map_err(DataFusionError::IoError)?;
+    let mut writer = ArrowWriter::try_new(file, schema.clone(), Some(props))?;
     let mut rows = 0u64;
     while let Some(batch) = stream.next().await {
         let batch = batch?;
-        // Back to the canonical schema: its string types and nullability.
         let columns = schema
             .fields()
             .iter()

@@ -162,8 +162,9 @@ impl Engine {
     pub fn explain(&self, stage: &str, e: &DataFusionError) -> String {
         if is_out_of_memory(e) {
             format!(
-                "{stage} ran out of memory within --memory-limit ({}); nothing of this practice's delivery was stored; hint: raise --memory-limit (or the pipeline's memory_limit), or ingest fewer practices at once",
-                self.limit
+                "{stage} ran out of memory within --memory-limit ({}): {}; nothing of this practice's delivery was stored; hint: raise --memory-limit (or the pipeline's memory_limit), or ingest fewer practices at once",
+                self.limit,
+                e.find_root()
             )
         } else if mentions_spill(e) {
             format!(
