@@ -337,7 +337,7 @@ impl Buckets {
 
     fn io(&self, path: &Path) -> impl Fn(&dyn std::fmt::Display) -> StoreError + use<> {
         let path = path.to_path_buf();
-        move |e| StoreError::State {
+        move |e| StoreError::Scratch {
             path: path.clone(),
             message: e.to_string(),
         }

@@ -48,6 +48,10 @@ pub enum StoreError {
     #[error("{path}: cannot write Parquet: {message}")]
     Parquet { path: PathBuf, message: String },
     #[error(
+        "{path}: cannot write or read a scratch file of the merge: {message}; hint: the disk holding the store may be full (a merge splits a large table into files beside the store); free space and run again; nothing of this delivery was stored"
+    )]
+    Scratch { path: PathBuf, message: String },
+    #[error(
         "{path}: cannot read Parquet: {message}; hint: this store file is damaged; rebuild the practice by ingesting its landing zone into a new store (`phm ingest --store NEW_FOLDER`)"
     )]
     ParquetRead { path: PathBuf, message: String },
