@@ -1,6 +1,11 @@
 //! Ingest under a small `--memory-limit`: the merges split their tables into
-//! many buckets and the canonical sorts spill, and the store is the same, row
-//! for row, as under the default limit. The spill folder is left empty.
+//! buckets, and the store is the same, row for row, as under the default
+//! limit. The spill folder is left empty.
+//!
+//! 256 MiB, not less: with two practices sorting at once, each sort reserves
+//! memory for merging its spilled runs up front, and at 128 MiB those
+//! reservations could leave a sort too little to hold one batch
+//! (docs/ingest.md, "When the limit is too small").
 
 mod common;
 
@@ -70,7 +75,7 @@ fn a_small_memory_limit_gives_the_same_store() {
         "--store",
         tight.to_str().unwrap(),
         "--memory-limit",
-        "128MiB",
+        "256MiB",
         "--spill-dir",
         spill.to_str().unwrap(),
     ]);
@@ -80,7 +85,7 @@ fn a_small_memory_limit_gives_the_same_store() {
         .lines()
         .filter(|l| l.contains("merging") && !l.contains("buckets=1 "))
         .count();
-    assert!(split >= 2, "no merge was split into buckets under 128 MiB");
+    assert!(split >= 2, "no merge was split into buckets under 256 MiB");
 
     let files = parquet_files(&roomy);
     assert_eq!(parquet_files(&tight), files, "the same files");
