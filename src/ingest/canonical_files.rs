@@ -18,7 +18,6 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use datafusion::arrow::array::{Array, BooleanArray, RecordBatch, StringArray};
-use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::DataType;
 use datafusion::error::DataFusionError;
 use datafusion::functions_window::expr_fn::row_number;
@@ -32,7 +31,7 @@ use super::quarantine::Reason;
 use crate::canonical::CanonicalTable;
 use crate::canonical::tables::ROW_ORDER;
 use crate::source::derive::DerivedTable;
-use crate::store::{StoreError, writer_properties};
+use crate::store::{StoreError, conform, writer_properties};
 
 /// Value counts of flag columns, keyed `table.column`.
 pub type FlagCounts = BTreeMap<String, BTreeMap<String, u64>>;
@@ -257,20 +256,7 @@ async fn write_stream(
     let mut writer = ArrowWriter::try_new(file, schema.clone(), Some(props))?;
     let mut rows = 0u64;
     while let Some(batch) = stream.next().await {
-        let batch = batch?;
-        let columns = schema
-            .fields()
-            .iter()
-            .zip(batch.columns())
-            .map(|(f, c)| {
-                if c.data_type() == f.data_type() {
-                    Ok(c.clone())
-                } else {
-                    cast(c, f.data_type())
-                }
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        let batch = RecordBatch::try_new(schema.clone(), columns)?;
+        let batch = conform(schema, &batch?)?;
         rows += batch.num_rows() as u64;
         writer.write(&batch)?;
     }

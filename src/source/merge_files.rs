@@ -25,7 +25,7 @@ use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 
 use datafusion::arrow::array::{RecordBatch, UInt32Array};
-use datafusion::arrow::compute::{cast, concat_batches, take_record_batch};
+use datafusion::arrow::compute::{concat_batches, take_record_batch};
 use datafusion::arrow::ipc::reader::FileReader;
 use datafusion::arrow::ipc::writer::FileWriter;
 use datafusion::parquet::arrow::ArrowWriter;
@@ -35,7 +35,7 @@ use datafusion::parquet::file::reader::{FileReader as _, SerializedFileReader};
 use crate::source::merge::{MergeCounts, merge, remove_patients, row_keys};
 use crate::source::read::{ReadError, state_schema};
 use crate::source::table::TableSpec;
-use crate::store::{StoreError, writer_properties};
+use crate::store::{StoreError, conform, writer_properties};
 
 #[derive(Debug, thiserror::Error)]
 pub enum MergeFileError {
@@ -128,25 +128,6 @@ pub fn state_batches(
         let batch = batch.map_err(|e| read_err(e.to_string()))?;
         conform(&schema, &batch).map_err(|e| read_err(e.to_string()))
     }))
-}
-
-fn conform(
-    schema: &datafusion::arrow::datatypes::SchemaRef,
-    batch: &RecordBatch,
-) -> datafusion::arrow::error::Result<RecordBatch> {
-    let columns = schema
-        .fields()
-        .iter()
-        .zip(batch.columns())
-        .map(|(f, c)| {
-            if c.data_type() == f.data_type() {
-                Ok(c.clone())
-            } else {
-                cast(c, f.data_type())
-            }
-        })
-        .collect::<datafusion::arrow::error::Result<Vec<_>>>()?;
-    RecordBatch::try_new(schema.clone(), columns)
 }
 
 /// Applies the delivery rows `delta` (`delta_rows` rows) to the state in

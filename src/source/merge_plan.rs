@@ -687,23 +687,10 @@ async fn removed_keys(spec: &TableSpec, deltas: DataFrame) -> Result<Vec<String>
 /// schema (what the derive step still needs in memory).
 pub fn read_state(spec: &TableSpec, path: &Path) -> crate::store::Result<RecordBatch> {
     let batch = crate::store::read_parquet(path)?;
-    let schema = state_schema(spec);
-    let columns = schema
-        .fields()
-        .iter()
-        .zip(batch.columns())
-        .map(|(f, c)| {
-            if c.data_type() == f.data_type() {
-                Ok(c.clone())
-            } else {
-                cast(c, f.data_type())
-            }
-        })
-        .collect::<std::result::Result<Vec<_>, _>>();
-    let state_err = |message: String| crate::store::StoreError::State {
-        path: path.to_path_buf(),
-        message,
-    };
-    let columns = columns.map_err(|e| state_err(e.to_string()))?;
-    RecordBatch::try_new(schema, columns).map_err(|e| state_err(e.to_string()))
+    crate::store::conform(&state_schema(spec), &batch).map_err(|e| {
+        crate::store::StoreError::State {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        }
+    })
 }

@@ -454,6 +454,28 @@ pub fn unrecorded_practices(root: &Path) -> Result<Vec<String>> {
     Ok(out)
 }
 
+/// `batch` in `schema`: the same columns in order, each cast to the
+/// schema's type where it differs (Parquet reads strings as views, and
+/// files keep their own nullability), checked against the schema.
+pub fn conform(
+    schema: &datafusion::arrow::datatypes::SchemaRef,
+    batch: &RecordBatch,
+) -> datafusion::arrow::error::Result<RecordBatch> {
+    let columns = schema
+        .fields()
+        .iter()
+        .zip(batch.columns())
+        .map(|(f, c)| {
+            if c.data_type() == f.data_type() {
+                Ok(c.clone())
+            } else {
+                datafusion::arrow::compute::cast(c, f.data_type())
+            }
+        })
+        .collect::<datafusion::arrow::error::Result<Vec<_>>>()?;
+    RecordBatch::try_new(schema.clone(), columns)
+}
+
 /// Reads a whole Parquet file the store wrote.
 pub fn read_parquet(path: &Path) -> Result<RecordBatch> {
     use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
