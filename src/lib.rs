@@ -12,6 +12,7 @@ pub mod confine;
 pub mod ingest;
 pub mod nhs_number;
 pub mod output;
+pub mod pipeline;
 pub mod quality;
 pub mod report;
 pub mod source;

@@ -126,6 +126,9 @@ pub struct Shareable<'a> {
     pub release_id: &'a str,
     /// The run's query memory pool in bytes; `None`: unbounded.
     pub memory_limit: Option<usize>,
+    /// Record the stages' timings in the manifest (off: the same results
+    /// give the same bytes).
+    pub timings: bool,
 }
 
 impl Shareable<'_> {
@@ -203,7 +206,11 @@ impl Shareable<'_> {
             disclosure: policy,
             key_id: key.id().to_string(),
             purpose: self.purpose.clone(),
-            timings: timings.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
+            timings: if self.timings {
+                timings.iter().map(|(k, v)| (k.to_string(), *v)).collect()
+            } else {
+                Default::default()
+            },
             outputs: Vec::new(),
         };
         m.run_id = lineage::run_id(&m);
@@ -509,6 +516,7 @@ pub fn run(args: RunArgs) -> Result<u8, Failure> {
                 release: &args.release,
                 release_id: release.id(),
                 memory_limit: args.memory_limit_mib.map(|m| m * 1024 * 1024),
+                timings: true,
             };
             published = Some(shareable.publish(runs, started.elapsed().as_secs_f64())?);
             Ok(())

@@ -232,25 +232,9 @@ const DEMO_KEY: &str = "demo.key";
 /// The demo's pseudonym key: read from `DIR/demo.key`, or 32 random bytes
 /// written there (hex, readable by its owner only) on the first run.
 fn demo_key(dir: &Path) -> Result<crate::output::pseudonym::Key, Failure> {
-    use std::io::Read;
     let path = dir.join(DEMO_KEY);
     if !path.exists() {
-        let mut bytes = [0u8; 32];
-        std::fs::File::open("/dev/urandom")
-            .and_then(|mut f| f.read_exact(&mut bytes))
-            .map_err(|e| Failure::new(exit::INTERNAL, format!("/dev/urandom: {e}")))?;
-        std::fs::write(&path, format!("{}\n", hex::encode(bytes)))
-            .map_err(|e| unwritable_at(&path, e))?;
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
-                .map_err(|e| unwritable_at(&path, e))?;
-        }
-        eprintln!(
-            "generated a pseudonym key for the demo in {} (never share it)",
-            path.display()
-        );
+        write_key(&path)?;
     }
     let (key, warnings) = crate::output::pseudonym::Key::from_file(&path)
         .map_err(|e| Failure::new(exit::USAGE, e))?;
@@ -258,6 +242,32 @@ fn demo_key(dir: &Path) -> Result<crate::output::pseudonym::Key, Failure> {
         eprintln!("warning: {w}");
     }
     Ok(key)
+}
+
+/// Writes a new pseudonym key (32 random bytes, hex) to `path`, readable by
+/// its owner only: for the demo, which has no key custodian.
+pub(super) fn write_key(path: &Path) -> Result<(), Failure> {
+    use std::io::Read;
+    let mut bytes = [0u8; 32];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut bytes))
+        .map_err(|e| Failure::new(exit::INTERNAL, format!("/dev/urandom: {e}")))?;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| unwritable_at(dir, e))?;
+    }
+    std::fs::write(path, format!("{}\n", hex::encode(bytes)))
+        .map_err(|e| unwritable_at(path, e))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+            .map_err(|e| unwritable_at(path, e))?;
+    }
+    eprintln!(
+        "generated a pseudonym key for the demo in {} (never share it)",
+        path.display()
+    );
+    Ok(())
 }
 
 /// `phm dq` of the demo's store into `DIR/dq` (beside the run's folder, which
@@ -465,6 +475,7 @@ pub fn run(args: DemoArgs, progress: Progress) -> Result<u8, Failure> {
                 release: &release_dir,
                 release_id: release.id(),
                 memory_limit: None,
+                timings: true,
             }
             .publish(runs, started.elapsed().as_secs_f64())?;
             // The engine's identifiable folders are removed once this

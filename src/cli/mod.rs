@@ -13,6 +13,9 @@ mod key;
 mod progress;
 mod reidentify;
 mod report;
+mod run;
+mod status;
+mod store;
 mod synth;
 mod terminology;
 mod valueset;
@@ -33,6 +36,9 @@ pub mod exit {
     pub const DATA: u8 = 3;
     /// Another phm process holds the store.
     pub const LOCKED: u8 = 4;
+    /// `phm run`: published, but some expected practices are missing or
+    /// were refused (named in the run's status.json).
+    pub const PARTIAL: u8 = 5;
 }
 
 #[derive(Debug, Parser)]
@@ -78,6 +84,12 @@ pub enum Command {
     Dq(dq::DqArgs),
     /// One self-contained HTML page from a finished run and a dq report.
     Report(report::ReportArgs),
+    /// Run a pipeline file: ingest, cohorts, data quality, report; published atomically.
+    Run(run::RunArgs),
+    /// The last pipeline runs on a store: outcome, exit code, missing practices.
+    Status(status::StatusArgs),
+    /// Look after the store: withdraw a practice and delete its data (audited).
+    Store(store::StoreArgs),
 }
 
 /// Examples shown after each subcommand's `--help`, by subcommand path: a flat
@@ -154,6 +166,30 @@ const EXAMPLES: &[(&str, &[&str])] = &[
         "reidentify",
         &[
             "phm reidentify --store store --practice A81001 --purpose \"diabetes recall\" --key-file network.key P3f2a09c1d2e3f405162738495a6b7c8d",
+        ],
+    ),
+    (
+        "run",
+        &[
+            "phm run pipelines/demo.toml",
+            "phm run pipelines/demo.toml --as-of 2026-04-01 --force",
+        ],
+    ),
+    (
+        "status",
+        &[
+            "phm status --store demo/store",
+            "phm status --store demo/store --last 3 --format json",
+        ],
+    ),
+    (
+        "store",
+        &["phm store remove-practice A81001 --store store --reason \"practice closed\""],
+    ),
+    (
+        "store remove-practice",
+        &[
+            "phm store remove-practice A81001 --store store --reason \"data-sharing agreement ended\" --yes",
         ],
     ),
     (
@@ -275,6 +311,9 @@ pub fn run(cli: Cli) -> Result<u8, Failure> {
         Command::Reidentify(args) => reidentify::run(args),
         Command::Dq(args) => dq::run(args),
         Command::Report(args) => report::run(args),
+        Command::Run(args) => run::run(args, progress),
+        Command::Status(args) => status::run(args),
+        Command::Store(args) => store::run(args),
     }
 }
 
@@ -300,6 +339,33 @@ mod tests {
         out
     }
 
+    /// Words as a shell splits them, for examples that quote a phrase.
+    fn shell_words(line: &str) -> Vec<String> {
+        let (mut words, mut word, mut quoted, mut any) = (Vec::new(), String::new(), false, false);
+        for c in line.chars() {
+            match c {
+                '"' => {
+                    quoted = !quoted;
+                    any = true;
+                }
+                c if c.is_whitespace() && !quoted => {
+                    if any {
+                        words.push(std::mem::take(&mut word));
+                        any = false;
+                    }
+                }
+                c => {
+                    word.push(c);
+                    any = true;
+                }
+            }
+        }
+        if any {
+            words.push(word);
+        }
+        words
+    }
+
     #[test]
     fn every_subcommand_has_an_example_that_parses_to_it() {
         let mut missing = Vec::new();
@@ -315,7 +381,7 @@ mod tests {
                 .collect();
             assert!(!examples.is_empty(), "{path}: no example in {text:?}");
             for e in examples {
-                let argv = std::iter::once("phm").chain(e.split_whitespace());
+                let argv = std::iter::once("phm".to_string()).chain(shell_words(e));
                 if let Err(err) = Cli::try_parse_from(argv) {
                     panic!("{path}: `phm {e}` does not parse: {err}");
                 }

@@ -4,7 +4,8 @@
 //! Drawn only when stderr is a terminal and logs are for people (not
 //! `--log-format json`, not `-v`, whose log lines would tear the bar). In a
 //! pipe, a log file or a scheduler nothing is drawn: a stage is one plain line
-//! on stderr instead. stdout is never touched.
+//! on stderr instead, or with `--log-format json` an info-level log event, so
+//! that stderr stays one JSON object per line. stdout is never touched.
 
 use std::io::IsTerminal;
 use std::time::Duration;
@@ -17,6 +18,7 @@ use crate::ingest::report::{PracticeReport, PracticeStatus};
 #[derive(Debug, Clone, Copy)]
 pub struct Progress {
     draw: bool,
+    json: bool,
 }
 
 impl Progress {
@@ -26,6 +28,16 @@ impl Progress {
             draw: matches!(format, LogFormat::Human)
                 && verbose == 0
                 && std::io::stderr().is_terminal(),
+            json: matches!(format, LogFormat::Json),
+        }
+    }
+
+    /// A stage's line where nothing is drawn.
+    fn plain(&self, line: &str) {
+        if self.json {
+            tracing::info!("{line}");
+        } else {
+            eprintln!("{line}");
         }
     }
 
@@ -33,7 +45,7 @@ impl Progress {
     /// Finish it with [`ProgressBar::finish`] (the line stays, ticked).
     pub fn stage(&self, line: String) -> ProgressBar {
         if !self.draw {
-            eprintln!("{line}");
+            self.plain(&line);
             return ProgressBar::hidden();
         }
         let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
@@ -54,7 +66,7 @@ impl Progress {
     pub fn practices(&self, line: Option<String>) -> PracticeBar {
         if !self.draw {
             if let Some(line) = line {
-                eprintln!("{line}");
+                self.plain(&line);
             }
             return PracticeBar {
                 bar: ProgressBar::hidden(),

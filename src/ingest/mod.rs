@@ -28,6 +28,7 @@ pub mod state_files;
 use std::collections::{BTreeMap, HashSet};
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::time::Instant;
 
 use datafusion::arrow::array::{Array, RecordBatch};
 use datafusion::arrow::compute::concat_batches;
@@ -81,6 +82,15 @@ pub enum PracticeError {
     /// message says which stage and what to do.
     #[error("{0}")]
     Plan(String),
+    #[error(
+        "{path}: practice {withdrawn}; its deliveries are not ingested; hint: remove its folder from the landing zone; to take the practice back in, delete {record} and ingest its full extract"
+    )]
+    Withdrawn {
+        path: PathBuf,
+        /// "A81001 was withdrawn from this store on … by … (reason)".
+        withdrawn: String,
+        record: PathBuf,
+    },
     #[error(
         "{path}: manifest names practice {manifest} but sits in the folder of {folder}; hint: move the delivery to landing/{manifest}/ or fix the manifest"
     )]
@@ -315,11 +325,15 @@ pub fn run_observed(
         .num_threads(PARALLEL_PRACTICES)
         .build()
         .map_err(|e| IngestError::Engine(EngineError::Start(e.to_string())))?;
+    // Each practice's span sits in the caller's (a pipeline's stage), though
+    // it runs on another thread.
+    let parent = tracing::Span::current();
     let reports: Vec<PracticeReport> = pool.install(|| {
         practices
             .par_iter()
             .map(|(ods, dir)| {
-                let _span = tracing::info_span!("ingest", practice = %ods).entered();
+                let _span =
+                    tracing::info_span!(parent: &parent, "ingest", practice = %ods).entered();
                 let report = ingest_practice(&store, &engine, ods, dir, substitutions)
                     .unwrap_or_else(|e| {
                         tracing::error!(practice = %ods, error = %e, "practice rejected");
@@ -504,6 +518,22 @@ fn ingest_practice(
     dir: &Path,
     substitutions: Option<&history::Substitutions>,
 ) -> Result<PracticeReport, PracticeError> {
+    if let Some(w) = crate::store::withdraw::withdrawal(store.root(), ods)? {
+        return Err(PracticeError::Withdrawn {
+            path: dir.to_path_buf(),
+            withdrawn: format!(
+                "{} was withdrawn from this store on {} by {} ({})",
+                w.practice,
+                w.at.format("%Y-%m-%d %H:%M UTC"),
+                w.user,
+                w.reason
+            ),
+            record: store
+                .root()
+                .join(crate::store::withdraw::WITHDRAWN_DIR)
+                .join(format!("{ods}.json")),
+        });
+    }
     let practice_dir = store.practice_dir(ods);
     let previous = PracticeState::read(&practice_dir)?;
     if let Some(problems) = previous.as_ref().map(|p| p.check_files(store.root()))
@@ -543,6 +573,7 @@ fn ingest_practice(
         .unwrap_or_default();
     for d in &pending {
         let m = &d.manifest;
+        let started = Instant::now();
         tracing::info!(extract = %m.extract_id, kind = ?m.kind, files = m.files.len(), "applying delivery");
         if m.kind == ExtractKind::Full {
             states.clear();
@@ -556,6 +587,11 @@ fn ingest_practice(
             unread_tables: Vec::new(),
         };
         let mut removed_patients = HashSet::new();
+        // Tables merged once the patient table has been: the rows of the
+        // patients it removed are left out as they are merged.
+        let mut removal_done: HashSet<&str> = HashSet::new();
+        let mut patients_merged = false;
+        let none = HashSet::new();
         let mut delivery_rejects = QuarantineBuilder::new(ods, supplier.as_str());
         for spec in specs(supplier) {
             for file in m.files.iter().filter(|f| f.table == spec.name) {
@@ -588,11 +624,22 @@ fn ingest_practice(
                     &out,
                     &scratch,
                     budget,
+                    if patients_merged {
+                        &removed_patients
+                    } else {
+                        &none
+                    },
                 )
                 .map_err(|e| match e {
                     MergeFileError::Read(e) => PracticeError::Read(e),
                     MergeFileError::Store(e) => PracticeError::Store(e),
                 })?;
+                if outcome.removed_with_patient > 0 {
+                    *report
+                        .deleted_with_patient
+                        .entry(spec.name.to_string())
+                        .or_insert(0) += outcome.removed_with_patient;
+                }
                 for part in &outcome.rejected {
                     quarantine_unapplied(spec, part, &mut delivery_rejects);
                 }
@@ -603,8 +650,14 @@ fn ingest_practice(
                     counts: outcome.counts,
                     reconciles,
                 });
-                states.set(spec, out);
+                if !outcome.unchanged {
+                    states.set(spec, out);
+                }
+                if patients_merged {
+                    removal_done.insert(spec.name);
+                }
             }
+            patients_merged |= spec.patient.is_some_and(|p| spec.key == [p]);
         }
         report.unread_tables = m
             .files
@@ -619,6 +672,7 @@ fn ingest_practice(
             for spec in specs(supplier)
                 .iter()
                 .filter(|s| s.patient.is_some() && s.key != [s.patient.unwrap_or_default()])
+                .filter(|s| !removal_done.contains(s.name))
             {
                 if let Some(state) = states.get(spec).map(Path::to_path_buf) {
                     let out = states.next_file(spec);
@@ -642,8 +696,10 @@ fn ingest_practice(
             manifest_sha256: d.manifest_sha256.clone(),
         });
         deliveries.push(report);
+        tracing::info!(extract = %m.extract_id, elapsed_ms = elapsed_ms(started), "delivery applied to the supplier state");
     }
 
+    let started = Instant::now();
     let partition = format!("practice={ods}");
     let mut sinks = Sinks {
         scratch: scratch.clone(),
@@ -654,6 +710,8 @@ fn ingest_practice(
         Supplier::Emis => emis::derive(ods, &states, &mut sinks),
         Supplier::Tpp => tpp::derive(ods, &states, &mut sinks),
     }?;
+    tracing::info!(elapsed_ms = elapsed_ms(started), "canonical rows derived");
+    let started = Instant::now();
     let mut summaries = Vec::new();
     for sink in sinks.open {
         let dir = staging.dir_for(
@@ -669,6 +727,8 @@ fn ingest_practice(
             })?;
         summaries.push(summary);
     }
+    tracing::info!(elapsed_ms = elapsed_ms(started), "canonical files written");
+    let started = Instant::now();
     let latest = pending
         .last()
         .expect("at least one pending delivery")
@@ -712,7 +772,15 @@ fn ingest_practice(
         quarantine.push(derivation.quarantine.finish());
     }
     write_practice(store, staging, ods, &states, &rejected, quarantine, &state)?;
+    tracing::info!(
+        elapsed_ms = elapsed_ms(started),
+        "practice committed to the store"
+    );
     Ok(report)
+}
+
+fn elapsed_ms(started: Instant) -> u64 {
+    u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX)
 }
 
 /// The memory one practice's merge may hold: the limit is shared by the

@@ -37,8 +37,9 @@ pub struct Definition {
 pub struct Practice {
     pub practice: String,
     pub deliveries: Vec<IngestedDelivery>,
-    /// Canonical table → rows loaded, from the last ingest report.
+    /// Canonical table → rows the store holds (tables with none left out).
     pub loaded: BTreeMap<String, u64>,
+    /// Rows of the practice in the store's quarantine table.
     pub quarantined: u64,
 }
 
@@ -79,15 +80,11 @@ fn err(path: &Path) -> impl Fn(String) -> Error + '_ {
     }
 }
 
-/// The practices of the store with their deliveries and ingest counts.
+/// The practices of the store with their deliveries and what the store
+/// holds for them: rows in each canonical table and quarantined rows, read
+/// from the files' footers, so the same store always gives the same counts
+/// (whatever the last ingest applied).
 pub fn practices(store_root: &Path) -> Result<Vec<Practice>, Error> {
-    let report_path = store_root.join("reports").join("ingest.json");
-    let report: serde_json::Value = match std::fs::read(&report_path) {
-        Ok(bytes) => {
-            serde_json::from_slice(&bytes).map_err(|e| err(&report_path)(e.to_string()))?
-        }
-        Err(_) => serde_json::Value::Null,
-    };
     let dir = store_root.join("practices");
     let mut out = Vec::new();
     let mut names: Vec<String> = std::fs::read_dir(&dir)
@@ -96,25 +93,39 @@ pub fn practices(store_root: &Path) -> Result<Vec<Practice>, Error> {
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .collect();
     names.sort();
+    let rows = |path: PathBuf| -> Result<Option<u64>, Error> {
+        if !path.is_file() {
+            return Ok(None);
+        }
+        crate::source::merge_files::file_rows(&path)
+            .map(Some)
+            .map_err(|e| err(&path)(e.to_string()))
+    };
     for ods in names {
         let Some(state) =
             PracticeState::read(&dir.join(&ods)).map_err(|e| err(&dir)(e.to_string()))?
         else {
             continue;
         };
-        let entry = report["practices"]
-            .as_array()
-            .and_then(|ps| ps.iter().find(|p| p["practice"] == ods.as_str()));
+        let partition = format!("practice={ods}");
         let mut loaded = BTreeMap::new();
-        let mut quarantined = 0;
-        if let Some(tables) = entry.and_then(|p| p["canonical"].as_array()) {
-            for t in tables {
-                if let (Some(name), Some(n)) = (t["table"].as_str(), t["loaded"].as_u64()) {
-                    loaded.insert(name.to_string(), n);
-                }
-                quarantined += t["quarantined"].as_u64().unwrap_or(0);
+        for table in crate::canonical::CanonicalTable::ALL {
+            let file = store_root
+                .join("canonical")
+                .join(table.name())
+                .join(&partition)
+                .join("data.parquet");
+            if let Some(n) = rows(file)?.filter(|n| *n > 0) {
+                loaded.insert(table.name().to_string(), n);
             }
         }
+        let quarantined = rows(
+            store_root
+                .join("quarantine")
+                .join(&partition)
+                .join("data.parquet"),
+        )?
+        .unwrap_or(0);
         out.push(Practice {
             practice: ods,
             deliveries: state.deliveries,

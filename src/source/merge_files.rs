@@ -24,15 +24,18 @@ use std::fs::File;
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 
-use datafusion::arrow::array::{RecordBatch, UInt32Array};
-use datafusion::arrow::compute::{concat_batches, take_record_batch};
+use datafusion::arrow::array::{BooleanArray, RecordBatch, UInt32Array};
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::compute::kernels::boolean::not;
+use datafusion::arrow::compute::{concat_batches, filter_record_batch, take_record_batch};
 use datafusion::arrow::ipc::reader::FileReader;
 use datafusion::arrow::ipc::writer::FileWriter;
 use datafusion::parquet::arrow::ArrowWriter;
+use datafusion::parquet::arrow::ProjectionMask;
 use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use datafusion::parquet::file::reader::{FileReader as _, SerializedFileReader};
 
-use crate::source::merge::{MergeCounts, merge, remove_patients, row_keys};
+use crate::source::merge::{MergeCounts, merge, patient_id, remove_patients, row_keys};
 use crate::source::read::{ReadError, state_schema};
 use crate::source::table::TableSpec;
 use crate::store::{StoreError, conform, writer_properties};
@@ -64,6 +67,12 @@ pub struct FileOutcome {
     pub removed_patients: Vec<String>,
     /// Rows in the new state.
     pub state_rows: u64,
+    /// The delivery changed nothing (no rows, or none with a key): the state
+    /// file is unchanged and `out` was not written.
+    pub unchanged: bool,
+    /// Rows of the new state left out because their patient was removed
+    /// (`drop_patients`).
+    pub removed_with_patient: u64,
 }
 
 /// Memory the reference merge needs per row beyond the row's own Arrow
@@ -134,6 +143,7 @@ pub fn state_batches(
 /// `state` (none: empty), writing the new state to `out`; buckets, when
 /// needed, go to `scratch`. The bucket count comes from the rows of both
 /// and the Arrow size of the first batch of the larger.
+#[allow(clippy::too_many_arguments)]
 pub fn merge_file(
     spec: &'static TableSpec,
     state: Option<&Path>,
@@ -142,6 +152,7 @@ pub fn merge_file(
     out: &Path,
     scratch: &Path,
     budget: usize,
+    drop_patients: &HashSet<String>,
 ) -> Result<FileOutcome> {
     let state_rows = state.map(file_rows).transpose()?.unwrap_or(0);
     let mut delta = delta.peekable();
@@ -154,6 +165,19 @@ pub fn merge_file(
         (_, Some(Ok(first))) => row_bytes(first),
         _ => 0,
     };
+    if let Some(state) = state
+        && delta_rows < state_rows
+    {
+        let delta_width = match delta.peek() {
+            Some(Ok(first)) => row_bytes(first),
+            _ => 0,
+        };
+        // The delivery and at most as many state rows (one per delivery
+        // key) are held; the rest of the state streams through.
+        if buckets_for(delta_rows * 2, delta_width.max(width), budget) == 1 {
+            return merge_touched(spec, state, delta, out, drop_patients);
+        }
+    }
     let n = buckets_for(state_rows + delta_rows, width, budget);
     tracing::debug!(
         table = spec.name,
@@ -185,6 +209,8 @@ pub fn merge_file(
         rejected: Vec::new(),
         removed_patients: Vec::new(),
         state_rows: 0,
+        unchanged: false,
+        removed_with_patient: 0,
     };
     let mut apply = |state_rows: RecordBatch, delta_rows: RecordBatch| -> Result<()> {
         let m = merge(spec, Some(&state_rows), &delta_rows);
@@ -197,8 +223,10 @@ pub fn merge_file(
             });
         }
         outcome.removed_patients.extend(m.removed_patients);
-        outcome.state_rows += m.state.num_rows() as u64;
-        writer.write(&m.state).map_err(|e| store_err(out)(&e))?;
+        let (kept, removed) = remove_patients(spec, &m.state, drop_patients);
+        outcome.removed_with_patient += removed;
+        outcome.state_rows += kept.num_rows() as u64;
+        writer.write(&kept).map_err(|e| store_err(out)(&e))?;
         Ok(())
     };
     if n == 1 {
@@ -228,6 +256,91 @@ pub fn merge_file(
     Ok(outcome)
 }
 
+/// Applies a delivery small enough to hold to a larger state: the state
+/// streams through, rows whose key the delivery does not hold going straight
+/// to `out`, and the reference merge runs on the delivery and the state rows
+/// of its keys only. A key's outcome depends only on its own rows, so the
+/// counts, the rejected rows and the new state (as a set of rows) are the
+/// reference's.
+fn merge_touched(
+    spec: &'static TableSpec,
+    state: &Path,
+    delta: impl Iterator<Item = Result<RecordBatch, ReadError>>,
+    out: &Path,
+    drop_patients: &HashSet<String>,
+) -> Result<FileOutcome> {
+    let schema = state_schema(spec);
+    let delta = collect(&schema, delta.map(|b| b.map_err(MergeFileError::from)))?;
+    let keys: HashSet<String> = row_keys(spec, &delta).into_iter().flatten().collect();
+    let mut outcome = FileOutcome {
+        counts: MergeCounts::default(),
+        rejected: Vec::new(),
+        removed_patients: Vec::new(),
+        state_rows: 0,
+        unchanged: false,
+        removed_with_patient: 0,
+    };
+    if keys.is_empty() && !has_patients(spec, state, drop_patients)? {
+        // Nothing to apply: every row (if any) is quarantined, and the state
+        // stays as it is without being rewritten.
+        let m = merge(spec, None, &delta);
+        debug_assert_eq!(m.state.num_rows(), 0);
+        add(&mut outcome.counts, &m.counts);
+        if !m.missing_key.is_empty() || !m.invalid_version.is_empty() {
+            outcome.rejected.push(Rejected {
+                rows: delta,
+                missing_key: m.missing_key,
+                invalid_version: m.invalid_version,
+            });
+        }
+        outcome.state_rows = file_rows(state)?;
+        outcome.unchanged = true;
+        return Ok(outcome);
+    }
+    let store_err = |e: &dyn std::fmt::Display| StoreError::Parquet {
+        path: out.to_path_buf(),
+        message: e.to_string(),
+    };
+    let file = File::create(out).map_err(|source| StoreError::Io {
+        path: out.to_path_buf(),
+        source,
+    })?;
+    let mut writer = ArrowWriter::try_new(file, schema.clone(), Some(writer_properties()))
+        .map_err(|e| store_err(&e))?;
+    let mut touched = Vec::new();
+    for batch in state_batches(spec, state)? {
+        let batch = batch?;
+        let hit: BooleanArray = row_keys(spec, &batch)
+            .iter()
+            .map(|k| Some(k.as_ref().is_some_and(|k| keys.contains(k))))
+            .collect();
+        let passing = filter_record_batch(&batch, &not(&hit).map_err(|e| store_err(&e))?)
+            .map_err(|e| store_err(&e))?;
+        let (passing, removed) = remove_patients(spec, &passing, drop_patients);
+        outcome.removed_with_patient += removed;
+        outcome.state_rows += passing.num_rows() as u64;
+        writer.write(&passing).map_err(|e| store_err(&e))?;
+        touched.push(filter_record_batch(&batch, &hit).map_err(|e| store_err(&e))?);
+    }
+    let touched = concat_batches(&schema, &touched).map_err(|e| store_err(&e))?;
+    let m = merge(spec, Some(&touched), &delta);
+    add(&mut outcome.counts, &m.counts);
+    if !m.missing_key.is_empty() || !m.invalid_version.is_empty() {
+        outcome.rejected.push(Rejected {
+            rows: delta,
+            missing_key: m.missing_key,
+            invalid_version: m.invalid_version,
+        });
+    }
+    outcome.removed_patients = m.removed_patients;
+    let (kept, removed) = remove_patients(spec, &m.state, drop_patients);
+    outcome.removed_with_patient += removed;
+    outcome.state_rows += kept.num_rows() as u64;
+    writer.write(&kept).map_err(|e| store_err(&e))?;
+    writer.close().map_err(|e| store_err(&e))?;
+    Ok(outcome)
+}
+
 /// Rewrites the state file of child table `spec` without the rows of
 /// `patients`, into `out`; returns how many rows went (none: `out` is not
 /// written, the state is unchanged).
@@ -237,6 +350,9 @@ pub fn remove_patients_file(
     patients: &HashSet<String>,
     out: &Path,
 ) -> Result<u64, StoreError> {
+    if !has_patients(spec, state, patients)? {
+        return Ok(0);
+    }
     let store_err = |e: &dyn std::fmt::Display| StoreError::Parquet {
         path: out.to_path_buf(),
         message: e.to_string(),
@@ -258,6 +374,53 @@ pub fn remove_patients_file(
         let _ = std::fs::remove_file(out);
     }
     Ok(removed)
+}
+
+/// True when the state file of `spec` holds a row of one of `patients`: a
+/// scan of the patient column alone, so that a removal that touches nothing
+/// does not rewrite the file.
+fn has_patients(
+    spec: &TableSpec,
+    state: &Path,
+    patients: &HashSet<String>,
+) -> Result<bool, StoreError> {
+    let Some(column) = spec.patient else {
+        return Ok(false);
+    };
+    if patients.is_empty() {
+        return Ok(false);
+    }
+    let read_err = |e: &dyn std::fmt::Display| StoreError::State {
+        path: state.to_path_buf(),
+        message: e.to_string(),
+    };
+    let file = File::open(state).map_err(|source| StoreError::Io {
+        path: state.to_path_buf(),
+        source,
+    })?;
+    let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| read_err(&e))?;
+    let index = builder
+        .schema()
+        .index_of(column)
+        .map_err(|e| read_err(&e))?;
+    let mask = ProjectionMask::roots(builder.parquet_schema(), [index]);
+    let schema = state_schema(spec);
+    let index = schema.index_of(column).map_err(|e| read_err(&e))?;
+    let reader = builder
+        .with_projection(mask)
+        .with_batch_size(64 * 1024)
+        .build()
+        .map_err(|e| read_err(&e))?;
+    for batch in reader {
+        let batch = batch.map_err(|e| read_err(&e))?;
+        let col =
+            cast(batch.column(0), schema.field(index).data_type()).map_err(|e| read_err(&e))?;
+        if (0..batch.num_rows()).any(|i| patient_id(&col, i).is_some_and(|p| patients.contains(&p)))
+        {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 fn add(total: &mut MergeCounts, part: &MergeCounts) {

@@ -8,6 +8,7 @@
 //!   practices/<ODS>/state.json                      deliveries ingested, capability profile, files owned
 //!   practices/<ODS>/source/<Table>.parquet          supplier tables after deltas (for the next delta)
 //!   reports/ingest.json                             the last ingest report
+//!   withdrawn/<ODS>.json                            a practice withdrawn from the store (`withdraw`)
 //!   ingest-in-progress.json                         only while an ingest runs, or after one crashed
 //!   .lock                                           the writer lock (an OS file lock; the pid is information)
 //! ```
@@ -24,6 +25,7 @@
 //! with a process that has just opened it).
 
 pub mod state;
+pub mod withdraw;
 
 use std::fs::{self, File, OpenOptions};
 use std::path::{Path, PathBuf};
@@ -212,23 +214,29 @@ impl Store {
 
     /// Makes a staged update visible: journal, renames, `practices/<ODS>` last.
     pub fn commit(&self, staging: Staging) -> Result<()> {
-        let journal_dir = self.root.join(".journal");
-        fs::create_dir_all(&journal_dir).map_err(io(&journal_dir))?;
-        let journal_path = journal_dir.join(format!("{}.json", staging.ods));
-        let tmp = journal_path.with_extension("json.tmp");
         let journal = Journal {
             renames: staging.renames,
         };
+        self.journalled(&staging.ods, &journal)?;
+        let _ = fs::remove_dir_all(&staging.dir);
+        Ok(())
+    }
+
+    /// Writes `journal` as `.journal/<name>.json`, runs its renames and
+    /// removes it: a crash at any point is finished at the next open.
+    fn journalled(&self, name: &str, journal: &Journal) -> Result<()> {
+        let journal_dir = self.root.join(".journal");
+        fs::create_dir_all(&journal_dir).map_err(io(&journal_dir))?;
+        let journal_path = journal_dir.join(format!("{name}.json"));
+        let tmp = journal_path.with_extension("json.tmp");
         fs::write(
             &tmp,
-            serde_json::to_vec(&journal).expect("journal serialises"),
+            serde_json::to_vec(journal).expect("journal serialises"),
         )
         .map_err(io(&tmp))?;
         fs::rename(&tmp, &journal_path).map_err(io(&journal_path))?;
-        self.apply(&journal)?;
-        fs::remove_file(&journal_path).map_err(io(&journal_path))?;
-        let _ = fs::remove_dir_all(&staging.dir);
-        Ok(())
+        self.apply(journal)?;
+        fs::remove_file(&journal_path).map_err(io(&journal_path))
     }
 
     /// Runs the renames of `journal`; run again after a crash at any point,
