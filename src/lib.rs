@@ -15,6 +15,9 @@ pub mod output;
 pub mod pipeline;
 pub mod quality;
 pub mod report;
+pub mod session;
+#[cfg(feature = "ballista")]
+pub mod session_ballista;
 pub mod source;
 pub mod store;
 pub mod synth;

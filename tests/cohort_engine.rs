@@ -111,6 +111,8 @@ fn shipped_cohorts_on_a_synthetic_network() {
         memory_limit: None,
         work_memory: None,
         release_id: release.id().to_string(),
+        session: None,
+        explain_plans: false,
     };
     let out = tmp.path().join("out");
     let runs = run(&store, &cohorts, &opts(&out)).unwrap();

@@ -101,6 +101,8 @@ fn options(out: &Path, person: Option<&str>) -> RunOptions {
         memory_limit: None,
         work_memory: None,
         release_id: "fixture".into(),
+        session: None,
+        explain_plans: false,
     }
 }
 

@@ -97,3 +97,56 @@ fn shipped_cohorts_engine_and_reference_agree() {
     }
     assert!(problems.is_empty(), "{}", problems.join("\n\n"));
 }
+
+/// The shape the plans take on a cluster (nothing held in memory, no
+/// reader row numbers, evidence found by a join), run here on one machine:
+/// every shipped cohort writes the same bytes as the local shape.
+#[test]
+fn the_cluster_shape_of_the_plans_writes_the_same_bytes() {
+    use phm::cohort::engine::{RunOptions, run};
+    use phm::session::{EngineSpec, Session};
+    let tmp = tempfile::tempdir().unwrap();
+    let (landing, store) = (tmp.path().join("landing"), tmp.path().join("store"));
+    common::small_network(&landing, 23);
+    let o = common::ingest(&landing, &store);
+    assert!(o.status.success(), "ingest: {}", common::stderr(&o));
+    let cohorts = shipped();
+    let local = Session::local(None).unwrap();
+    // A local context under a cluster's name: `distributed()` is true.
+    let shaped = Session::from_parts(
+        std::sync::Arc::new(tokio::runtime::Runtime::new().unwrap()),
+        local.ctx().clone(),
+        EngineSpec::Ballista {
+            host: "localhost".into(),
+            port: 50050,
+        },
+    );
+    assert!(shaped.distributed());
+    let options = |out: &str, session: Session| RunOptions {
+        index_date: chrono::NaiveDate::from_ymd_opt(2026, 3, 31).unwrap(),
+        out: tmp.path().join(out),
+        person: None,
+        memory_limit: None,
+        work_memory: None,
+        release_id: "fixture".into(),
+        session: Some(session),
+        explain_plans: false,
+    };
+    run(&store, &cohorts, &options("local", local)).unwrap();
+    run(&store, &cohorts, &options("shaped", shaped)).unwrap();
+    let (a, b) = (
+        common::tree_hashes(&tmp.path().join("local")),
+        common::tree_hashes(&tmp.path().join("shaped")),
+    );
+    assert!(a.len() >= 10 * 10, "{} files", a.len());
+    let differing: Vec<_> = a
+        .iter()
+        .filter(|(k, v)| b.get(*k) != Some(v))
+        .map(|(k, _)| k.display().to_string())
+        .collect();
+    if !differing.is_empty() {
+        let p = tmp.keep();
+        panic!("differ in {}: {differing:?}", p.display());
+    }
+    assert_eq!(a.len(), b.len());
+}

@@ -134,7 +134,7 @@ fn two_runs_on_one_store_at_once_one_runs_and_the_other_is_refused() {
     let work = dir.path().join("work");
     copy_dir(&inputs, &work);
     let p = work.join("nightly.toml");
-    let mut first = command(&p)
+    let first = command(&p)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()

@@ -12,6 +12,7 @@ use super::{Failure, emit, exit, open_release};
 use crate::cohort::engine::{self, CohortRun, RunOptions};
 use crate::cohort::model::IndexDate;
 use crate::cohort::{self, Cohort, explain, file};
+use crate::session::{EngineSpec, Session};
 use crate::terminology::Release;
 
 #[derive(Debug, Args)]
@@ -40,6 +41,11 @@ pub struct RunArgs {
     /// Writing the two output tiers runs under the same limit.
     #[arg(long, value_parser = memory_mib)]
     pub memory_limit_mib: Option<usize>,
+    /// Where the plans run: `local`, or `ballista://HOST:PORT` (a Ballista
+    /// scheduler; phm built with the `ballista` feature; the store and OUT on
+    /// storage every executor reads).
+    #[arg(long, default_value = "local", value_name = "ENGINE")]
+    pub engine: EngineSpec,
     /// With a pseudonym key, the run also writes OUT/network/ (pseudonymised,
     /// disclosure-controlled: may leave the practices), OUT/practice/<ODS>/
     /// (each practice's explanations, for its own clinicians) and
@@ -343,7 +349,7 @@ pub fn evaluate_then(
     out: &Path,
     identifiable: Identifiable,
     release_id: &str,
-    memory_limit: Option<usize>,
+    session: &Session,
     then: impl FnOnce(&[(NaiveDate, CohortRun)]) -> cohort::Result<()>,
 ) -> Result<Vec<(NaiveDate, CohortRun)>, Failure> {
     let engine_out = match identifiable {
@@ -361,9 +367,11 @@ pub fn evaluate_then(
                 index_date: date,
                 out: engine_out.clone(),
                 person: None,
-                memory_limit,
+                memory_limit: None,
                 work_memory: None,
                 release_id: release_id.to_string(),
+                session: Some(session.clone()),
+                explain_plans: explain_plans(),
             };
             (group, opts)
         })
@@ -378,7 +386,18 @@ pub fn evaluate_then(
         }
         Ok(())
     })
-    .map_err(failure)
+    .map_err(|e| match e {
+        // On a cluster, a query that fails in the engine is most often the
+        // cluster's doing (an executor lost, the scheduler gone).
+        cohort::Error::Engine(e) if session.distributed() => Failure::new(
+            exit::INFRASTRUCTURE,
+            format!(
+                "the query failed on {}: {e}; hint: check the scheduler's and executors' logs, then rerun; nothing was published",
+                session.spec()
+            ),
+        ),
+        e => failure(e),
+    })
 }
 
 /// Practices down, cohorts across; `unavailable` where a practice cannot answer.
@@ -488,6 +507,7 @@ pub fn run(args: RunArgs) -> Result<u8, Failure> {
         .map(|c| (c.def.key(), c.def.path.clone()))
         .collect();
     let codes = codes_of(&cohorts);
+    let session = open_session(&args.engine, args.memory_limit_mib.map(|m| m * 1024 * 1024))?;
     let started = std::time::Instant::now();
     let mut published = None;
     let identifiable = if key.is_none() || args.keep_identifiable {
@@ -502,7 +522,7 @@ pub fn run(args: RunArgs) -> Result<u8, Failure> {
         &args.out,
         identifiable,
         release.id(),
-        args.memory_limit_mib.map(|m| m * 1024 * 1024),
+        &session,
         |runs| {
             let Some(key) = &key else { return Ok(()) };
             let shareable = Shareable {
@@ -649,6 +669,8 @@ pub fn explain(mut args: ExplainArgs) -> Result<u8, Failure> {
                 memory_limit: None,
                 work_memory: None,
                 release_id: release.id().to_string(),
+                session: None,
+                explain_plans: explain_plans(),
             };
             let runs = engine::run(store, std::slice::from_ref(&cohort), &opts).map_err(failure)?;
             let e =
@@ -679,4 +701,22 @@ pub fn explain(mut args: ExplainArgs) -> Result<u8, Failure> {
             serde_json::to_string_pretty(&e).expect("explanation serialises")
         )),
     }
+}
+
+/// `PHM_ENGINE_EXPLAIN` set: the engine logs its plans with their metrics
+/// (at debug level; each such query runs twice).
+pub fn explain_plans() -> bool {
+    std::env::var_os("PHM_ENGINE_EXPLAIN").is_some()
+}
+
+/// The session `--engine` names; one that cannot start is an
+/// infrastructure failure, before anything is written.
+pub fn open_session(spec: &EngineSpec, memory_limit: Option<usize>) -> Result<Session, Failure> {
+    Session::open(spec, memory_limit).map_err(|e| {
+        let code = match e {
+            crate::session::SessionError::NotBuilt(_) => exit::USAGE,
+            _ => exit::INFRASTRUCTURE,
+        };
+        Failure::new(code, e.to_string())
+    })
 }

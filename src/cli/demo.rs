@@ -291,6 +291,7 @@ fn quality_and_report(
         as_of: args.as_of,
         config: &crate::quality::Config::default(),
         practices: &[],
+        session: None,
     })
     .map_err(data)?;
     stage.finish();
@@ -462,7 +463,7 @@ pub fn run(args: DemoArgs, progress: Progress) -> Result<u8, Failure> {
         &out,
         cohort_run::Identifiable::Remove,
         release.id(),
-        None,
+        &cohort_run::open_session(&crate::session::EngineSpec::Local, None)?,
         |runs| {
             cohort_run::Shareable {
                 store: &store,

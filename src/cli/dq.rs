@@ -30,6 +30,11 @@ pub struct DqArgs {
     /// Assess only this practice (repeatable).
     #[arg(long = "practice")]
     pub practices: Vec<String>,
+    /// Where the plans run: `local`, or `ballista://HOST:PORT` (a Ballista
+    /// scheduler; phm built with the `ballista` feature; the store on
+    /// storage every executor reads).
+    #[arg(long, default_value = "local", value_name = "ENGINE")]
+    pub engine: crate::session::EngineSpec,
 }
 
 fn failure(e: Error) -> Failure {
@@ -77,6 +82,7 @@ pub fn run(args: DqArgs) -> Result<u8, Failure> {
             ),
         )
     })?;
+    let session = super::cohort_run::open_session(&args.engine, None)?;
     let report = quality::run(&quality::Options {
         store: &args.store,
         release: &args.release,
@@ -85,6 +91,7 @@ pub fn run(args: DqArgs) -> Result<u8, Failure> {
         as_of: args.as_of,
         config: &config,
         practices: &args.practices,
+        session: Some(&session),
     })
     .map_err(failure)?;
     emit(&report.summary())?;

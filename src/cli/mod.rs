@@ -39,6 +39,9 @@ pub mod exit {
     /// `phm run`: published, but some expected practices are missing or
     /// were refused (named in the run's status.json).
     pub const PARTIAL: u8 = 5;
+    /// The engine could not be reached or failed under the run (a Ballista
+    /// scheduler or executor); nothing was published.
+    pub const INFRASTRUCTURE: u8 = 6;
 }
 
 #[derive(Debug, Parser)]

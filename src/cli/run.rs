@@ -201,6 +201,9 @@ fn locked(
         })
     };
 
+    // An engine that cannot be reached fails the run before it changes anything.
+    let session = cohort_run::open_session(&p.engine, Some(p.memory_limit.bytes()))?;
+
     // Ingest: each practice's deliveries are applied atomically; a refused
     // practice leaves the store unchanged for it and the others proceed.
     let started = Instant::now();
@@ -248,7 +251,7 @@ fn locked(
         &tmp,
         cohort_run::Identifiable::Remove,
         release.id(),
-        Some(p.memory_limit.bytes()),
+        &session,
         |runs| {
             cohort_run::Shareable {
                 store: &f.store,
@@ -286,6 +289,7 @@ fn locked(
         as_of,
         config: &crate::quality::Config::default(),
         practices: &[],
+        session: Some(&session),
     })
     .map_err(data)?;
     timed("data quality", started);

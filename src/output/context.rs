@@ -111,7 +111,7 @@ impl CohortCodes {
 /// one row per (row, check), to `path` (see `Sources::offending`).
 /// Returns false when the store holds no canonical table.
 pub async fn write_offences(store: &Path, release: &Path, path: &Path) -> Result<bool> {
-    let sources = crate::quality::queries::Sources::new(store, release);
+    let sources = crate::quality::queries::Sources::new(SessionContext::new(), store, release);
     let mut union: Option<DataFrame> = None;
     for table in CanonicalTable::ALL {
         if !sources.has(table) {

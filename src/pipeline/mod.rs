@@ -25,6 +25,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::ingest::engine::MemoryLimit;
 use crate::output::disclosure::Policy;
+use crate::session::EngineSpec;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -68,7 +69,9 @@ pub struct PipelineFile {
     /// Published runs to keep (the one `latest` names is never removed).
     #[serde(default = "default_keep_runs")]
     pub keep_runs: usize,
-    /// Where the plans run: `local` (this machine).
+    /// Where the cohort and data-quality plans run: `local` (this machine)
+    /// or `ballista://HOST:PORT` (a Ballista scheduler; phm built with the
+    /// `ballista` feature). Not part of the run id: both give the same bytes.
     #[serde(default = "default_engine")]
     pub engine: String,
     /// Memory ingest and the cohort engine may use (e.g. `2GiB`).
@@ -182,6 +185,8 @@ pub struct Pipeline {
     pub index_date: IndexDatePolicy,
     pub memory_limit: MemoryLimit,
     pub disclosure: Policy,
+    /// Where the cohort and data-quality plans run.
+    pub engine: EngineSpec,
 }
 
 impl Pipeline {
@@ -225,12 +230,10 @@ impl Pipeline {
                 )));
             }
         }
-        if file.engine != "local" {
-            return Err(invalid(format!(
-                "engine {:?} is not supported; hint: engine = \"local\"",
-                file.engine
-            )));
-        }
+        let engine: EngineSpec = file
+            .engine
+            .parse()
+            .map_err(|e: String| invalid(format!("engine: {e}")))?;
         if file.keep_runs == 0 {
             return Err(invalid(
                 "keep_runs is 0; hint: keep at least the run just published (1 or more)".into(),
@@ -290,6 +293,7 @@ impl Pipeline {
             file,
             index_date,
             memory_limit,
+            engine,
             disclosure,
         })
     }

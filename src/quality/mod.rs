@@ -29,6 +29,7 @@ pub use config::Config;
 pub use report::{CheckResult, CheckStatus, DqReport, PracticeDq, PracticeStatus};
 
 use crate::canonical::CanonicalTable;
+use crate::session::Session;
 use crate::store::PracticeState;
 use checks::{CHECKS, CheckDef, Measure, Subject};
 
@@ -81,6 +82,8 @@ pub struct Options<'a> {
     pub config: &'a Config,
     /// Only these practices (all when empty).
     pub practices: &'a [String],
+    /// Where the plans run; `None`: this machine.
+    pub session: Option<&'a Session>,
 }
 
 /// What the store and the last ingest say about one practice.
@@ -211,15 +214,23 @@ pub fn run(opts: &Options<'_>) -> Result<DqReport> {
             )));
         }
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| Error::Internal(format!("cannot start the query runtime: {e}")))?;
-    runtime.block_on(assess(opts, known))
+    let local;
+    let session = match opts.session {
+        Some(s) => s,
+        None => {
+            local = Session::local(None).map_err(|e| Error::Internal(e.to_string()))?;
+            &local
+        }
+    };
+    session.block_on(assess(opts, known, session.ctx().clone()))
 }
 
-async fn assess(opts: &Options<'_>, known: BTreeMap<String, Known>) -> Result<DqReport> {
-    let sources = queries::Sources::new(opts.store, opts.release);
+async fn assess(
+    opts: &Options<'_>,
+    known: BTreeMap<String, Known>,
+    ctx: datafusion::prelude::SessionContext,
+) -> Result<DqReport> {
+    let sources = queries::Sources::new(ctx, opts.store, opts.release);
     let mut counts = queries::Counts::new();
     let mut rows: BTreeMap<(String, CanonicalTable), u64> = BTreeMap::new();
     for table in CanonicalTable::ALL {

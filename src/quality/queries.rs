@@ -191,9 +191,9 @@ fn count_of(batch: &RecordBatch, name: &str, i: usize) -> Result<u64> {
 }
 
 impl Sources {
-    pub fn new(store: &Path, release: &Path) -> Sources {
+    pub fn new(ctx: SessionContext, store: &Path, release: &Path) -> Sources {
         Sources {
-            ctx: SessionContext::new(),
+            ctx,
             store: store.to_path_buf(),
             release: release.to_path_buf(),
         }
@@ -460,8 +460,7 @@ impl Sources {
     /// offend nothing are dropped first, the rest are paired with the checks
     /// they offend by a join on a small list of check ids.
     pub(crate) async fn offending(&self, table: CanonicalTable) -> Result<DataFrame> {
-        use datafusion::arrow::array::StringArray;
-        use datafusion::arrow::datatypes::{DataType, Field, Schema};
+        use datafusion::arrow::datatypes::DataType;
         let rules = rules(table);
         let offends = |r: &Rule| r.applies.clone().and(r.offends.clone()).is_true();
         let any = rules
@@ -481,16 +480,16 @@ impl Sources {
         let Some(mut which) = which else {
             return Err(Error::Internal(format!("no checks for {}", table.name())));
         };
-        let ids = RecordBatch::try_new(
-            std::sync::Arc::new(Schema::new(vec![Field::new(
-                "check_id",
-                DataType::Utf8,
-                false,
-            )])),
-            vec![std::sync::Arc::new(StringArray::from(
-                rules.iter().map(|r| r.id).collect::<Vec<_>>(),
-            ))],
-        )?;
+        // A VALUES list rather than a table in memory: the plan stays
+        // serialisable, so it runs on a cluster as here.
+        let ids = DataFrame::new(
+            self.ctx.state(),
+            datafusion::logical_expr::LogicalPlanBuilder::values(
+                rules.iter().map(|r| vec![lit(r.id)]).collect(),
+            )?
+            .project(vec![col("column1").alias("check_id")])?
+            .build()?,
+        );
         let concept = match table {
             CanonicalTable::Events => cast(col("snomed_concept_id"), DataType::Int64),
             CanonicalTable::Medications => cast(col("dmd_code"), DataType::Int64),
@@ -498,9 +497,7 @@ impl Sources {
         };
         let text = |c: &str| cast(col(c), DataType::Utf8).alias(c);
         let rows = self.frame(table).await?.filter(any)?;
-        Ok(self
-            .ctx
-            .read_batch(ids)?
+        Ok(ids
             .join_on(rows, JoinType::Inner, [which.otherwise(lit(false))?])?
             .select(vec![
                 text("check_id"),

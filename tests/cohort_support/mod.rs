@@ -641,6 +641,8 @@ pub fn engine_with(
         memory_limit: None,
         work_memory,
         release_id: "fixture".into(),
+        session: None,
+        explain_plans: false,
     };
     run(store, cohorts, &opts).unwrap_or_else(|e| panic!("engine run: {e}"));
     cohorts

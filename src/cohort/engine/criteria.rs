@@ -62,7 +62,7 @@ pub async fn evaluate(
     for (n, c) in cohort.def.criteria.iter().enumerate() {
         let t = std::time::Instant::now();
         let df = plan(ctx, slice, ci, c, index, pop, &done).await?;
-        super::explain(&format!("criterion {}", c.name), &df).await?;
+        super::explain(scratch, &format!("criterion {}", c.name), &df).await?;
         let held = scratch.hold(df, &format!("crit_{n}")).await?;
         tracing::debug!(criterion = %c.name, elapsed = ?t.elapsed(), "criterion");
         done.insert(c.name.clone(), held.clone());

@@ -19,6 +19,9 @@ use crate::cohort::{Error, Result};
 pub struct Budget {
     limit: usize,
     used: Arc<AtomicUsize>,
+    /// Nothing is held in memory: every result goes to a file (a run on a
+    /// cluster, whose plans cannot read this process's memory).
+    files_only: bool,
 }
 
 impl Budget {
@@ -26,6 +29,16 @@ impl Budget {
         Budget {
             limit,
             used: Arc::new(AtomicUsize::new(0)),
+            files_only: false,
+        }
+    }
+
+    /// A budget that holds nothing in memory.
+    pub fn files_only() -> Budget {
+        Budget {
+            limit: 0,
+            used: Arc::new(AtomicUsize::new(0)),
+            files_only: true,
         }
     }
 }
@@ -33,6 +46,9 @@ impl Budget {
 /// Runs `df`, keeping its batches in memory while the budget's total stays
 /// within its limit: a table of them, or `None` (keeping nothing) past it.
 pub async fn collect_within(df: DataFrame, budget: &Budget) -> Result<Option<MemTable>> {
+    if budget.files_only {
+        return Ok(None);
+    }
     let over = Arc::new(AtomicBool::new(false));
     let mut tasks = Vec::new();
     let logical = Arc::new(df.schema().as_arrow().clone());
@@ -128,6 +144,11 @@ impl Held {
 pub struct Scratch {
     pub dir: PathBuf,
     pub budget: Arc<Budget>,
+    /// Log each plan with its metrics ([`super::explain`]).
+    pub explain: bool,
+    /// The plans run on a cluster: nothing is held in memory, and no plan
+    /// may use what does not serialise (the Parquet reader's row numbers).
+    pub distributed: bool,
 }
 
 impl Scratch {
@@ -138,6 +159,8 @@ impl Scratch {
         Ok(Scratch {
             dir,
             budget: self.budget.clone(),
+            explain: self.explain,
+            distributed: self.distributed,
         })
     }
 

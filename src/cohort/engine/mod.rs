@@ -26,8 +26,12 @@
 //! and the folder is removed at the end. Plans use built-in functions only.
 //! Outputs of a cohort are written to a sibling folder and renamed over
 //! `OUT/<ID>@<version>/`. `PHM_LOG=phm=debug` logs each stage's time;
-//! with `PHM_ENGINE_EXPLAIN` set as well, the plans of the slice and of each
-//! criterion with their metrics.
+//! with [`RunOptions::explain_plans`] as well, the plans of the slice and of
+//! each criterion with their metrics.
+//!
+//! The plans run in a [`Session`]: on this machine, or on a Ballista cluster,
+//! where nothing is held in memory: every intermediate result is a Parquet
+//! file in the work folder, which the executors read.
 
 mod criteria;
 mod dates;
@@ -48,12 +52,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use chrono::NaiveDate;
-use datafusion::execution::runtime_env::RuntimeEnvBuilder;
-use datafusion::prelude::{SessionConfig, SessionContext};
+use datafusion::prelude::SessionContext;
 use futures::{StreamExt, TryStreamExt};
 
 use super::model::IndexDate;
 use super::{Cohort, Error, Result};
+use crate::session::Session;
 
 pub use read::read_outcomes;
 
@@ -73,6 +77,11 @@ pub struct RunOptions {
     pub work_memory: Option<usize>,
     /// Recorded in `run.json`.
     pub release_id: String,
+    /// Where the plans run; `None`: this machine, under `memory_limit`.
+    pub session: Option<Session>,
+    /// Log the plans of the slice and of each criterion with their metrics,
+    /// at debug level (each such query runs twice): a tool for measuring.
+    pub explain_plans: bool,
 }
 
 /// The default memory budget for intermediate results without a memory
@@ -162,40 +171,40 @@ fn run_group(store: &Path, cohorts: &[Cohort], opts: &RunOptions) -> Result<Vec<
             )));
         }
     }
-    let threads = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(threads)
-        .enable_all()
-        .build()
-        .map_err(|source| Error::Io {
-            path: store.to_path_buf(),
-            source,
-        })?;
-    runtime.block_on(run_async(store, cohorts, opts, threads))
+    let session = match &opts.session {
+        Some(s) => s.clone(),
+        None => Session::local(opts.memory_limit).map_err(|e| Error::Store(e.to_string()))?,
+    };
+    session.block_on(run_async(store, cohorts, opts, &session))
 }
 
 async fn run_async(
     store: &Path,
     cohorts: &[Cohort],
     opts: &RunOptions,
-    threads: usize,
+    session: &Session,
 ) -> Result<Vec<CohortRun>> {
     let view = scan::StoreView::open(store, cohorts)?;
-    let ctx = context(opts.memory_limit, threads)?;
+    let ctx = session.ctx().clone();
     std::fs::create_dir_all(&opts.out).map_err(io(&opts.out))?;
-    let work = Work::create(&opts.out)?;
+    let work = Work::create(&opts.out, &work_name(cohorts, opts))?;
     let result = async {
         let t = std::time::Instant::now();
         let person = opts.person.as_deref();
-        let scratch = held::Scratch {
-            dir: work.dir.clone(),
-            budget: Arc::new(held::Budget::new(
+        let budget = if session.distributed() {
+            held::Budget::files_only()
+        } else {
+            held::Budget::new(
                 opts.work_memory
                     .or(opts.memory_limit.map(|l| l / 2))
                     .unwrap_or(WORK_MEMORY),
-            )),
+            )
+        };
+        let scratch = held::Scratch {
+            dir: work.dir.clone(),
+            budget: Arc::new(budget),
+            explain: opts.explain_plans,
+            distributed: session.distributed(),
         };
         // The slice and the registrations at index are independent.
         let (slice, bases) = tokio::try_join!(
@@ -282,30 +291,22 @@ async fn evaluate(
     })
 }
 
-fn context(memory_limit: Option<usize>, threads: usize) -> Result<SessionContext> {
-    let mut config = SessionConfig::new()
-        .with_target_partitions(threads)
-        .with_information_schema(false);
-    // Outputs and the readers of intermediate files expect plain Utf8 strings.
-    config
-        .options_mut()
-        .execution
-        .parquet
-        .schema_force_view_types = false;
-    // Intermediate files are read once or twice, soon after: cheap compression.
-    config.options_mut().execution.parquet.compression = Some("lz4_raw".to_string());
-    // The slice keeps a small share of the event rows: evaluating the code
-    // filter while decoding skips the other columns of the rows it drops.
-    config.options_mut().execution.parquet.pushdown_filters = true;
-    config.options_mut().execution.parquet.reorder_filters = true;
-    let mut rt = RuntimeEnvBuilder::new();
-    if let Some(limit) = memory_limit {
-        rt = rt.with_memory_limit(limit, 1.0);
+/// The name of a run's work folder: a hash of what the run evaluates, so
+/// the same run always uses the same folder (one a killed run left behind is
+/// cleared) and the library reads no clock.
+fn work_name(cohorts: &[Cohort], opts: &RunOptions) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    for c in cohorts {
+        h.update(c.def.key().as_bytes());
+        h.update([0]);
     }
-    Ok(SessionContext::new_with_config_rt(
-        config,
-        Arc::new(rt.build()?),
-    ))
+    h.update(opts.index_date.to_string().as_bytes());
+    h.update([0]);
+    if let Some(p) = &opts.person {
+        h.update(p.as_bytes());
+    }
+    format!("run-{}", &hex::encode(h.finalize())[..16])
 }
 
 /// The run's scratch folder under `OUT/.work/`, removed when dropped.
@@ -314,14 +315,11 @@ pub(crate) struct Work {
 }
 
 impl Work {
-    fn create(out: &Path) -> Result<Work> {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.subsec_nanos())
-            .unwrap_or(0);
-        let dir = out
-            .join(".work")
-            .join(format!("run-{}-{nanos}", std::process::id()));
+    fn create(out: &Path, name: &str) -> Result<Work> {
+        let dir = out.join(".work").join(name);
+        if dir.exists() {
+            std::fs::remove_dir_all(&dir).map_err(io(&dir))?;
+        }
         std::fs::create_dir_all(&dir).map_err(io(&dir))?;
         Ok(Work { dir })
     }
@@ -344,10 +342,14 @@ pub(crate) fn io(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
     }
 }
 
-/// With `PHM_ENGINE_EXPLAIN` set, logs the plan of `df` with its metrics
-/// (the query runs twice): a tool for measuring, at debug level.
-pub(crate) async fn explain(what: &str, df: &datafusion::prelude::DataFrame) -> Result<()> {
-    if std::env::var_os("PHM_ENGINE_EXPLAIN").is_none() {
+/// With [`RunOptions::explain_plans`], logs the plan of `df` with its
+/// metrics (the query runs twice): a tool for measuring, at debug level.
+pub(crate) async fn explain(
+    scratch: &held::Scratch,
+    what: &str,
+    df: &datafusion::prelude::DataFrame,
+) -> Result<()> {
+    if !scratch.explain {
         return Ok(());
     }
     let b = df.clone().explain(false, true)?.collect().await?;

@@ -79,6 +79,16 @@ pub async fn evidence(
 ) -> Result<BTreeMap<Table, Held>> {
     let mut evidence: BTreeMap<Table, Held> = BTreeMap::new();
     let tables: BTreeSet<Table> = crit.iter().map(|c| c.part.table()).collect();
+    if scratch.distributed {
+        for table in tables {
+            let ev = evidence_plan(ctx, view, crit, table).await?;
+            let held = scratch
+                .hold(ev, &format!("evidence_{}", table.name()))
+                .await?;
+            evidence.insert(table, held);
+        }
+        return Ok(evidence);
+    }
     for table in tables {
         let t = std::time::Instant::now();
         // The store column each evidence column is read from, if any.
@@ -135,11 +145,25 @@ pub async fn evidence(
                 None => null_of(e.0).alias(e.0),
             });
         }
-        let ev = ctx
-            .read_batch(keys)?
+        // Both sides as work files, so the plan reads no memory of this
+        // process and runs on a cluster as here.
+        let keys_file = scratch
+            .dir
+            .join(format!("evidence_keys_{}.parquet", table.name()));
+        let rows_file = scratch
+            .dir
+            .join(format!("evidence_rows_{}.parquet", table.name()));
+        super::write_batch(&keys_file, &keys)?;
+        super::write_batch(&rows_file, &rows)?;
+        let read = |path: std::path::PathBuf| async move {
+            ctx.read_parquet(super::url(&path), ParquetReadOptions::default())
+                .await
+        };
+        let ev = read(keys_file)
+            .await?
             // (practice, position) is unique in the table: one row per key.
             .join(
-                ctx.read_batch(rows)?,
+                read(rows_file).await?,
                 JoinType::Inner,
                 &["k_practice", "k_row"],
                 &[fetch::PRACTICE, fetch::POSITION],
@@ -152,6 +176,77 @@ pub async fn evidence(
         evidence.insert(table, held);
     }
     Ok(evidence)
+}
+
+/// [`evidence`] as one plan, for a cluster: the chosen keys of every
+/// criterion reading `table`, joined to the store's rows by practice,
+/// person and row order (unique per person in a practice's file; a row key
+/// carries the first and the last). It decodes the evidence columns of every
+/// row of the table, where the local path reads the chosen pages only.
+async fn evidence_plan(
+    ctx: &SessionContext,
+    view: &StoreView,
+    crit: &[CritResult],
+    table: Table,
+) -> Result<DataFrame> {
+    let source = |e: &(&str, Option<&'static str>, Option<&'static str>)| {
+        if table == Table::Events { e.1 } else { e.2 }
+    };
+    let mut keys: Option<DataFrame> = None;
+    for c in crit.iter().filter(|c| c.part.table() == table) {
+        let k = c
+            .held
+            .read(ctx)
+            .await?
+            .filter(col("ev_key").is_not_null())?
+            .select(vec![
+                lit(c.id).alias("cid"),
+                col("ev_key").alias("k"),
+                col("person_key").alias("k_pk"),
+            ])?;
+        keys = Some(match keys {
+            None => k,
+            Some(u) => u.union(k)?,
+        });
+    }
+    let keys = keys.expect("a table is read by at least one criterion");
+    let keys = keys.select(vec![
+        col("cid"),
+        col("k"),
+        col("k_pk"),
+        super::scan::rkey_practice(col("k")).alias("k_practice"),
+        super::scan::rkey_row_order(col("k")).alias("k_order"),
+    ])?;
+    let mut store_cols = vec![
+        col("practice").alias("s_practice"),
+        col("person_key").alias("s_pk"),
+        col(crate::canonical::tables::ROW_ORDER).alias("s_order"),
+    ];
+    let mut seen = BTreeSet::new();
+    for e in &EVIDENCE {
+        if let Some(c) = source(e)
+            && seen.insert(c)
+        {
+            store_cols.push(col(c));
+        }
+    }
+    let rows = view.read(ctx, table, None).await?.select(store_cols)?;
+    let mut cols = vec![col("cid"), col("k").alias("e_key")];
+    for e in &EVIDENCE {
+        cols.push(match source(e) {
+            Some(c) => col(c).alias(e.0),
+            None => null_of(e.0).alias(e.0),
+        });
+    }
+    Ok(keys
+        .join(
+            rows,
+            JoinType::Inner,
+            &["k_practice", "k_pk", "k_order"],
+            &["s_practice", "s_pk", "s_order"],
+            None,
+        )?
+        .select(cols)?)
 }
 
 /// A typed null for an evidence column a table does not have.

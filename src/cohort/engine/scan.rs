@@ -490,9 +490,10 @@ const ROW_ORDER_WIDTH: i64 = 9;
 const FILE_ROW: &str = "file_row";
 
 /// A slice row's key: the start of its period, its practice, its row order
-/// and its position in the practice's file, as text. For one person, keys
-/// sort as (date, practice, `source_row_id`, `source_table`) do and are
-/// unique; across the store, (practice, position) locates the row.
+/// and its position in the practice's file (on a cluster: its person key),
+/// as text. For one person, keys sort as (date, practice, `source_row_id`,
+/// `source_table`) do and are unique; across the store they are unique too,
+/// and (practice, position) locates the row.
 fn rkey(start: Expr) -> Expr {
     concat(vec![
         date_key(start),
@@ -507,6 +508,16 @@ fn rkey(start: Expr) -> Expr {
         lit(RKEY_SEP),
         cast(col(FILE_ROW), DataType::Utf8),
     ])
+}
+
+/// The practice a row key names, as an expression.
+pub fn rkey_practice(key: Expr) -> Expr {
+    split_part(key, lit(RKEY_SEP), lit(2i64))
+}
+
+/// The row order a row key carries, as an expression.
+pub fn rkey_row_order(key: Expr) -> Expr {
+    cast(split_part(key, lit(RKEY_SEP), lit(3i64)), DataType::Int64)
 }
 
 /// The practice and position in its file a row key points at.
@@ -707,8 +718,8 @@ pub async fn write_slice(
             }
             Part::AnyMedication => Keep::Dates(range.unwrap_or((None, None))),
         };
-        let df = slice_plan(ctx, view, table, person, &filter).await?;
-        super::explain(&format!("slice part {}", part.name()), &df).await?;
+        let df = slice_plan(ctx, view, table, person, &filter, scratch.distributed).await?;
+        super::explain(scratch, &format!("slice part {}", part.name()), &df).await?;
         let t = std::time::Instant::now();
         if let Some(table) = super::held::collect_within(df.clone(), &scratch.budget).await? {
             tracing::debug!(part = part.name(), elapsed = ?t.elapsed(), "slice part held in memory");
@@ -743,6 +754,7 @@ async fn slice_plan(
     table: Table,
     person: Option<&str>,
     keep: &Keep,
+    distributed: bool,
 ) -> Result<DataFrame> {
     let (date, code) = match table {
         Table::Events => ("event_date", "snomed_concept_id"),
@@ -750,8 +762,15 @@ async fn slice_plan(
     };
     let mut df = view.read(ctx, table, person).await?;
     // The reader's own row numbers: the locator the evidence stage reads by.
+    // They do not survive a plan's trip to a cluster's executors, where the
+    // evidence is found by (practice, person, row order) instead, and the
+    // person key in their place keeps row keys unique across the store.
     let mut cols: Vec<Expr> = df.schema().fields().iter().map(|f| col(f.name())).collect();
-    cols.push(datafusion::functions::core::expr_fn::file_row_index().alias(FILE_ROW));
+    cols.push(if distributed {
+        col("person_key").alias(FILE_ROW)
+    } else {
+        datafusion::functions::core::expr_fn::file_row_index().alias(FILE_ROW)
+    });
     df = df.select(cols)?;
     // Rows whose date is unusable (or, matching by code, whose code is
     // unmapped) stay in the slice with no period, so no window holds them:

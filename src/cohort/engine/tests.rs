@@ -533,6 +533,8 @@ pub fn evaluate(tiny: &Tiny, cohort: Cohort, index: &str) -> Ran {
         memory_limit: None,
         work_memory,
         release_id: "test".into(),
+        session: None,
+        explain_plans: false,
     };
     let cohorts = std::slice::from_ref(&cohort);
     let run_ = run(&store, cohorts, &opts("out", None))
@@ -1337,6 +1339,8 @@ fn one_person_runs_match_the_full_run() {
         memory_limit: Some(64 << 20),
         work_memory: None,
         release_id: "test".into(),
+        session: None,
+        explain_plans: false,
     };
     let one = run(&store, &[cohort], &opts).unwrap().pop().unwrap();
     let outcomes = read_outcomes(&one.dir).unwrap();
@@ -1362,6 +1366,8 @@ fn refuses_an_interrupted_commit_and_a_missing_table() {
         memory_limit: None,
         work_memory: None,
         release_id: "test".into(),
+        session: None,
+        explain_plans: false,
     };
     std::fs::create_dir_all(store.join(".journal")).unwrap();
     std::fs::write(store.join(".journal/A00001.json"), "{}").unwrap();

@@ -1,0 +1,143 @@
+//! The cohort and data-quality plans on a real Ballista cluster: a scheduler
+//! and two executors started in this process on localhost, driven by the
+//! phm binary (`--engine ballista://localhost:PORT`). Every shipped cohort
+//! and the DQ stage must write the same bytes as on one machine; an engine
+//! that cannot be reached fails before anything is written.
+#![cfg(feature = "ballista")]
+
+mod common;
+
+use std::path::Path;
+
+use common::{import_fixture, ingest, phm, small_network, stderr, tree_hashes};
+
+const INDEX: &str = "2026-03-31";
+
+fn cohort_run(store: &Path, release: &Path, out: &Path, engine: &str) -> std::process::Output {
+    phm(&[
+        "cohort",
+        "run",
+        "--all",
+        "--index-date",
+        INDEX,
+        "--store",
+        store.to_str().unwrap(),
+        "--release",
+        release.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--engine",
+        engine,
+    ])
+}
+
+fn dq(store: &Path, release: &Path, out: &Path, engine: &str) -> std::process::Output {
+    phm(&[
+        "dq",
+        "--store",
+        store.to_str().unwrap(),
+        "--release",
+        release.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--as-of",
+        INDEX,
+        "--engine",
+        engine,
+    ])
+}
+
+/// Two trees hold the same files with the same bytes; the differences named.
+fn assert_same_tree(local: &Path, cluster: &Path) {
+    let (a, b) = (tree_hashes(local), tree_hashes(cluster));
+    assert!(!a.is_empty(), "{}: nothing written", local.display());
+    let differing: Vec<String> = a
+        .keys()
+        .chain(b.keys())
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .filter(|k| a.get(*k) != b.get(*k))
+        .map(|k| k.display().to_string())
+        .collect();
+    assert!(
+        differing.is_empty(),
+        "local and cluster outputs differ in {differing:?}"
+    );
+}
+
+#[test]
+fn shipped_cohorts_and_dq_on_a_cluster_equal_local_runs() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let port = phm::session_ballista::start_local_cluster(&runtime, 2, 2).unwrap();
+    let cluster = format!("ballista://localhost:{port}");
+
+    let work = tempfile::tempdir().unwrap();
+    let (landing, store, release) = (
+        work.path().join("landing"),
+        work.path().join("store"),
+        work.path().join("release"),
+    );
+    small_network(&landing, 23);
+    assert!(import_fixture(&release).status.success());
+    assert_eq!(ingest(&landing, &store).status.code(), Some(0));
+
+    let (local, remote) = (work.path().join("local"), work.path().join("cluster"));
+    let l = cohort_run(&store, &release, &local, "local");
+    let r = cohort_run(&store, &release, &remote, &cluster);
+    assert_eq!(l.status.code(), Some(0), "local: {}", stderr(&l));
+    assert_eq!(r.status.code(), Some(0), "cluster: {}", stderr(&r));
+    assert_same_tree(&local, &remote);
+    // Every cohort wrote its files, and somebody is in the network's cohorts.
+    let membership = tree_hashes(&remote)
+        .keys()
+        .filter(|p| p.ends_with("membership.parquet"))
+        .count();
+    assert!(membership >= 10, "{membership} membership files");
+    assert!(!remote.join(".work").exists(), "the work folder is removed");
+
+    let (local, remote) = (work.path().join("dq-local"), work.path().join("dq-cluster"));
+    let l = dq(&store, &release, &local, "local");
+    let r = dq(&store, &release, &remote, &cluster);
+    assert_eq!(l.status.code(), r.status.code(), "cluster: {}", stderr(&r));
+    assert_same_tree(&local, &remote);
+    drop(runtime);
+}
+
+#[test]
+fn an_unreachable_scheduler_fails_before_anything_is_written() {
+    // A port nobody listens on: bound, then released.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let engine = format!("ballista://127.0.0.1:{port}");
+    let work = tempfile::tempdir().unwrap();
+    let (landing, store, release) = (
+        work.path().join("landing"),
+        work.path().join("store"),
+        work.path().join("release"),
+    );
+    small_network(&landing, 5);
+    assert!(import_fixture(&release).status.success());
+    assert_eq!(ingest(&landing, &store).status.code(), Some(0));
+
+    let out = work.path().join("out");
+    let o = cohort_run(&store, &release, &out, &engine);
+    assert_eq!(o.status.code(), Some(6), "{}", stderr(&o));
+    let message = stderr(&o);
+    assert!(
+        message.contains(&format!("cannot reach the Ballista scheduler at {engine}"))
+            && message.contains("hint:"),
+        "{message}"
+    );
+    assert!(!out.exists(), "nothing is written");
+
+    let o = dq(&store, &release, &out, &engine);
+    assert_eq!(o.status.code(), Some(6), "{}", stderr(&o));
+    assert!(!out.exists(), "nothing is written");
+}
