@@ -7,7 +7,9 @@
 # persons must equal phm's. Then benches/duckdb_equal_work.py does in DuckDB
 # what a phm run does for DM_REG (every output, with evidence, as Parquet and
 # CSV) and checks each file against phm's, and benches/duckdb_output_floor.py
-# times DuckDB only writing the files of phm's ten-cohort run.
+# times DuckDB only writing the files of phm's ten-cohort run. With a binary
+# built with `--features ballista` (PHM_FEATURES=ballista), the phm runs are
+# also timed on a local Ballista cluster (`phm cluster`).
 #
 #   benches/cohort.sh [PATIENTS] [PRACTICES] [WORKDIR] [REPEATS]
 #
@@ -20,7 +22,7 @@ work=${3:-/tmp/phm-bench100k}
 repeats=${4:-3}
 index=2026-03-31
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/phm-target}"
-cargo build --release --quiet
+cargo build --release --quiet ${PHM_FEATURES:+--features "$PHM_FEATURES"}
 phm="$CARGO_TARGET_DIR/release/phm"
 mkdir -p "$work"
 python3 -c 'import duckdb' 2>/dev/null || pip install --quiet duckdb
@@ -58,6 +60,26 @@ echo "phm cohort run DM_REG:"
 timed dm_reg "$phm" cohort run DM_REG --store "$work/store" --release "$release" --index-date "$index" --out "$work/out-one"
 echo "phm cohort run --all ($(ls -d cohorts/*/ | wc -l) cohorts, one run):"
 timed all "$phm" cohort run --all --store "$work/store" --release "$release" --index-date "$index" --out "$work/out-all"
+
+# The same runs on a Ballista cluster on this machine (a scheduler and two
+# executors of one core each, `phm cluster`), when the binary was built with
+# `--features ballista`; their outputs must be the same bytes as the local
+# runs'.
+if "$phm" cluster --help > /dev/null 2>&1; then
+  "$phm" cluster --executors 2 --cores 1 > "$work/cluster.out" 2> "$work/cluster.err" &
+  cluster_pid=$!
+  trap 'kill $cluster_pid 2> /dev/null || true' EXIT
+  for _ in $(seq 100); do grep -q "ballista://" "$work/cluster.out" 2> /dev/null && break; sleep 0.2; done
+  engine=$(grep -o "ballista://localhost:[0-9]*" "$work/cluster.out")
+  echo "phm cohort run DM_REG on $engine:"
+  timed cluster_one "$phm" cohort run DM_REG --store "$work/store" --release "$release" --index-date "$index" --out "$work/out-cluster-one" --engine "$engine"
+  echo "phm cohort run --all on $engine:"
+  timed cluster_all "$phm" cohort run --all --store "$work/store" --release "$release" --index-date "$index" --out "$work/out-cluster-all" --engine "$engine"
+  diff -r "$work/out-one" "$work/out-cluster-one" > /dev/null && diff -r "$work/out-all" "$work/out-cluster-all" > /dev/null \
+    || { echo "cluster outputs differ from local ones"; exit 1; }
+  echo "  cluster outputs are the same bytes as the local runs'"
+  kill "$cluster_pid"
+fi
 
 # Each shipped cohort in a run of its own, once: what the shared run saves.
 echo "phm cohort run, each cohort alone:"

@@ -72,8 +72,8 @@ fn shipped_cohorts_and_dq_on_a_cluster_equal_local_runs() {
         .enable_all()
         .build()
         .unwrap();
-    let port = phm::session_ballista::start_local_cluster(&runtime, 2, 2).unwrap();
-    let cluster = format!("ballista://localhost:{port}");
+    let started = phm::session_ballista::start_local_cluster(&runtime, 2, 2).unwrap();
+    let cluster = started.engine().to_string();
 
     let work = tempfile::tempdir().unwrap();
     let (landing, store, release) = (
@@ -104,6 +104,83 @@ fn shipped_cohorts_and_dq_on_a_cluster_equal_local_runs() {
     let r = dq(&store, &release, &remote, &cluster);
     assert_eq!(l.status.code(), r.status.code(), "cluster: {}", stderr(&r));
     assert_same_tree(&local, &remote);
+    drop(started);
+    drop(runtime);
+}
+
+/// An executor that dies under a run: Ballista hands its tasks to the other
+/// (the run then writes what a local run writes), or the run fails with the
+/// infrastructure code and its output folder has no completion marker, so
+/// nothing reads it. Never a marker over partial results.
+#[test]
+fn an_executor_killed_mid_run_never_publishes_partial_results() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut cluster = phm::session_ballista::start_local_cluster(&runtime, 2, 1).unwrap();
+    let engine = cluster.engine().to_string();
+    let work = tempfile::tempdir().unwrap();
+    let (landing, store, release) = (
+        work.path().join("landing"),
+        work.path().join("store"),
+        work.path().join("release"),
+    );
+    small_network(&landing, 11);
+    assert!(import_fixture(&release).status.success());
+    assert_eq!(ingest(&landing, &store).status.code(), Some(0));
+    let local = work.path().join("local");
+    assert_eq!(
+        cohort_run(&store, &release, &local, "local").status.code(),
+        Some(0)
+    );
+
+    let out = work.path().join("cluster");
+    let args = [
+        "cohort",
+        "run",
+        "--all",
+        "--index-date",
+        INDEX,
+        "--store",
+        store.to_str().unwrap(),
+        "--release",
+        release.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--engine",
+        &engine,
+    ];
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_phm"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env_remove("PHM_LOG")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Mid-run: the slice is being built once the work folder exists.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !out.join(".work").exists() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    cluster.kill_executor(1);
+    let o = child.wait_with_output().unwrap();
+    match o.status.code() {
+        Some(0) => assert_same_tree(&local, &out),
+        Some(6) => {
+            assert!(
+                !out.join("run.json").exists(),
+                "a failed run left a completion marker"
+            );
+            assert!(stderr(&o).contains("hint:"), "{}", stderr(&o));
+        }
+        other => panic!("exit {other:?}: {}", stderr(&o)),
+    }
+    eprintln!("after the kill: exit {:?}", o.status.code());
+    drop(cluster);
     drop(runtime);
 }
 

@@ -73,6 +73,8 @@ pub fn run(args: DqArgs) -> Result<u8, Failure> {
             args.store.display()
         ))));
     }
+    // An engine that cannot be reached fails before anything is written.
+    let session = super::cohort_run::open_session(&args.engine, None)?;
     std::fs::create_dir_all(&args.out).map_err(|e| {
         Failure::new(
             exit::USAGE,
@@ -82,7 +84,6 @@ pub fn run(args: DqArgs) -> Result<u8, Failure> {
             ),
         )
     })?;
-    let session = super::cohort_run::open_session(&args.engine, None)?;
     let report = quality::run(&quality::Options {
         store: &args.store,
         release: &args.release,

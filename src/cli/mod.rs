@@ -4,6 +4,8 @@
 //! terminal, `--log-format json` for schedulers). Only this module reads the
 //! wall clock or the environment.
 
+#[cfg(feature = "ballista")]
+mod cluster;
 mod cohort;
 mod cohort_run;
 mod demo;
@@ -93,6 +95,9 @@ pub enum Command {
     Status(status::StatusArgs),
     /// Look after the store: withdraw a practice and delete its data (audited).
     Store(store::StoreArgs),
+    /// A Ballista scheduler and executors in this process, until stopped.
+    #[cfg(feature = "ballista")]
+    Cluster(cluster::ClusterArgs),
 }
 
 /// Examples shown after each subcommand's `--help`, by subcommand path: a flat
@@ -317,6 +322,8 @@ pub fn run(cli: Cli) -> Result<u8, Failure> {
         Command::Run(args) => run::run(args, progress),
         Command::Status(args) => status::run(args),
         Command::Store(args) => store::run(args),
+        #[cfg(feature = "ballista")]
+        Command::Cluster(args) => cluster::run(args),
     }
 }
 

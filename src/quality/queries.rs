@@ -18,7 +18,6 @@ use std::path::{Path, PathBuf};
 use datafusion::arrow::array::{Array, AsArray, RecordBatch};
 use datafusion::arrow::datatypes::Int64Type;
 use datafusion::common::JoinType;
-use datafusion::dataframe::DataFrameWriteOptions;
 use datafusion::functions_aggregate::expr_fn::{count, count_distinct, sum};
 use datafusion::prelude::*;
 
@@ -170,6 +169,28 @@ pub(crate) fn rules(table: CanonicalTable) -> Vec<Rule> {
         .filter(|c| c.subject == Subject::Table(table))
         .map(|c| rule(c.id))
         .collect()
+}
+
+/// Writes a rows file: zstd, one row group.
+fn write_rows_file(path: &Path, batch: &RecordBatch) -> Result<()> {
+    use datafusion::parquet::arrow::ArrowWriter;
+    use datafusion::parquet::basic::{Compression, ZstdLevel};
+    use datafusion::parquet::file::properties::WriterProperties;
+    let io = |source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let props = WriterProperties::builder()
+        .set_compression(Compression::ZSTD(
+            ZstdLevel::try_new(3).expect("level 3 is valid"),
+        ))
+        .build();
+    let parquet = |e: datafusion::parquet::errors::ParquetError| Error::Engine(e.into());
+    let file = std::fs::File::create(path).map_err(io)?;
+    let mut w = ArrowWriter::try_new(file, batch.schema(), Some(props)).map_err(parquet)?;
+    w.write(batch).map_err(parquet)?;
+    w.close().map_err(parquet)?;
+    Ok(())
 }
 
 fn path_str(p: &Path) -> String {
@@ -586,18 +607,17 @@ impl Sources {
             path: parent.to_path_buf(),
             source,
         })?;
-        union
-            .sort(vec![
-                col("check_id").sort(true, false),
-                col("source_table").sort(true, false),
-                col("source_row_id").sort(true, false),
-            ])?
-            .write_parquet(
-                &path_str(path),
-                DataFrameWriteOptions::new().with_single_file_output(true),
-                None,
-            )
-            .await?;
-        Ok(())
+        let union = union.sort(vec![
+            col("check_id").sort(true, false),
+            col("source_table").sort(true, false),
+            col("source_row_id").sort(true, false),
+        ])?;
+        // At most `cap` rows per check: collected and written here, so a
+        // cluster's run writes the same bytes as this machine's (a plan's
+        // Parquet sink records the sort order only where it was planned).
+        let schema = std::sync::Arc::new(union.schema().as_arrow().clone());
+        let batches = union.collect().await?;
+        let batch = datafusion::arrow::compute::concat_batches(&schema, &batches)?;
+        write_rows_file(path, &batch)
     }
 }
