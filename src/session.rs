@@ -82,6 +82,8 @@ pub struct Session {
     runtime: Arc<tokio::runtime::Runtime>,
     ctx: SessionContext,
     spec: EngineSpec,
+    /// The pool's limit on this machine, in bytes.
+    memory_limit: Option<usize>,
 }
 
 impl fmt::Debug for Session {
@@ -143,6 +145,7 @@ impl Session {
             runtime: Arc::new(runtime(threads)?),
             ctx: SessionContext::new_with_config_rt(config(threads), Arc::new(rt.build()?)),
             spec: EngineSpec::Local,
+            memory_limit,
         })
     }
 
@@ -167,7 +170,17 @@ impl Session {
         ctx: SessionContext,
         spec: EngineSpec,
     ) -> Session {
-        Session { runtime, ctx, spec }
+        Session {
+            runtime,
+            ctx,
+            spec,
+            memory_limit: None,
+        }
+    }
+
+    /// The memory pool's limit of a local session, in bytes.
+    pub fn memory_limit(&self) -> Option<usize> {
+        self.memory_limit
     }
 
     pub fn ctx(&self) -> &SessionContext {

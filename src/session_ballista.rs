@@ -194,6 +194,11 @@ async fn start_scheduler() -> Result<u16, String> {
         SchedulerConfig::default().with_scheduler_policy(TaskSchedulingPolicy::PullStaged);
     config.executor_timeout_seconds = EXECUTOR_TIMEOUT_SECONDS;
     config.expire_dead_executor_interval_seconds = 2;
+    // No second attempt of a task or a stage: a failure fails the query.
+    // With retries, a run whose executor was killed mid-run finished with
+    // rows counted twice (tests/ballista_cluster.rs).
+    config.task_max_failures = 1;
+    config.stage_max_failures = 1;
     let mut server: SchedulerServer<LogicalPlanNode, PhysicalPlanNode> = SchedulerServer::new(
         "localhost:50050".to_owned(),
         cluster,

@@ -13,22 +13,30 @@ use common::{import_fixture, ingest, phm, small_network, stderr, tree_hashes};
 
 const INDEX: &str = "2026-03-31";
 
-fn cohort_run(store: &Path, release: &Path, out: &Path, engine: &str) -> std::process::Output {
-    phm(&[
+fn cohort_args(store: &Path, release: &Path, out: &Path, engine: &str) -> Vec<String> {
+    let path = |p: &Path| p.to_str().unwrap().to_string();
+    [
         "cohort",
         "run",
         "--all",
         "--index-date",
         INDEX,
         "--store",
-        store.to_str().unwrap(),
+        &path(store),
         "--release",
-        release.to_str().unwrap(),
+        &path(release),
         "--out",
-        out.to_str().unwrap(),
+        &path(out),
         "--engine",
         engine,
-    ])
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
+fn cohort_run(store: &Path, release: &Path, out: &Path, engine: &str) -> std::process::Output {
+    let args = cohort_args(store, release, out, engine);
+    phm(&args.iter().map(String::as_str).collect::<Vec<_>>())
 }
 
 fn dq(store: &Path, release: &Path, out: &Path, engine: &str) -> std::process::Output {
@@ -137,23 +145,9 @@ fn an_executor_killed_mid_run_never_publishes_partial_results() {
     );
 
     let out = work.path().join("cluster");
-    let args = [
-        "cohort",
-        "run",
-        "--all",
-        "--index-date",
-        INDEX,
-        "--store",
-        store.to_str().unwrap(),
-        "--release",
-        release.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-        "--engine",
-        &engine,
-    ];
+    let args = cohort_args(&store, &release, &out, &engine);
     let child = std::process::Command::new(env!("CARGO_BIN_EXE_phm"))
-        .args(args)
+        .args(&args)
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .env_remove("PHM_LOG")
         .stdout(std::process::Stdio::null())
@@ -168,6 +162,7 @@ fn an_executor_killed_mid_run_never_publishes_partial_results() {
     std::thread::sleep(std::time::Duration::from_millis(500));
     cluster.kill_executor(1);
     let o = child.wait_with_output().unwrap();
+
     match o.status.code() {
         Some(0) => assert_same_tree(&local, &out),
         Some(6) => {

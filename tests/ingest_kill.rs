@@ -562,6 +562,26 @@ fn signal(child: &Child, signal: &str) {
         .status()
         .unwrap();
     assert!(status.success(), "kill -{signal}");
+    if signal == "STOP" {
+        // The signal is delivered asynchronously: a thread on another core
+        // may run on for a moment. Wait until every thread is stopped.
+        let tasks = format!("/proc/{}/task", child.id());
+        let started = Instant::now();
+        let stopped = || {
+            std::fs::read_dir(&tasks).unwrap().flatten().all(|t| {
+                // A thread that has just ended is stopped enough.
+                std::fs::read_to_string(t.path().join("stat")).map_or(true, |stat| {
+                    // The state follows the parenthesised command name.
+                    stat.rsplit_once(") ")
+                        .is_some_and(|(_, rest)| rest.starts_with('T'))
+                })
+            })
+        };
+        while !stopped() {
+            assert!(started.elapsed() < Duration::from_secs(10), "not stopped");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
 }
 
 #[test]

@@ -211,12 +211,15 @@ const EXAMPLES: &[(&str, &[&str])] = &[
 
 /// The command line with every subcommand's examples attached.
 pub fn command() -> clap::Command {
-    EXAMPLES
+    let cmd = EXAMPLES
         .iter()
         .fold(Cli::command(), |cmd, (path, examples)| {
             let path: Vec<&str> = path.split(' ').collect();
             with_examples(cmd, &path, examples)
-        })
+        });
+    #[cfg(feature = "ballista")]
+    let cmd = with_examples(cmd, &["cluster"], &["phm cluster --executors 2 --cores 1"]);
+    cmd
 }
 
 fn with_examples(cmd: clap::Command, path: &[&str], examples: &[&str]) -> clap::Command {

@@ -69,7 +69,9 @@ pub struct RunOptions {
     pub out: PathBuf,
     /// Evaluate one person key only (for `explain`): the filter is pushed into every scan.
     pub person: Option<String>,
-    /// Bytes; sorts and aggregates spill beyond it.
+    /// Bytes; sorts and aggregates spill beyond it. For the session the run
+    /// builds when [`RunOptions::session`] is `None`; a local session
+    /// passed in has its own.
     pub memory_limit: Option<usize>,
     /// Bytes of intermediate results (the slice, then per-person results)
     /// held in memory; past it they are written to `OUT/.work/` as Parquet.
@@ -196,7 +198,7 @@ async fn run_async(
         } else {
             held::Budget::new(
                 opts.work_memory
-                    .or(opts.memory_limit.map(|l| l / 2))
+                    .or(opts.memory_limit.or(session.memory_limit()).map(|l| l / 2))
                     .unwrap_or(WORK_MEMORY),
             )
         };
@@ -360,13 +362,68 @@ pub(crate) async fn explain(
 
 /// Writes `df` to the one Parquet work file `path`.
 pub(crate) async fn write_work(df: datafusion::prelude::DataFrame, path: &Path) -> Result<()> {
-    df.write_parquet(
-        &url(path),
-        datafusion::dataframe::DataFrameWriteOptions::new().with_single_file_output(true),
-        None,
-    )
-    .await?;
+    let written = df
+        .write_parquet(
+            &url(path),
+            datafusion::dataframe::DataFrameWriteOptions::new().with_single_file_output(true),
+            None,
+        )
+        .await?;
+    check_written(path, &written)
+}
+
+/// Checks that the Parquet files at `path` (a file, or a folder of them)
+/// hold exactly the rows the write reported. A cluster retries a task that
+/// was lost with its executor, and a retried write can leave the first
+/// attempt's files beside its own: read, they would count rows twice. Such
+/// a run fails here, before anything is decided from it.
+pub(crate) fn check_written(
+    path: &Path,
+    written: &[datafusion::arrow::array::RecordBatch],
+) -> Result<()> {
+    use datafusion::arrow::array::{Array, AsArray};
+    use datafusion::arrow::datatypes::UInt64Type;
+    let mut reported = 0u64;
+    for b in written {
+        if let Some(c) = b.column_by_name("count") {
+            let c = c.as_primitive_opt::<UInt64Type>().ok_or_else(|| {
+                Error::Store(format!("{}: a write reported no row count", path.display()))
+            })?;
+            reported += (0..c.len())
+                .filter(|i| c.is_valid(*i))
+                .map(|i| c.value(i))
+                .sum::<u64>();
+        }
+    }
+    let on_disk = parquet_rows(path)?;
+    if on_disk != reported {
+        return Err(Error::Engine(
+            datafusion::error::DataFusionError::Execution(format!(
+                "{}: {on_disk} rows were found where the engine reported writing {reported}: a task was run twice (an executor lost mid-task) and both attempts' files remain",
+                path.display()
+            )),
+        ));
+    }
     Ok(())
+}
+
+/// Rows in the footers of the Parquet files at `path`, a file or a folder
+/// searched recursively.
+fn parquet_rows(path: &Path) -> Result<u64> {
+    if path.is_dir() {
+        let mut n = 0;
+        for entry in std::fs::read_dir(path).map_err(io(path))? {
+            n += parquet_rows(&entry.map_err(io(path))?.path())?;
+        }
+        return Ok(n);
+    }
+    if path.extension().is_none_or(|e| e != "parquet") {
+        return Ok(0);
+    }
+    let file = std::fs::File::open(path).map_err(io(path))?;
+    let reader = datafusion::parquet::file::reader::SerializedFileReader::new(file)?;
+    use datafusion::parquet::file::reader::FileReader;
+    Ok(reader.metadata().file_metadata().num_rows().max(0) as u64)
 }
 
 /// Writes a batch phm built itself to the Parquet file `path` (zstd level 1).

@@ -732,8 +732,10 @@ pub async fn write_slice(
         if let Keep::Codes(_) = filter {
             options = options.with_partition_by(vec!["class".to_string()]);
         }
-        df.write_parquet(&format!("{}/", url(&out)), options, None)
+        let written = df
+            .write_parquet(&format!("{}/", url(&out)), options, None)
             .await?;
+        super::check_written(&out, &written)?;
         tracing::debug!(part = part.name(), elapsed = ?t.elapsed(), "slice part written");
         slice.parts.insert(part, Rows::Files(out));
     }
