@@ -14,6 +14,92 @@ use std::sync::Arc;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::prelude::{SessionConfig, SessionContext};
 
+/// The smallest memory limit any stage accepts: below it a sort cannot hold
+/// the batches it must merge, however much it spills.
+const MIN_MEMORY: usize = 64 << 20;
+
+/// A memory limit in bytes, written as `2GiB`, `512MiB` or a whole number of
+/// MiB.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MemoryLimit(pub usize);
+
+impl MemoryLimit {
+    pub fn bytes(self) -> usize {
+        self.0
+    }
+}
+
+impl std::fmt::Display for MemoryLimit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mib = self.0 >> 20;
+        if mib % 1024 == 0 {
+            write!(f, "{} GiB", mib / 1024)
+        } else {
+            write!(f, "{mib} MiB")
+        }
+    }
+}
+
+impl std::str::FromStr for MemoryLimit {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<MemoryLimit, String> {
+        let t = text.trim();
+        let (number, unit) = match t.find(|c: char| !c.is_ascii_digit()) {
+            Some(at) => t.split_at(at),
+            None => (t, "MiB"),
+        };
+        let shift = match unit.trim() {
+            "GiB" | "G" | "GB" => 30,
+            "MiB" | "M" | "MB" => 20,
+            _ => {
+                return Err(format!(
+                    "{text:?} is not a memory size; hint: write it as 2GiB, 512MiB or a whole number of MiB"
+                ));
+            }
+        };
+        let n: usize = number.parse().map_err(|_| {
+            format!("{text:?} is not a memory size; hint: write it as 2GiB, 512MiB or a whole number of MiB")
+        })?;
+        let bytes = n
+            .checked_shl(shift)
+            .filter(|b| b >> shift == n)
+            .ok_or_else(|| format!("{text:?} is larger than this machine can address"))?;
+        if bytes < MIN_MEMORY {
+            return Err(format!(
+                "{} is too little for the query engine; hint: give at least {} MiB",
+                text.trim(),
+                MIN_MEMORY >> 20
+            ));
+        }
+        Ok(MemoryLimit(bytes))
+    }
+}
+
+/// The engine's first line when `e` is the memory pool refusing an
+/// operator (a hash table, a buffer that cannot spill), wherever it is
+/// wrapped; `None` for any other failure.
+pub fn out_of_memory(e: &datafusion::error::DataFusionError) -> Option<String> {
+    match e.find_root() {
+        datafusion::error::DataFusionError::ResourcesExhausted(what) => {
+            Some(what.lines().next().unwrap_or_default().trim().to_string())
+        }
+        _ => None,
+    }
+}
+
+/// What a stage that ran out of memory tells its user: the stage, the limit,
+/// the engine's words and what to do next.
+pub fn out_of_memory_message(stage: &str, limit: Option<usize>, detail: &str) -> String {
+    let within = match limit {
+        Some(bytes) => format!("within --memory-limit {}", MemoryLimit(bytes)),
+        None => "within its memory pool".to_string(),
+    };
+    format!(
+        "the {stage} stage ran out of memory {within} ({detail}); nothing was published; hint: raise --memory-limit (or the executors' --memory-pool-size on a cluster) and run again"
+    )
+}
+
 /// Where plans run, as the command line and pipeline files name it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EngineSpec {
@@ -205,7 +291,29 @@ impl Session {
 
 #[cfg(test)]
 mod tests {
-    use super::EngineSpec;
+    use super::{EngineSpec, MemoryLimit};
+
+    #[test]
+    fn memory_sizes() {
+        let cases = [
+            ("2GiB", Some(2usize << 30)),
+            ("512MiB", Some(512 << 20)),
+            ("512", Some(512 << 20)),
+            ("3G", Some(3 << 30)),
+            (" 100 MiB ", Some(100 << 20)),
+            ("63MiB", None),
+            ("0", None),
+            ("2TiB", None),
+            ("two", None),
+            ("1.5GiB", None),
+        ];
+        for (text, expected) in cases {
+            let got = text.parse::<MemoryLimit>().ok().map(MemoryLimit::bytes);
+            assert_eq!(got, expected, "{text}");
+        }
+        assert_eq!(MemoryLimit(2 << 30).to_string(), "2 GiB");
+        assert_eq!(MemoryLimit(512 << 20).to_string(), "512 MiB");
+    }
 
     #[test]
     fn engine_specs_parse_and_print_back() {

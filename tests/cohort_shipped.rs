@@ -10,31 +10,14 @@ mod cohort_support;
 mod common;
 
 use chrono::NaiveDate;
-use cohort_support::{engine, reference, repo, terminology};
+use cohort_support::{engine, reference, shipped};
 use phm::cohort::outcome::differences;
-use phm::cohort::{Cohort, bind, file};
 
 /// Cohorts the synthetic network cannot populate, with the reason. The test
 /// fails when one of them starts including somebody, so the list stays true.
 /// Empty since the generator prescribes common chronic medicines: MEDRVW_DUE
 /// (10 distinct medicines in 6 months, no review) now includes somebody.
 const INCLUDES_NOBODY_HERE: &[(&str, &str)] = &[];
-
-/// Every version of every shipped cohort, bound to the fixture release.
-fn shipped() -> Vec<Cohort> {
-    let t = terminology();
-    let dir = repo("cohorts");
-    let mut out = Vec::new();
-    for (id, versions) in file::list(&dir).unwrap() {
-        for version in versions {
-            let key = format!("{id}@{version}");
-            let def = file::load(&dir, &key, &t.catalogue)
-                .unwrap_or_else(|e| panic!("shipped cohort {key}: {e}"));
-            out.push(bind(def, &t.catalogue, &t.release).unwrap());
-        }
-    }
-    out
-}
 
 #[test]
 fn shipped_cohorts_engine_and_reference_agree() {

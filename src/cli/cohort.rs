@@ -94,21 +94,20 @@ pub fn run(args: CohortArgs) -> Result<u8, Failure> {
 /// user's to fix.
 pub(super) fn failure(e: cohort::Error) -> Failure {
     use cohort::Error;
-    use datafusion::error::DataFusionError;
     if let Error::Engine(df) = &e
-        && let DataFusionError::ResourcesExhausted(what) = df.find_root()
+        && let Some(detail) = crate::session::out_of_memory(df)
     {
-        return Failure::new(
-            exit::USAGE,
-            format!(
-                "the query engine ran out of memory within --memory-limit-mib ({}); hint: raise --memory-limit-mib, or leave it out for no limit",
-                what.lines().next().unwrap_or_default().trim()
-            ),
-        );
+        return failure(Error::OutOfMemory {
+            limit: None,
+            detail,
+        });
     }
     let code = match &e {
         Error::Io { .. } | Error::ValueSet(crate::valueset::Error::Io { .. }) => exit::INTERNAL,
-        Error::Definition { .. } | Error::ValueSet(_) | Error::Usage(_) => exit::USAGE,
+        Error::Definition { .. }
+        | Error::ValueSet(_)
+        | Error::Usage(_)
+        | Error::OutOfMemory { .. } => exit::USAGE,
         Error::Store(_) => exit::DATA,
         Error::Engine(_) | Error::Arrow(_) | Error::Parquet(_) => exit::INTERNAL,
     };
@@ -484,8 +483,8 @@ fn bound_words(b: &Bound) -> String {
 
 #[cfg(test)]
 mod tests {
-    /// A query that ran out of `--memory-limit-mib` is one line with a
-    /// hint, a usage error; other engine failures stay internal.
+    /// A query that ran out of memory is one line with a hint, a usage
+    /// error; other engine failures stay internal.
     #[test]
     fn resources_exhausted_is_one_line_with_a_hint() {
         use datafusion::error::DataFusionError as D;
@@ -496,11 +495,11 @@ mod tests {
             )
         };
         let cases: Vec<(D, u8, &str)> = vec![
-            (exhausted(), exit::USAGE, "raise --memory-limit-mib"),
+            (exhausted(), exit::USAGE, "raise --memory-limit"),
             (
                 D::Context("sorting".into(), Box::new(exhausted())),
                 exit::USAGE,
-                "(Failed to allocate additional 8.0 MB for SortExec); hint",
+                "(Failed to allocate additional 8.0 MB for SortExec); nothing was published; hint",
             ),
             (D::Internal("bug".into()), exit::INTERNAL, "query failed"),
         ];

@@ -12,7 +12,7 @@ use super::{Failure, emit, exit, open_release};
 use crate::cohort::engine::{self, CohortRun, RunOptions};
 use crate::cohort::model::IndexDate;
 use crate::cohort::{self, Cohort, explain, file};
-use crate::session::{EngineSpec, Session};
+use crate::session::{EngineSpec, MemoryLimit, Session};
 use crate::terminology::Release;
 
 #[derive(Debug, Args)]
@@ -35,12 +35,13 @@ pub struct RunArgs {
     /// Output folder: one sub-folder per cohort (`ID@VERSION/`).
     #[arg(long)]
     pub out: PathBuf,
-    /// Memory limit for the query engine, in MiB (at least 64): sorts and
-    /// aggregates spill beyond it, and the run's intermediate results are held
-    /// in memory up to half of it (4 GiB without a limit), on disk past that.
-    /// Writing the two output tiers runs under the same limit.
-    #[arg(long, value_parser = memory_mib)]
-    pub memory_limit_mib: Option<usize>,
+    /// Memory limit for the query engine (e.g. 8GiB, 512MiB or a whole
+    /// number of MiB; at least 64 MiB): sorts and aggregates spill beyond
+    /// it, and the run's intermediate results are held in memory up to half
+    /// of it (4 GiB without a limit), on disk past that. Writing the two
+    /// output tiers runs under the same limit. No limit when left out.
+    #[arg(long, alias = "memory-limit-mib", value_name = "SIZE")]
+    pub memory_limit: Option<MemoryLimit>,
     /// Where the plans run: `local`, or `ballista://HOST:PORT` (a Ballista
     /// scheduler; phm built with the `ballista` feature; the store and OUT on
     /// storage every executor reads).
@@ -262,22 +263,6 @@ impl Shareable<'_> {
 
 fn usage(e: impl std::fmt::Display) -> Failure {
     Failure::new(exit::USAGE, e)
-}
-
-/// The smallest `--memory-limit-mib`: below it DataFusion cannot hold even
-/// one batch of a sort.
-const MIN_MEMORY_MIB: usize = 64;
-
-fn memory_mib(text: &str) -> Result<usize, String> {
-    let mib: usize = text
-        .parse()
-        .map_err(|_| format!("{text:?} is not a whole number of MiB"))?;
-    if mib < MIN_MEMORY_MIB {
-        return Err(format!(
-            "{mib} MiB is too little for the query engine; hint: give at least {MIN_MEMORY_MIB}, or leave the option out for no limit"
-        ));
-    }
-    Ok(mib)
 }
 
 /// Loads and binds the cohorts asked for.
@@ -507,7 +492,7 @@ pub fn run(args: RunArgs) -> Result<u8, Failure> {
         .map(|c| (c.def.key(), c.def.path.clone()))
         .collect();
     let codes = codes_of(&cohorts);
-    let session = open_session(&args.engine, args.memory_limit_mib.map(|m| m * 1024 * 1024))?;
+    let session = open_session(&args.engine, args.memory_limit.map(MemoryLimit::bytes))?;
     let started = std::time::Instant::now();
     let mut published = None;
     let identifiable = if key.is_none() || args.keep_identifiable {
@@ -535,7 +520,7 @@ pub fn run(args: RunArgs) -> Result<u8, Failure> {
                 codes: &codes,
                 release: &args.release,
                 release_id: release.id(),
-                memory_limit: args.memory_limit_mib.map(|m| m * 1024 * 1024),
+                memory_limit: args.memory_limit.map(MemoryLimit::bytes),
                 timings: true,
             };
             published = Some(shareable.publish(runs, started.elapsed().as_secs_f64())?);

@@ -35,9 +35,24 @@ pub struct DqArgs {
     /// storage every executor reads).
     #[arg(long, default_value = "local", value_name = "ENGINE")]
     pub engine: crate::session::EngineSpec,
+    /// Memory limit for the query engine (e.g. 8GiB, 512MiB or a whole
+    /// number of MiB; at least 64 MiB): aggregates and sorts spill beyond
+    /// it. No limit when left out.
+    #[arg(long, value_name = "SIZE")]
+    pub memory_limit: Option<crate::session::MemoryLimit>,
 }
 
-fn failure(e: Error) -> Failure {
+/// The exit code and message of a failed assessment; `limit` is the
+/// session's memory limit, named when the pool ran out.
+pub(super) fn failure(e: Error, limit: Option<usize>) -> Failure {
+    if let Error::Engine(df) = &e
+        && let Some(detail) = crate::session::out_of_memory(df)
+    {
+        return Failure::new(
+            exit::USAGE,
+            crate::session::out_of_memory_message("data-quality", limit, &detail),
+        );
+    }
     let code = match &e {
         Error::Config { .. } | Error::Usage(_) => exit::USAGE,
         Error::Store(_) => exit::DATA,
@@ -50,7 +65,7 @@ fn failure(e: Error) -> Failure {
 
 pub fn run(args: DqArgs) -> Result<u8, Failure> {
     let config = match &args.config {
-        Some(path) => Config::read(path).map_err(failure)?,
+        Some(path) => Config::read(path).map_err(|e| failure(e, None))?,
         None => Config::default(),
     };
     let manifest = args.release.join(crate::terminology::release::MANIFEST);
@@ -68,13 +83,17 @@ pub fn run(args: DqArgs) -> Result<u8, Failure> {
         .map_err(|e| Failure::new(exit::DATA, e))?;
     if !args.store.is_dir() {
         // Checked here too so a wrong --store creates no output folder.
-        return Err(failure(Error::Usage(format!(
-            "{}: store not found; hint: --store takes the folder `phm ingest --store` wrote",
-            args.store.display()
-        ))));
+        return Err(failure(
+            Error::Usage(format!(
+                "{}: store not found; hint: --store takes the folder `phm ingest --store` wrote",
+                args.store.display()
+            )),
+            None,
+        ));
     }
     // An engine that cannot be reached fails before anything is written.
-    let session = super::cohort_run::open_session(&args.engine, None)?;
+    let limit = args.memory_limit.map(crate::session::MemoryLimit::bytes);
+    let session = super::cohort_run::open_session(&args.engine, limit)?;
     std::fs::create_dir_all(&args.out).map_err(|e| {
         Failure::new(
             exit::USAGE,
@@ -94,7 +113,7 @@ pub fn run(args: DqArgs) -> Result<u8, Failure> {
         practices: &args.practices,
         session: Some(&session),
     })
-    .map_err(failure)?;
+    .map_err(|e| failure(e, session.memory_limit()))?;
     emit(&report.summary())?;
     emit(&format!("report: {}\n", args.out.join("dq.json").display()))?;
     let unavailable: Vec<&str> = report

@@ -291,7 +291,12 @@ fn locked(
         practices: &[],
         session: Some(&session),
     })
-    .map_err(data)?;
+    .map_err(|e| match &e {
+        crate::quality::Error::Engine(df) if crate::session::out_of_memory(df).is_some() => {
+            super::dq::failure(e, session.memory_limit())
+        }
+        _ => data(e),
+    })?;
     timed("data quality", started);
     drop(span);
     let started = Instant::now();

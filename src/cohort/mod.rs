@@ -50,6 +50,16 @@ pub enum Error {
     Store(String),
     #[error("query failed: {0}")]
     Engine(#[from] datafusion::error::DataFusionError),
+    /// The memory pool refused a query operator that cannot spill; nothing
+    /// of the run was published.
+    #[error("{}", crate::session::out_of_memory_message("cohort", *limit, detail))]
+    OutOfMemory {
+        /// The pool's limit in bytes; `None` on a cluster (each executor
+        /// sets its own).
+        limit: Option<usize>,
+        /// The engine's first line: what asked for how much.
+        detail: String,
+    },
     #[error("arrow: {0}")]
     Arrow(#[from] datafusion::arrow::error::ArrowError),
     #[error("parquet: {0}")]

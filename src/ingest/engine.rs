@@ -17,69 +17,10 @@ use datafusion::execution::memory_pool::FairSpillPool;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::prelude::{SessionConfig, SessionContext};
 
+pub use crate::session::MemoryLimit;
+
 /// The default `--memory-limit` of `phm ingest`.
 pub const DEFAULT_MEMORY_LIMIT: MemoryLimit = MemoryLimit(2 << 30);
-
-/// The smallest limit ingest accepts: below it a sort cannot hold the
-/// batches it must merge, however much it spills.
-const MIN_MEMORY: usize = 64 << 20;
-
-/// A memory limit in bytes, written as `2GiB`, `512MiB` or a whole number of
-/// MiB.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct MemoryLimit(pub usize);
-
-impl MemoryLimit {
-    pub fn bytes(self) -> usize {
-        self.0
-    }
-}
-
-impl std::fmt::Display for MemoryLimit {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let mib = self.0 >> 20;
-        if mib % 1024 == 0 {
-            write!(f, "{} GiB", mib / 1024)
-        } else {
-            write!(f, "{mib} MiB")
-        }
-    }
-}
-
-impl std::str::FromStr for MemoryLimit {
-    type Err = String;
-
-    fn from_str(text: &str) -> Result<MemoryLimit, String> {
-        let t = text.trim();
-        let (number, unit) = match t.find(|c: char| !c.is_ascii_digit()) {
-            Some(at) => t.split_at(at),
-            None => (t, "MiB"),
-        };
-        let shift = match unit.trim() {
-            "GiB" | "G" | "GB" => 30,
-            "MiB" | "M" | "MB" => 20,
-            _ => {
-                return Err(format!(
-                    "{text:?} is not a memory size; hint: write it as 2GiB, 512MiB or a whole number of MiB"
-                ));
-            }
-        };
-        let n: usize = number.parse().map_err(|_| {
-            format!("{text:?} is not a memory size; hint: write it as 2GiB, 512MiB or a whole number of MiB")
-        })?;
-        let bytes = n
-            .checked_shl(shift)
-            .filter(|b| b >> shift == n)
-            .ok_or_else(|| format!("{text:?} is larger than this machine can address"))?;
-        if bytes < MIN_MEMORY {
-            return Err(format!(
-                "{text} is too little for ingest; hint: give at least {} MiB",
-                MIN_MEMORY >> 20
-            ));
-        }
-        Ok(MemoryLimit(bytes))
-    }
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
@@ -190,28 +131,6 @@ fn mentions_spill(e: &DataFusionError) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn memory_sizes() {
-        let cases = [
-            ("2GiB", Some(2usize << 30)),
-            ("512MiB", Some(512 << 20)),
-            ("512", Some(512 << 20)),
-            ("3G", Some(3 << 30)),
-            (" 100 MiB ", Some(100 << 20)),
-            ("63MiB", None),
-            ("0", None),
-            ("2TiB", None),
-            ("two", None),
-            ("1.5GiB", None),
-        ];
-        for (text, expected) in cases {
-            let got = text.parse::<MemoryLimit>().ok().map(MemoryLimit::bytes);
-            assert_eq!(got, expected, "{text}");
-        }
-        assert_eq!(DEFAULT_MEMORY_LIMIT.to_string(), "2 GiB");
-        assert_eq!(MemoryLimit(512 << 20).to_string(), "512 MiB");
-    }
 
     #[test]
     fn an_unwritable_spill_folder_is_refused_up_front() {

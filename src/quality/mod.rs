@@ -230,6 +230,12 @@ async fn assess(
     known: BTreeMap<String, Known>,
     ctx: datafusion::prelude::SessionContext,
 ) -> Result<DqReport> {
+    // A failed run must not leave an earlier run's report beside its own
+    // partial rows files: the report goes first, and comes back last.
+    let report_path = opts.out.join("dq.json");
+    if report_path.exists() {
+        std::fs::remove_file(&report_path).map_err(io(&report_path))?;
+    }
     let sources = queries::Sources::new(ctx, opts.store, opts.release);
     let mut counts = queries::Counts::new();
     let mut rows: BTreeMap<(String, CanonicalTable), u64> = BTreeMap::new();
@@ -321,10 +327,11 @@ async fn assess(
         rows_cap: ROWS_CAP as u64,
         practices,
     };
-    let path = opts.out.join("dq.json");
     let mut json = serde_json::to_string_pretty(&report).expect("the report serialises");
     json.push('\n');
-    std::fs::write(&path, json).map_err(io(&path))?;
+    let partial = opts.out.join(".dq.json.partial");
+    std::fs::write(&partial, json).map_err(io(&partial))?;
+    std::fs::rename(&partial, &report_path).map_err(io(&report_path))?;
     Ok(report)
 }
 

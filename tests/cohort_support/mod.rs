@@ -581,6 +581,24 @@ pub struct Terminology {
     pub catalogue: Catalogue,
 }
 
+/// Every version of every shipped cohort (`cohorts/`), bound to the fixture
+/// release.
+pub fn shipped() -> Vec<Cohort> {
+    use phm::cohort::{bind, file};
+    let t = terminology();
+    let dir = repo("cohorts");
+    let mut out = Vec::new();
+    for (id, versions) in file::list(&dir).unwrap() {
+        for version in versions {
+            let key = format!("{id}@{version}");
+            let def = file::load(&dir, &key, &t.catalogue)
+                .unwrap_or_else(|e| panic!("shipped cohort {key}: {e}"));
+            out.push(bind(def, &t.catalogue, &t.release).unwrap());
+        }
+    }
+    out
+}
+
 /// The fixture release (imported once per test binary into a temporary
 /// folder) and the repository's value-set catalogue.
 pub fn terminology() -> &'static Terminology {

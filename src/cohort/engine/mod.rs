@@ -177,7 +177,18 @@ fn run_group(store: &Path, cohorts: &[Cohort], opts: &RunOptions) -> Result<Vec<
         Some(s) => s.clone(),
         None => Session::local(opts.memory_limit).map_err(|e| Error::Store(e.to_string()))?,
     };
-    session.block_on(run_async(store, cohorts, opts, &session))
+    session
+        .block_on(run_async(store, cohorts, opts, &session))
+        .map_err(|e| match e {
+            Error::Engine(df) => match crate::session::out_of_memory(&df) {
+                Some(detail) => Error::OutOfMemory {
+                    limit: session.memory_limit(),
+                    detail,
+                },
+                None => Error::Engine(df),
+            },
+            e => e,
+        })
 }
 
 async fn run_async(

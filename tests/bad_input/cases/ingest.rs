@@ -35,7 +35,7 @@ pub const CASES: &[Case] = &[
     case!("bulk without patients", 3, "a full extract without Admin_Patient", bulk_without_patients),
     case!("bulk without registrations", 3, "a full extract without SRPatientRegistration", bulk_without_registrations),
     case!("delta of unread tables only", 3, "holds no table phm reads", delta_loads_nothing),
-    case!("memory limit too small", 2, "too little for ingest", memory_limit_too_small),
+    case!("memory limit too small", 2, "too little for the query engine", memory_limit_too_small),
     case!("memory limit not a size", 2, "is not a memory size", memory_limit_not_a_size),
     case!("spill folder not writable", 2, "the spill folder cannot be written", spill_dir_not_writable),
 ];
