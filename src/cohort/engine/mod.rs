@@ -239,7 +239,7 @@ async fn run_async(
             .iter()
             .flat_map(|e| e.crit.iter().cloned())
             .collect();
-        let evidence = outputs::evidence(ctx, view, &all, scratch).await?;
+        let evidence = outputs::evidence(ctx, view, slice, &all, scratch).await?;
         tracing::debug!(elapsed = ?t.elapsed(), "evidence");
         let evidence = &evidence;
         let write = |i: usize| {

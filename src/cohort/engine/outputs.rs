@@ -74,6 +74,7 @@ pub const NETWORK: &str = "ALL";
 pub async fn evidence(
     ctx: &SessionContext,
     view: &StoreView,
+    slice: &super::scan::Slice,
     crit: &[CritResult],
     scratch: &Scratch,
 ) -> Result<BTreeMap<Table, Held>> {
@@ -81,7 +82,7 @@ pub async fn evidence(
     let tables: BTreeSet<Table> = crit.iter().map(|c| c.part.table()).collect();
     if scratch.distributed {
         for table in tables {
-            let ev = evidence_plan(ctx, view, crit, table).await?;
+            let ev = evidence_plan(ctx, view, slice, crit, table).await?;
             let held = scratch
                 .hold(ev, &format!("evidence_{}", table.name()))
                 .await?;
@@ -186,6 +187,7 @@ pub async fn evidence(
 async fn evidence_plan(
     ctx: &SessionContext,
     view: &StoreView,
+    slice: &super::scan::Slice,
     crit: &[CritResult],
     table: Table,
 ) -> Result<DataFrame> {
@@ -230,7 +232,13 @@ async fn evidence_plan(
             store_cols.push(col(c));
         }
     }
-    let rows = view.read(ctx, table, None).await?.select(store_cols)?;
+    // Only rows the slice kept can be chosen events: the slice's own
+    // predicate, as literals, spares the scan the rest of the table.
+    let rows = view
+        .read(ctx, table, None)
+        .await?
+        .filter(slice.scan_filter(table))?
+        .select(store_cols)?;
     let mut cols = vec![col("cid"), col("k").alias("e_key")];
     for e in &EVIDENCE {
         cols.push(match source(e) {

@@ -353,6 +353,12 @@ pub struct Slice {
     /// An empty file with the slice's columns: every read of files lists it,
     /// so a criterion whose codes matched no row reads an empty table.
     empty: PathBuf,
+    /// Per table, a predicate on its canonical rows that every slice row
+    /// satisfies: its parts' code lists and date ranges. Written into the
+    /// plans as literals, so a scan can skip the other rows where a join's
+    /// dynamic filter does not reach (it does not survive a cluster's plan
+    /// serialisation).
+    scan_filters: BTreeMap<Table, Expr>,
 }
 
 /// Where the rows of a slice part are.
@@ -398,6 +404,12 @@ impl Slice {
                 self.read_paths(ctx, vec![format!("{}/", url(dir))]).await
             }
         }
+    }
+
+    /// The predicate every slice row of `table` satisfies (`true` when the
+    /// slice has no part of it).
+    pub fn scan_filter(&self, table: Table) -> Expr {
+        self.scan_filters.get(&table).cloned().unwrap_or(lit(true))
     }
 
     fn rows(&self, part: Part) -> Result<&Rows> {
@@ -690,6 +702,7 @@ pub async fn write_slice(
         classes: BTreeMap::new(),
         part_classes: BTreeMap::new(),
         empty,
+        scan_filters: BTreeMap::new(),
     };
     // Class numbers are unique across parts.
     let mut next_class = 0usize;
@@ -714,10 +727,17 @@ pub async fn write_slice(
                 }
                 let upath = scratch.dir.join(format!("codes_{}.parquet", table.name()));
                 write_codes(&upath, &rows)?;
-                Keep::Codes(upath)
+                let codes: BTreeSet<i64> = rows.iter().map(|r| r.1).collect();
+                Keep::Codes(upath, codes)
             }
             Part::AnyMedication => Keep::Dates(range.unwrap_or((None, None))),
         };
+        let keeps = filter.predicate(table);
+        let keeps = match slice.scan_filters.remove(&table) {
+            Some(other) => other.or(keeps),
+            None => keeps,
+        };
+        slice.scan_filters.insert(table, keeps);
         let df = slice_plan(ctx, view, table, person, &filter, scratch.distributed).await?;
         super::explain(scratch, &format!("slice part {}", part.name()), &df).await?;
         let t = std::time::Instant::now();
@@ -729,7 +749,7 @@ pub async fn write_slice(
         let out = scratch.dir.join(format!("slice_{}", part.name()));
         std::fs::create_dir_all(&out).map_err(io(&out))?;
         let mut options = DataFrameWriteOptions::new().with_single_file_output(false);
-        if let Keep::Codes(_) = filter {
+        if let Keep::Codes(..) = filter {
             options = options.with_partition_by(vec!["class".to_string()]);
         }
         let written = df
@@ -744,10 +764,41 @@ pub async fn write_slice(
 
 /// What a slice part keeps of its table.
 enum Keep {
-    /// Rows whose code is in this codes file.
-    Codes(PathBuf),
+    /// Rows whose code is in this codes file (the codes, also as a set).
+    Codes(PathBuf, BTreeSet<i64>),
     /// Rows whose recorded date is inside the range.
     Dates((Option<NaiveDate>, Option<NaiveDate>)),
+}
+
+impl Keep {
+    /// The rows of `table` kept, as a predicate of literals.
+    fn predicate(&self, table: Table) -> Expr {
+        let (date, code) = columns_of(table);
+        match self {
+            Keep::Codes(_, codes) if codes.is_empty() => lit(false),
+            Keep::Codes(_, codes) => {
+                col(code).in_list(codes.iter().map(|c| lit(*c)).collect(), false)
+            }
+            Keep::Dates((lo, hi)) => {
+                let mut range = col("date_flag").is_null().and(col(date).is_not_null());
+                if let Some(lo) = lo {
+                    range = range.and(col(date).gt_eq(super::dates::date_lit(*lo)));
+                }
+                if let Some(hi) = hi {
+                    range = range.and(col(date).lt_eq(super::dates::date_lit(*hi)));
+                }
+                range
+            }
+        }
+    }
+}
+
+/// A table's recorded date and code columns.
+fn columns_of(table: Table) -> (&'static str, &'static str) {
+    match table {
+        Table::Events => ("event_date", "snomed_concept_id"),
+        _ => ("issue_date", "dmd_code"),
+    }
 }
 
 async fn slice_plan(
@@ -758,10 +809,7 @@ async fn slice_plan(
     keep: &Keep,
     distributed: bool,
 ) -> Result<DataFrame> {
-    let (date, code) = match table {
-        Table::Events => ("event_date", "snomed_concept_id"),
-        _ => ("issue_date", "dmd_code"),
-    };
+    let (date, code) = columns_of(table);
     let mut df = view.read(ctx, table, person).await?;
     // The reader's own row numbers: the locator the evidence stage reads by.
     // They do not survive a plan's trip to a cluster's executors, where the
@@ -778,23 +826,16 @@ async fn slice_plan(
     // unmapped) stay in the slice with no period, so no window holds them:
     // testing that after the code join keeps the scan's only row filter the
     // code, and the other columns are decoded for matching rows only.
+    // The kept rows, as literals the scan can test (on a cluster the code
+    // join's dynamic filter does not reach the scan).
+    df = df.filter(keep.predicate(table))?;
     let usable = match keep {
         Keep::Codes(..) => col("date_flag")
             .is_null()
             .and(col("mapping_kind").not_eq(lit("unmapped"))),
-        Keep::Dates((lo, hi)) => {
-            let mut range = col("date_flag").is_null().and(col(date).is_not_null());
-            if let Some(lo) = lo {
-                range = range.and(col(date).gt_eq(super::dates::date_lit(*lo)));
-            }
-            if let Some(hi) = hi {
-                range = range.and(col(date).lt_eq(super::dates::date_lit(*hi)));
-            }
-            df = df.filter(range)?;
-            lit(true)
-        }
+        Keep::Dates(_) => lit(true),
     };
-    if let Keep::Codes(codes) = keep {
+    if let Keep::Codes(codes, _) = keep {
         let schema = codes_schema();
         let codes = ctx
             .read_parquet(url(codes), ParquetReadOptions::default().schema(&schema))
@@ -827,7 +868,7 @@ async fn slice_plan(
         cunit.alias("cunit"),
         rkey(start).alias("rkey"),
     ];
-    if let Keep::Codes(_) = keep {
+    if let Keep::Codes(..) = keep {
         columns.push(col("class"));
     }
     Ok(df.select(columns)?)
