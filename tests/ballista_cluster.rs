@@ -9,7 +9,7 @@ mod common;
 
 use std::path::Path;
 
-use common::{import_fixture, ingest, phm, small_network, stderr, tree_hashes};
+use common::{dq, import_fixture, ingest, phm, small_network, stderr, tree_hashes};
 
 const INDEX: &str = "2026-03-31";
 
@@ -37,22 +37,6 @@ fn cohort_args(store: &Path, release: &Path, out: &Path, engine: &str) -> Vec<St
 fn cohort_run(store: &Path, release: &Path, out: &Path, engine: &str) -> std::process::Output {
     let args = cohort_args(store, release, out, engine);
     phm(&args.iter().map(String::as_str).collect::<Vec<_>>())
-}
-
-fn dq(store: &Path, release: &Path, out: &Path, engine: &str) -> std::process::Output {
-    phm(&[
-        "dq",
-        "--store",
-        store.to_str().unwrap(),
-        "--release",
-        release.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-        "--as-of",
-        INDEX,
-        "--engine",
-        engine,
-    ])
 }
 
 /// Two trees hold the same files with the same bytes; the differences named.
@@ -108,8 +92,8 @@ fn shipped_cohorts_and_dq_on_a_cluster_equal_local_runs() {
     assert!(!remote.join(".work").exists(), "the work folder is removed");
 
     let (local, remote) = (work.path().join("dq-local"), work.path().join("dq-cluster"));
-    let l = dq(&store, &release, &local, "local");
-    let r = dq(&store, &release, &remote, &cluster);
+    let l = dq(&store, &release, &local, INDEX, &["--engine", "local"]);
+    let r = dq(&store, &release, &remote, INDEX, &["--engine", &cluster]);
     assert_eq!(l.status.code(), r.status.code(), "cluster: {}", stderr(&r));
     assert_same_tree(&local, &remote);
     drop(started);
@@ -209,7 +193,7 @@ fn an_unreachable_scheduler_fails_before_anything_is_written() {
     );
     assert!(!out.exists(), "nothing is written");
 
-    let o = dq(&store, &release, &out, &engine);
+    let o = dq(&store, &release, &out, INDEX, &["--engine", &engine]);
     assert_eq!(o.status.code(), Some(6), "{}", stderr(&o));
     assert!(!out.exists(), "nothing is written");
 }

@@ -45,28 +45,6 @@ fn ingested(work: &Path, truth_dir: &Path) -> (std::path::PathBuf, std::path::Pa
     (store, release)
 }
 
-fn dq(
-    store: &Path,
-    release: &Path,
-    out: &Path,
-    as_of: &str,
-    extra: &[&str],
-) -> std::process::Output {
-    let mut args = vec![
-        "dq",
-        "--store",
-        store.to_str().unwrap(),
-        "--release",
-        release.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-        "--as-of",
-        as_of,
-    ];
-    args.extend_from_slice(extra);
-    phm(&args)
-}
-
 fn report_of(out: &Path) -> Value {
     report(out)
 }

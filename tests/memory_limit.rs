@@ -80,19 +80,13 @@ fn a_dq_run_that_cannot_fit_leaves_no_report_behind() {
     assert!(o.status.success(), "{}", common::stderr(&o));
     let out = tmp.path().join("dq");
     // An earlier run's report, which the failed run must not leave in place.
-    let o = common::phm(&[
-        "dq",
-        "--store",
-        store.to_str().unwrap(),
-        "--release",
-        release.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-        "--as-of",
+    let o = common::dq(
+        &store,
+        &release,
+        &out,
         "2026-03-31",
-        "--memory-limit",
-        "64MiB",
-    ]);
+        &["--memory-limit", "64MiB"],
+    );
     assert_eq!(o.status.code(), Some(0), "{}", common::stderr(&o));
     assert!(out.join("dq.json").is_file());
 

@@ -113,7 +113,21 @@ pub fn run(args: DqArgs) -> Result<u8, Failure> {
         practices: &args.practices,
         session: Some(&session),
     })
-    .map_err(|e| failure(e, session.memory_limit()))?;
+    .map_err(|e| match e {
+        // On a cluster, a query that fails in the engine is most often the
+        // cluster's doing (an executor lost, the scheduler gone, a store
+        // the executors cannot read).
+        Error::Engine(df) if session.distributed() && crate::session::out_of_memory(&df).is_none() => {
+            Failure::new(
+                exit::INFRASTRUCTURE,
+                format!(
+                    "the data-quality query failed on {}: {df}; hint: check the scheduler's and executors' logs (a file an executor cannot open means the store or OUT is not on storage every executor reads), then rerun; dq.json was not written",
+                    session.spec()
+                ),
+            )
+        }
+        e => failure(e, session.memory_limit()),
+    })?;
     emit(&report.summary())?;
     emit(&format!("report: {}\n", args.out.join("dq.json").display()))?;
     let unavailable: Vec<&str> = report

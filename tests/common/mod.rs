@@ -46,6 +46,23 @@ pub fn network_of(dir: &Path, seed: u64, practices: usize, patients: usize) -> G
     generate(&config).expect("synthetic network generates")
 }
 
+/// `phm dq` on a store, with `extra` arguments.
+pub fn dq(store: &Path, release: &Path, out: &Path, as_of: &str, extra: &[&str]) -> Output {
+    let mut args = vec![
+        "dq",
+        "--store",
+        store.to_str().unwrap(),
+        "--release",
+        release.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--as-of",
+        as_of,
+    ];
+    args.extend_from_slice(extra);
+    phm(&args)
+}
+
 /// Runs the real binary from the repository root.
 pub fn phm(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_phm"))
