@@ -11,7 +11,8 @@
 #
 # Environment: REPEATS (rounds; default 5), STORE (an ingested store to use
 # instead of building one in WORKDIR), PHM_FEATURES (cargo features; with
-# `ballista` the runs are also timed on a local cluster, `phm cluster`).
+# `ballista` the runs are also timed on a local cluster, `phm cluster`), PHM
+# (a binary to time instead of building one).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scale=${1:?usage: benches/cohort.sh pcn|large|icb [WORKDIR]}
@@ -24,8 +25,12 @@ esac
 work=${2:-/tmp/phm-cohort-$scale}
 repeats=${REPEATS:-5}
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/phm-target}"
-cargo build --release --quiet ${PHM_FEATURES:+--features "$PHM_FEATURES"}
-phm="$CARGO_TARGET_DIR/release/phm"
+if [ -n "${PHM:-}" ]; then
+  phm=$PHM
+else
+  cargo build --release --quiet ${PHM_FEATURES:+--features "$PHM_FEATURES"}
+  phm="$CARGO_TARGET_DIR/release/phm"
+fi
 mkdir -p "$work"
 
 # DuckDB from PyPI in a venv of its own, made once (shared with ingest.sh).
