@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use datafusion::functions_aggregate::expr_fn::count_distinct;
+use datafusion::functions_aggregate::expr_fn::{max, min};
 use datafusion::prelude::{ParquetReadOptions, SessionContext, col, lit};
 
 use super::report::PersonLinkage;
@@ -36,12 +36,19 @@ pub fn person_linkage(patients_dir: &Path) -> Result<PersonLinkage, StoreError> 
             .clone()
             .filter(col("nhs_number_status").eq(lit("verified")))
             .and_then(|df| {
+                // At more than one practice: the least and greatest differ.
+                // Not `count(DISTINCT practice)`, whose per-person set of
+                // strings starts at kilobytes: over 900,000 people it held
+                // 17 GiB at the end of an 8 GiB ingest.
                 df.aggregate(
                     vec![col("person_key")],
-                    vec![count_distinct(col("practice")).alias("practices")],
+                    vec![
+                        min(col("practice")).alias("first"),
+                        max(col("practice")).alias("last"),
+                    ],
                 )
             })
-            .and_then(|df| df.filter(col("practices").gt(lit(1i64))))
+            .and_then(|df| df.filter(col("first").not_eq(col("last"))))
             .map_err(query_err)?
             .count()
             .await
