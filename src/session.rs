@@ -5,6 +5,9 @@
 //! intermediate results are Parquet files in the run's work folder, which
 //! every executor must be able to read (`docs/operations.md`, "Beyond one
 //! machine").
+//!
+//! Also what every stage shares about memory: the `--memory-limit` size
+//! ([`MemoryLimit`]) and the one-line message of a stage that ran out.
 
 use std::fmt;
 use std::future::Future;

@@ -120,7 +120,7 @@ impl Engine {
 
 /// Whether `e` (or what it wraps) is DataFusion's out-of-memory error.
 pub fn is_out_of_memory(e: &DataFusionError) -> bool {
-    matches!(e.find_root(), DataFusionError::ResourcesExhausted(_))
+    crate::session::out_of_memory(e).is_some()
 }
 
 fn mentions_spill(e: &DataFusionError) -> bool {
