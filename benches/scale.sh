@@ -7,8 +7,10 @@
 #
 #   benches/scale.sh SCALE [WORKDIR]
 #
-#   SCALE: large (100,000 patients, 12 practices) or icb (1,000,000
-#   patients, 120 practices); PATIENTS and PRACTICES override.
+#   SCALE: large (100,000 patients, 12 practices) or icb (900,000
+#   patients, 120 practices: the most `phm synth` numbers, as the 999 test
+#   range of NHS numbers holds 909,091 valid ones); PATIENTS and PRACTICES
+#   override.
 #
 # Environment: PHM (binary; default: release build of this checkout),
 # LIMIT (memory limit for every stage; default 8GiB), BATCH (practices
@@ -16,14 +18,14 @@
 # and the store do not fit on disk together, so each batch's landing folders
 # are deleted once ingested unless KEEP_LANDING=1).
 #
-# Stages already done in WORKDIR (landing zone, ingested store) are reused,
-# and are then reported as reused rather than timed.
+# Stages already done in WORKDIR (landing zone, ingested store) are reused:
+# their rows keep the figures and the binary of the run that timed them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scale=${1:?usage: benches/scale.sh large|icb [WORKDIR]}
 case "$scale" in
   large) patients=${PATIENTS:-100000}; practices=${PRACTICES:-12} ;;
-  icb) patients=${PATIENTS:-1000000}; practices=${PRACTICES:-120} ;;
+  icb) patients=${PATIENTS:-900000}; practices=${PRACTICES:-120} ;;
   *) echo "unknown scale $scale; hint: large or icb" >&2; exit 2 ;;
 esac
 work=${2:-/tmp/phm-scale-$scale}
@@ -34,14 +36,17 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/phm-target}"
 if [ -z "${PHM:-}" ]; then
   cargo build --release --quiet
   PHM="$CARGO_TARGET_DIR/release/phm"
+  binary=$(git rev-parse --short HEAD 2> /dev/null || echo '?')
+else
+  binary=$(basename "$PHM")
 fi
 mkdir -p "$work"
 python3 -c 'import duckdb' 2> /dev/null || pip install --quiet duckdb
 mkdir -p "$work/stages"
 
 # stage NAME SPILL_DIR command...: runs the command under /usr/bin/time with
-# a poller on SPILL_DIR; writes "name wall_s peak_rss_kib spill_peak_bytes"
-# to stages/NAME (names sort in stage order; a rerun replaces its stage's).
+# a poller on SPILL_DIR; writes "name wall_s peak_rss_kib spill_peak_bytes
+# binary" to stages/NAME (names sort in stage order; a rerun replaces its stage's).
 stage() {
   local name=$1 spill=$2; shift 2
   mkdir -p "$spill"
@@ -63,11 +68,11 @@ stage() {
     exit "$rc"
   fi
   read -r wall rss < <(tail -n 1 "$work/$name.time")
-  printf '%s\t%s\t%s\t%s\n' "${name#*-}" "$wall" "$rss" "$(cat "$peak_file")" > "$work/stages/$name"
+  printf '%s\t%s\t%s\t%s\t%s\n' "${name#*-}" "$wall" "$rss" "$(cat "$peak_file")" "$binary" > "$work/stages/$name"
   echo "  $name: $wall s, peak RSS $((rss / 1024)) MiB, spill peak $(( $(cat "$peak_file") / 1048576 )) MiB"
 }
 
-echo "phm $(git rev-parse --short HEAD 2> /dev/null || echo '?'), $scale: $patients patients, $practices practices, limit $limit"
+echo "phm $binary, $scale: $patients patients, $practices practices, limit $limit"
 
 if [ ! -f "$work/landing-all/.complete" ]; then
   rm -rf "$work/landing-all"
@@ -126,17 +131,19 @@ mem = int(next(l.split()[1] for l in open("/proc/meminfo") if l.startswith("MemT
 print(f"### {scale}: {int(patients):,} patients, {practices} practices, limit {limit} ({datetime.date.today()}, {rev})\n")
 print(f"Command: `benches/scale.sh {scale}`. Machine: {os.cpu_count()} cores ({cpu}), {mem:.0f} GiB. "
       f"Store: {n_pat:,} patients, {n_ev:,} events, {n_med:,} medication issues.\n")
-print("| stage | wall | peak RSS | spill peak | events/s |")
-print("|---|---|---|---|---|")
+print("| stage | wall | peak RSS | spill peak | events/s | binary |")
+print("|---|---|---|---|---|---|")
+rows = [r + ["an earlier run"] * (5 - len(r)) for r in rows]
 ingest = [r for r in rows if r[0].startswith("ingest")]
-for name, wall, rss, spill in rows:
+for name, wall, rss, spill, binary in rows:
     per = f"{n_ev / float(wall):,.0f}" if name in ("cohorts", "dq") or name.startswith("ingest") and len(ingest) == 1 else ""
-    print(f"| {name} | {float(wall):.1f} s | {int(rss) / 1048576:.2f} GiB | {int(spill) / 1048576:,.0f} MiB | {per} |")
+    print(f"| {name} | {float(wall):.1f} s | {int(rss) / 1048576:.2f} GiB | {int(spill) / 1048576:,.0f} MiB | {per} | {binary} |")
 if len(ingest) > 1:
     wall = sum(float(r[1]) for r in ingest)
     rss = max(int(r[2]) for r in ingest)
     spill = max(int(r[3]) for r in ingest)
-    print(f"| ingest, {len(ingest)} runs in all | {wall:.1f} s | {rss / 1048576:.2f} GiB | {spill / 1048576:,.0f} MiB | {n_ev / wall:,.0f} |")
+    binaries = ", ".join(sorted({r[4] for r in ingest}))
+    print(f"| ingest, {len(ingest)} runs in all | {wall:.1f} s | {rss / 1048576:.2f} GiB | {spill / 1048576:,.0f} MiB | {n_ev / wall:,.0f} | {binaries} |")
 PY
 )
 echo

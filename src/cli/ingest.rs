@@ -41,7 +41,7 @@ pub(super) fn failure(e: IngestError) -> Failure {
     match e {
         IngestError::Store(StoreError::Locked { .. }) => Failure::new(exit::LOCKED, e),
         IngestError::NoLanding { .. }
-        | IngestError::Store(StoreError::Unusable { .. })
+        | IngestError::Store(StoreError::Unusable { .. } | StoreError::Linkage(_))
         | IngestError::Engine(_) => Failure::new(exit::USAGE, e),
         IngestError::Store(_) => Failure::new(exit::DATA, e),
     }

@@ -1,32 +1,35 @@
 //! Person linkage across practices, counted with a DataFusion query over the
-//! canonical patients table (the store as every later stage reads it).
+//! canonical patients table (the store as every later stage reads it), in
+//! the ingest's own engine: under its memory limit, spilling to its folder.
 
 use std::path::Path;
 
 use datafusion::functions_aggregate::expr_fn::{max, min};
-use datafusion::prelude::{ParquetReadOptions, SessionContext, col, lit};
+use datafusion::prelude::{ParquetReadOptions, col, lit};
 
+use super::engine::Engine;
 use super::report::PersonLinkage;
 use crate::store::StoreError;
 
 /// People with a verified NHS number at more than one practice, and records
 /// without a verified number (which are never linked).
-pub fn person_linkage(patients_dir: &Path) -> Result<PersonLinkage, StoreError> {
+pub fn person_linkage(engine: &Engine, patients_dir: &Path) -> Result<PersonLinkage, StoreError> {
     if !patients_dir.exists() {
         return Ok(PersonLinkage::default());
     }
-    let query_err = |e: datafusion::error::DataFusionError| StoreError::ParquetRead {
-        path: patients_dir.to_path_buf(),
-        message: e.to_string(),
-    };
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .build()
-        .map_err(|source| StoreError::Io {
+    let query_err = |e: datafusion::error::DataFusionError| match crate::session::out_of_memory(&e)
+    {
+        Some(detail) => StoreError::Linkage(format!(
+            "counting people linked across practices ran out of memory within --memory-limit {} ({detail}); the practices listed above were stored, the ingest report was not written; hint: run the same ingest again with a larger --memory-limit",
+            engine.limit()
+        )),
+        None => StoreError::ParquetRead {
             path: patients_dir.to_path_buf(),
-            source,
-        })?;
-    runtime.block_on(async {
-        let ctx = SessionContext::new();
+            message: e.to_string(),
+        },
+    };
+    engine.block_on(async {
+        let ctx = engine.ctx();
         let path = format!("{}/", patients_dir.display());
         let patients = ctx
             .read_parquet(path, ParquetReadOptions::default())

@@ -344,12 +344,16 @@ pub fn run_observed(
             })
             .collect()
     });
+    let persons = linkage::person_linkage(
+        &engine,
+        &store.canonical_dir(CanonicalTable::Patients.name()),
+    );
     drop(engine);
     if limits.spill_dir.is_none() {
         // The default folder is ingest's own: leave no empty folder behind.
         let _ = fs::remove_dir_all(&spill_dir);
     }
-    let persons = linkage::person_linkage(&store.canonical_dir(CanonicalTable::Patients.name()))?;
+    let persons = persons?;
     let report = IngestReport {
         landing: landing.to_path_buf(),
         store: store_root.to_path_buf(),

@@ -57,6 +57,10 @@ pub enum StoreError {
         "{path}: cannot read Parquet: {message}; hint: this store file is damaged; rebuild the practice by ingesting its landing zone into a new store (`phm ingest --store NEW_FOLDER`)"
     )]
     ParquetRead { path: PathBuf, message: String },
+    /// The closing count of people linked across practices failed for want
+    /// of memory: the message says what was stored and what to do.
+    #[error("{0}")]
+    Linkage(String),
     #[error(
         "{path}: phm cannot use this as a store: {source}; hint: --store takes a folder phm can create, read and write; check the path (not a file) and its permissions"
     )]
