@@ -442,7 +442,17 @@ pub(crate) fn write_batch(
     path: &Path,
     batch: &datafusion::arrow::array::RecordBatch,
 ) -> Result<()> {
-    use datafusion::parquet::arrow::ArrowWriter;
+    let mut w = parquet_writer(path, batch.schema())?;
+    w.write(batch)?;
+    w.close()?;
+    Ok(())
+}
+
+/// A Parquet writer of phm's own files at `path` (zstd level 1).
+pub(crate) fn parquet_writer(
+    path: &Path,
+    schema: datafusion::arrow::datatypes::SchemaRef,
+) -> Result<datafusion::parquet::arrow::ArrowWriter<std::fs::File>> {
     use datafusion::parquet::basic::{Compression, ZstdLevel};
     use datafusion::parquet::file::properties::WriterProperties;
     let props = WriterProperties::builder()
@@ -451,10 +461,11 @@ pub(crate) fn write_batch(
         ))
         .build();
     let file = std::fs::File::create(path).map_err(io(path))?;
-    let mut w = ArrowWriter::try_new(file, batch.schema(), Some(props))?;
-    w.write(batch)?;
-    w.close()?;
-    Ok(())
+    Ok(datafusion::parquet::arrow::ArrowWriter::try_new(
+        file,
+        schema,
+        Some(props),
+    )?)
 }
 
 /// A path as DataFusion takes it.

@@ -2,8 +2,12 @@
 //! Parquet and CSV in a deterministic row order, written to a sibling folder
 //! and renamed over `OUT/<ID>@<version>/`.
 //!
-//! The results are per person (bounded by the population), so they are
-//! collected sorted and written with the Parquet and CSV writers.
+//! The per-person files (membership, explanations, near misses) stream from
+//! their sorted plans into the Parquet and CSV writers as the rows arrive, in
+//! chunks of a fixed number of rows ([`OutputFiles`]): memory stays within
+//! the engine's pool and a row group whatever the population, and the bytes
+//! written depend on the rows alone, not on how the engine (here or on a
+//! cluster) batched them. Only the small count tables are collected.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
@@ -13,11 +17,13 @@ use std::sync::Arc;
 use datafusion::arrow::array::{
     Array, ArrayRef, BooleanArray, Int64Array, RecordBatch, StringArray,
 };
-use datafusion::arrow::compute::concat_batches;
+use datafusion::arrow::compute::{BatchCoalescer, concat_batches};
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::functions_aggregate::expr_fn::count;
+use datafusion::parquet::arrow::ArrowWriter;
 use datafusion::prelude::*;
 use datafusion::scalar::ScalarValue;
+use futures::StreamExt;
 
 use super::criteria::CritResult;
 use super::fetch;
@@ -279,31 +285,28 @@ pub async fn write(
     let key = def.key();
 
     let t0 = std::time::Instant::now();
-    let membership = collect(
-        decided
-            .read(ctx)
-            .await?
-            .select(vec![
-                col("person_key"),
-                col("practice"),
-                col("status"),
-                col("included"),
-                // "Undetermined": said in words, so a reader filtering on
-                // `included` cannot miss the third state.
-                when(
-                    col("status").eq(lit(Status::InPopulation.name())),
-                    when(col("included").is_true(), lit("included"))
-                        .when(col("included").is_false(), lit("excluded"))
-                        .otherwise(lit("undetermined"))?,
-                )
-                .otherwise(lit(ScalarValue::Utf8(None)))?
-                .alias("outcome"),
-                col("deciding_rule"),
-                col("near_miss_rule"),
-            ])?
-            .sort(vec![col("person_key").sort(true, false)])?,
-    )
-    .await?;
+    let membership = decided
+        .read(ctx)
+        .await?
+        .select(vec![
+            col("person_key"),
+            col("practice"),
+            col("status"),
+            col("included"),
+            // "Undetermined": said in words, so a reader filtering on
+            // `included` cannot miss the third state.
+            when(
+                col("status").eq(lit(Status::InPopulation.name())),
+                when(col("included").is_true(), lit("included"))
+                    .when(col("included").is_false(), lit("excluded"))
+                    .otherwise(lit("undetermined"))?,
+            )
+            .otherwise(lit(ScalarValue::Utf8(None)))?
+            .alias("outcome"),
+            col("deciding_rule"),
+            col("near_miss_rule"),
+        ])?
+        .sort(vec![col("person_key").sort(true, false)])?;
 
     let mut expl: Option<DataFrame> = None;
     for (j, c) in crit.iter().enumerate() {
@@ -350,7 +353,6 @@ pub async fn write(
             Some(u) => u.union(df)?,
         });
     }
-    tracing::debug!(elapsed = ?t0.elapsed(), "membership collected");
     let explanations = match expl {
         Some(df) => {
             let df = df.sort(vec![
@@ -365,25 +367,20 @@ pub async fn write(
                 .filter(|n| n != "crit_order")
                 .collect();
             let names: Vec<&str> = names.iter().map(String::as_str).collect();
-            Some(collect(df.select_columns(&names)?).await?)
+            Some(df.select_columns(&names)?)
         }
         None => None,
     };
-
-    tracing::debug!(elapsed = ?t0.elapsed(), "explanations collected");
-    let near_misses = collect(
-        decided
-            .read(ctx)
-            .await?
-            .filter(col("near_miss_rule").is_not_null())?
-            .select(vec![
-                col("person_key"),
-                col("practice"),
-                col("near_miss_rule").alias("rule"),
-            ])?
-            .sort(vec![col("person_key").sort(true, false)])?,
-    )
-    .await?;
+    let near_misses = decided
+        .read(ctx)
+        .await?
+        .filter(col("near_miss_rule").is_not_null())?
+        .select(vec![
+            col("person_key"),
+            col("practice"),
+            col("near_miss_rule").alias("rule"),
+        ])?
+        .sort(vec![col("person_key").sort(true, false)])?;
 
     // Persons per (attributed practice, status, deciding rule, included).
     let counts_batch = collect(decided.read(ctx).await?.aggregate(
@@ -420,16 +417,42 @@ pub async fn write(
     let attrition = attrition(cohort, &practices, &counts);
     let combinations = combinations(&practices, &combos_batch);
 
-    let empty_expl;
-    let explanations = match &explanations {
-        Some(b) => b,
-        None => {
-            empty_expl = RecordBatch::new_empty(Arc::new(explanation_schema()));
-            &empty_expl
+    let target = opts.out.join(&key);
+    let tmp = opts.out.join(format!(".{key}.tmp-{}", std::process::id()));
+    if tmp.exists() {
+        std::fs::remove_dir_all(&tmp).map_err(io(&tmp))?;
+    }
+    std::fs::create_dir_all(&tmp).map_err(io(&tmp))?;
+    let written = async {
+        let mut rows = serde_json::Map::new();
+        let persons = stream_into(membership, &tmp, "membership").await?;
+        rows.insert("membership".into(), persons.into());
+        let n = match explanations {
+            Some(df) => stream_into(df, &tmp, "explanations").await?,
+            None => {
+                let empty = RecordBatch::new_empty(Arc::new(explanation_schema()));
+                OutputFiles::create(&tmp, "explanations", empty.schema())?.finish()?
+            }
+        };
+        rows.insert("explanations".into(), n.into());
+        let n = stream_into(near_misses, &tmp, "near_misses").await?;
+        rows.insert("near_misses".into(), n.into());
+        tracing::debug!(elapsed = ?t0.elapsed(), "per-person files written");
+        for (name, b) in [("attrition", &attrition), ("combinations", &combinations)] {
+            let mut files = OutputFiles::create(&tmp, name, b.schema())?;
+            files.push(b.clone())?;
+            rows.insert(name.into(), files.finish()?.into());
+        }
+        Ok::<_, crate::cohort::Error>((persons, rows))
+    }
+    .await;
+    let (persons, rows) = match written {
+        Ok(w) => w,
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&tmp);
+            return Err(e);
         }
     };
-
-    let persons = membership.num_rows() as u64;
     let in_population = counts.sum(|r| r.status == Status::InPopulation.name());
     let included = counts.sum(|r| r.included == Some(true));
     let undetermined = counts.sum(CountRow::undetermined);
@@ -459,17 +482,6 @@ pub async fn write(
         .filter(|(_, n)| *n > 0)
         .collect();
 
-    let batches: [(&str, &RecordBatch); 5] = [
-        ("membership", &membership),
-        ("explanations", explanations),
-        ("near_misses", &near_misses),
-        ("attrition", &attrition),
-        ("combinations", &combinations),
-    ];
-    let mut rows = serde_json::Map::new();
-    for (name, b) in &batches {
-        rows.insert((*name).to_string(), (b.num_rows() as u64).into());
-    }
     let expansions: serde_json::Map<String, serde_json::Value> = cohort
         .expansions
         .iter()
@@ -503,30 +515,7 @@ pub async fn write(
         "rows": rows,
     });
 
-    let target = opts.out.join(&key);
-    let tmp = opts.out.join(format!(".{key}.tmp-{}", std::process::id()));
-    if tmp.exists() {
-        std::fs::remove_dir_all(&tmp).map_err(io(&tmp))?;
-    }
-    std::fs::create_dir_all(&tmp).map_err(io(&tmp))?;
-    tracing::debug!(elapsed = ?t0.elapsed(), "all collected");
     let written = (|| -> Result<()> {
-        // The writers are single-threaded: one thread per file.
-        std::thread::scope(|scope| -> Result<()> {
-            let mut handles = Vec::new();
-            for (name, b) in &batches {
-                let (pq, csv) = (
-                    tmp.join(format!("{name}.parquet")),
-                    tmp.join(format!("{name}.csv")),
-                );
-                handles.push(scope.spawn(move || super::write_batch(&pq, b)));
-                handles.push(scope.spawn(move || write_csv(&csv, b)));
-            }
-            for h in handles {
-                h.join().expect("writer thread")?;
-            }
-            Ok(())
-        })?;
         let json_path = tmp.join("run.json");
         let mut text = serde_json::to_string_pretty(&run_json).expect("run.json serialises");
         text.push('\n');
@@ -579,13 +568,81 @@ async fn collect(df: DataFrame) -> Result<RecordBatch> {
     Ok(concat_batches(&schema, &batches)?)
 }
 
-fn write_csv(path: &Path, batch: &RecordBatch) -> Result<()> {
-    let file = File::create(path).map_err(io(path))?;
-    let mut w = datafusion::arrow::csv::WriterBuilder::new()
-        .with_header(true)
-        .build(file);
-    w.write(batch)?;
-    Ok(())
+/// Rows per write to an output's files: the Parquet writer decides its pages
+/// and dictionary fallbacks write by write, so with writes of a fixed size
+/// the files' bytes depend on the rows alone.
+const CHUNK_ROWS: usize = 8192;
+
+/// Streams the rows of `df` (a sorted plan) into `dir/NAME.parquet` and
+/// `dir/NAME.csv`; the number of rows written.
+async fn stream_into(df: DataFrame, dir: &Path, name: &str) -> Result<u64> {
+    let schema = Arc::new(df.schema().as_arrow().clone());
+    let mut files = OutputFiles::create(dir, name, schema)?;
+    let mut stream = df.execute_stream().await?;
+    while let Some(batch) = stream.next().await {
+        files.push(batch?)?;
+    }
+    files.finish()
+}
+
+/// One output's Parquet and CSV files, written as rows arrive, in chunks of
+/// [`CHUNK_ROWS`].
+struct OutputFiles {
+    parquet: ArrowWriter<File>,
+    csv: datafusion::arrow::csv::Writer<File>,
+    chunks: BatchCoalescer,
+    schema: datafusion::arrow::datatypes::SchemaRef,
+    rows: u64,
+}
+
+impl OutputFiles {
+    fn create(
+        dir: &Path,
+        name: &str,
+        schema: datafusion::arrow::datatypes::SchemaRef,
+    ) -> Result<OutputFiles> {
+        let parquet = super::parquet_writer(&dir.join(format!("{name}.parquet")), schema.clone())?;
+        let path = dir.join(format!("{name}.csv"));
+        let file = File::create(&path).map_err(io(&path))?;
+        let csv = datafusion::arrow::csv::WriterBuilder::new()
+            .with_header(true)
+            .build(file);
+        Ok(OutputFiles {
+            parquet,
+            csv,
+            chunks: BatchCoalescer::new(schema.clone(), CHUNK_ROWS),
+            schema,
+            rows: 0,
+        })
+    }
+
+    fn push(&mut self, batch: RecordBatch) -> Result<()> {
+        self.chunks.push_batch(batch)?;
+        self.write_completed()
+    }
+
+    fn write_completed(&mut self) -> Result<()> {
+        while let Some(chunk) = self.chunks.next_completed_batch() {
+            self.parquet.write(&chunk)?;
+            self.csv.write(&chunk)?;
+            self.rows += chunk.num_rows() as u64;
+        }
+        Ok(())
+    }
+
+    /// Writes the last rows and closes both files; the rows written.
+    fn finish(mut self) -> Result<u64> {
+        self.chunks.finish_buffered_batch()?;
+        self.write_completed()?;
+        if self.rows == 0 {
+            // The CSV file still gets its header.
+            self.csv
+                .write(&RecordBatch::new_empty(self.schema.clone()))?;
+        }
+        self.parquet.close()?;
+        // Each CSV write has already reached the file.
+        Ok(self.rows)
+    }
 }
 
 fn explanation_schema() -> Schema {
