@@ -854,3 +854,75 @@ fn combinations(practices: &BTreeSet<String>, b: &RecordBatch) -> RecordBatch {
     ];
     RecordBatch::try_new(Arc::new(schema), columns).expect("combination columns")
 }
+
+#[cfg(test)]
+mod output_files_tests {
+    use super::*;
+
+    fn schema() -> datafusion::arrow::datatypes::SchemaRef {
+        Arc::new(Schema::new(vec![
+            Field::new("person_key", DataType::Utf8, false),
+            Field::new("n", DataType::Int64, true),
+        ]))
+    }
+
+    fn rows(from: usize, to: usize) -> RecordBatch {
+        let keys: Vec<String> = (from..to).map(|i| format!("person-{i:06}")).collect();
+        let n: Vec<Option<i64>> = (from..to)
+            .map(|i| (i % 7 != 0).then_some(i as i64))
+            .collect();
+        RecordBatch::try_new(
+            schema(),
+            vec![
+                Arc::new(StringArray::from(keys)) as ArrayRef,
+                Arc::new(Int64Array::from(n)) as ArrayRef,
+            ],
+        )
+        .unwrap()
+    }
+
+    fn write(dir: &Path, batches: &[(usize, usize)]) -> (Vec<u8>, Vec<u8>, u64) {
+        let mut files = OutputFiles::create(dir, "out", schema()).unwrap();
+        for (from, to) in batches {
+            files.push(rows(*from, *to)).unwrap();
+        }
+        let n = files.finish().unwrap();
+        (
+            std::fs::read(dir.join("out.parquet")).unwrap(),
+            std::fs::read(dir.join("out.csv")).unwrap(),
+            n,
+        )
+    }
+
+    #[test]
+    fn bytes_depend_on_the_rows_not_on_how_they_were_batched() {
+        let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let whole = write(a.path(), &[(0, 30_000)]);
+        let ragged = write(
+            b.path(),
+            &[
+                (0, 1),
+                (1, 5_000),
+                (5_000, 5_001),
+                (5_001, 20_000),
+                (20_000, 30_000),
+            ],
+        );
+        assert_eq!(whole.2, 30_000);
+        assert_eq!(ragged.2, 30_000);
+        assert!(
+            whole.0 == ragged.0,
+            "Parquet bytes differ with the batching"
+        );
+        assert!(whole.1 == ragged.1, "CSV bytes differ with the batching");
+    }
+
+    #[test]
+    fn an_empty_output_still_has_its_csv_header_and_parquet_schema() {
+        let dir = tempfile::tempdir().unwrap();
+        let (parquet, csv, n) = write(dir.path(), &[]);
+        assert_eq!(n, 0);
+        assert_eq!(String::from_utf8(csv).unwrap(), "person_key,n\n");
+        assert!(!parquet.is_empty());
+    }
+}
