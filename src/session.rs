@@ -81,14 +81,37 @@ impl std::str::FromStr for MemoryLimit {
 
 /// The engine's first line when `e` is the memory pool refusing an
 /// operator (a hash table, a buffer that cannot spill), wherever it is
-/// wrapped; `None` for any other failure.
+/// wrapped, on this machine or on a cluster's executor; `None` for any
+/// other failure.
 pub fn out_of_memory(e: &datafusion::error::DataFusionError) -> Option<String> {
     match e.find_root() {
-        datafusion::error::DataFusionError::ResourcesExhausted(what) => {
-            Some(what.lines().next().unwrap_or_default().trim().to_string())
-        }
-        _ => None,
+        datafusion::error::DataFusionError::ResourcesExhausted(what) => Some(first_line(what)),
+        other => remote_out_of_memory(&other.to_string()),
     }
+}
+
+/// A cluster returns an executor's failure as text: Ballista 55 reports
+/// `Job … failed: … Task failed due to runtime execution error:
+/// DataFusionError(…ResourcesExhausted("…"))` inside an execution error.
+/// The pool's own words, when that text holds them.
+fn remote_out_of_memory(text: &str) -> Option<String> {
+    const MARK: &str = "ResourcesExhausted(\"";
+    let rest = &text[text.find(MARK)? + MARK.len()..];
+    let what = rest.find("\")").map_or(rest, |end| &rest[..end]);
+    Some(first_line(what))
+}
+
+fn first_line(text: &str) -> String {
+    text.lines().next().unwrap_or_default().trim().to_string()
+}
+
+/// An engine error on one line, for a message that must stay one line (a
+/// cluster's error text can span several).
+pub fn one_line(e: &impl std::fmt::Display) -> String {
+    e.to_string()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// What a stage that ran out of memory tells its user: the stage, the limit,
@@ -294,7 +317,33 @@ impl Session {
 
 #[cfg(test)]
 mod tests {
-    use super::{EngineSpec, MemoryLimit};
+    use super::{EngineSpec, MemoryLimit, out_of_memory};
+    use datafusion::error::DataFusionError;
+
+    #[test]
+    fn an_executors_memory_failure_is_recognised_in_the_clusters_text() {
+        // As Ballista 55 returned it to the client, newline included.
+        let remote = DataFusionError::Execution(
+            "Job 038J60QQA2001 failed: Job failed due to stage 3 failed: Task failed due to runtime execution error: DataFusionError(Shared(Context(\"Not enough memory to continue external sort.\", ResourcesExhausted(\"Failed to allocate additional 10.0 MB for ExternalSorterMerge[0] with 0.0 B already allocated for this reservation - 1024.0 KB remain available for the total memory pool: fair(pool_size: 1024.0 KB)\"))))\n".into(),
+        );
+        assert_eq!(
+            out_of_memory(&remote).as_deref(),
+            Some(
+                "Failed to allocate additional 10.0 MB for ExternalSorterMerge[0] with 0.0 B already allocated for this reservation - 1024.0 KB remain available for the total memory pool: fair(pool_size: 1024.0 KB)"
+            )
+        );
+        let local = DataFusionError::Context(
+            "sorting".into(),
+            Box::new(DataFusionError::ResourcesExhausted(
+                "pool full\nmore".into(),
+            )),
+        );
+        assert_eq!(out_of_memory(&local).as_deref(), Some("pool full"));
+        let lost = DataFusionError::Execution(
+            "Job 1 failed: Task failed due to runtime execution error: executor lost".into(),
+        );
+        assert_eq!(out_of_memory(&lost), None);
+    }
 
     #[test]
     fn memory_sizes() {

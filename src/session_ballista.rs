@@ -8,7 +8,6 @@ use std::time::Duration;
 
 use ballista::prelude::{SessionConfigExt, SessionContextExt};
 use ballista_core::serde::BallistaCodec;
-use ballista_core::serde::protobuf::scheduler_grpc_client::SchedulerGrpcClient;
 use datafusion::execution::SessionStateBuilder;
 use datafusion::prelude::{SessionConfig, SessionContext};
 
@@ -89,16 +88,30 @@ fn first_line(s: &str) -> String {
 }
 
 /// How soon the in-process scheduler gives up on a silent executor and
-/// hands its tasks to another (Ballista's default is 180 s; executors poll
-/// every few seconds).
+/// hands its tasks to another (Ballista's default is 180 s).
 const EXECUTOR_TIMEOUT_SECONDS: u64 = 15;
+
+/// How often an executor of the in-process cluster tells the scheduler it
+/// is alive: well within [`EXECUTOR_TIMEOUT_SECONDS`].
+const HEARTBEAT_SECONDS: u64 = 2;
+
+/// How long [`start_local_cluster`] waits for its executors to register.
+const REGISTRATION: Duration = Duration::from_secs(60);
 
 /// A Ballista scheduler and executors inside this process, on localhost.
 /// The scheduler runs on the runtime it was started from; each executor on
 /// a runtime of its own, so that one can be stopped alone.
+///
+/// Tasks are pushed (Ballista's push-staged policy): the scheduler hands a
+/// stage's tasks to the executors as soon as it is ready, and an executor
+/// reports a finished task at once. With executors polling for work
+/// (pull-staged), every stage waited for a poll and every result for the
+/// next one, about 0.2 s per query whatever its work.
 pub struct LocalCluster {
     pub port: u16,
     executors: Vec<Option<tokio::runtime::Runtime>>,
+    /// The executors' shuffle files and spills; removed with the cluster.
+    _work: tempfile::TempDir,
 }
 
 impl LocalCluster {
@@ -127,56 +140,98 @@ impl Drop for LocalCluster {
 }
 
 /// Starts a scheduler on `runtime` and `executors` executors of `cores`
-/// task slots each; they stop when the runtime and the cluster are dropped.
+/// task slots each, and waits until every executor has registered; they
+/// stop when the runtime and the cluster are dropped. `memory_limit`
+/// (bytes) is each executor's memory pool, shared by its task slots;
+/// without it Ballista sizes the pool from the machine's memory.
 pub fn start_local_cluster(
     runtime: &tokio::runtime::Runtime,
     executors: usize,
     cores: usize,
+    memory_limit: Option<usize>,
 ) -> Result<LocalCluster, String> {
-    let port = runtime.block_on(start_scheduler())?;
+    use ballista_core::config::TaskSchedulingPolicy;
+    use ballista_executor::executor_process::{ExecutorProcessConfig, start_executor_process};
+    let (port, scheduler) = runtime.block_on(start_scheduler())?;
+    let work = tempfile::TempDir::with_prefix("phm-cluster-")
+        .map_err(|e| format!("cannot make the executors' work folder: {e}"))?;
     let mut cluster = LocalCluster {
         port,
         executors: Vec::new(),
+        _work: work,
     };
-    for _ in 0..executors {
+    for i in 0..executors {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(cores.max(1))
             .enable_all()
             .build()
             .map_err(|e| format!("cannot start a runtime: {e}"))?;
-        rt.block_on(async {
-            let scheduler = connect_scheduler(port).await?;
-            ballista_executor::new_standalone_executor(scheduler, cores, BallistaCodec::default())
-                .await
-                .map_err(|e| format!("cannot start an executor: {e}"))
-        })?;
+        let dir = cluster._work.path().join(format!("executor-{i}"));
+        std::fs::create_dir_all(&dir).map_err(|e| format!("cannot make {}: {e}", dir.display()))?;
+        let config = ExecutorProcessConfig {
+            bind_host: "127.0.0.1".into(),
+            external_host: Some("127.0.0.1".into()),
+            port: free_port()?,
+            grpc_port: free_port()?,
+            scheduler_host: "localhost".into(),
+            scheduler_port: port,
+            vcores: cores.max(1),
+            task_scheduling_policy: TaskSchedulingPolicy::PushStaged,
+            work_dir: Some(dir.to_string_lossy().into_owned()),
+            executor_heartbeat_interval_seconds: HEARTBEAT_SECONDS,
+            memory_pool_size: memory_limit.map(|b| b as u64),
+            ..Default::default()
+        };
+        rt.spawn(async move {
+            if let Err(e) = start_executor_process(Arc::new(config)).await {
+                tracing::error!("executor {i} stopped: {e}");
+            }
+        });
         cluster.executors.push(Some(rt));
     }
+    runtime.block_on(async {
+        let deadline = tokio::time::Instant::now() + REGISTRATION;
+        loop {
+            let registered = scheduler
+                .state
+                .executor_manager
+                .get_executors_state()
+                .await
+                .map(|s| s.len())
+                .unwrap_or(0);
+            if registered >= executors {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() > deadline {
+                return Err(format!(
+                    "{registered} of {executors} executors registered with the scheduler within {} s",
+                    REGISTRATION.as_secs()
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })?;
     Ok(cluster)
 }
 
-async fn connect_scheduler(
-    port: u16,
-) -> Result<SchedulerGrpcClient<tonic::transport::Channel>, String> {
-    let url = format!("http://localhost:{port}");
-    let mut tries = 0;
-    loop {
-        match SchedulerGrpcClient::connect(url.clone()).await {
-            Ok(c) => return Ok(c),
-            Err(e) if tries > 100 => {
-                return Err(format!("the scheduler at {url} does not answer: {e}"));
-            }
-            Err(_) => {
-                tries += 1;
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        }
-    }
+/// A port free on localhost now (the OS's choice; closed before it is used).
+fn free_port() -> Result<u16, String> {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .map_err(|e| format!("cannot find a free port on localhost: {e}"))
 }
 
-/// Ballista's standalone scheduler (`ballista_scheduler::standalone`), with
-/// a short executor timeout; returns its port.
-async fn start_scheduler() -> Result<u16, String> {
+type Scheduler = ballista_scheduler::scheduler_server::SchedulerServer<
+    datafusion_proto::protobuf::LogicalPlanNode,
+    datafusion_proto::protobuf::PhysicalPlanNode,
+>;
+
+/// Ballista's standalone scheduler (`ballista_scheduler::standalone`),
+/// pushing tasks to executors, with a short executor timeout; returns its
+/// port and a handle on its state. Its name is its address: executors send
+/// the status of pushed tasks there.
+async fn start_scheduler() -> Result<(u16, Scheduler), String> {
     use ballista_core::config::TaskSchedulingPolicy;
     use ballista_core::extension::SessionConfigExt as _;
     use ballista_core::serde::protobuf::scheduler_grpc_server::SchedulerGrpcServer;
@@ -191,15 +246,20 @@ async fn start_scheduler() -> Result<u16, String> {
         let what = what.to_string();
         move |e: ballista_core::error::BallistaError| format!("{what}: {e}")
     };
+    let listener = tokio::net::TcpListener::bind("localhost:0")
+        .await
+        .map_err(|e| format!("cannot listen on localhost: {e}"))?;
+    let port = listener
+        .local_addr()
+        .map_err(|e| format!("cannot listen on localhost: {e}"))?
+        .port();
+    let name = format!("localhost:{port}");
     let config_producer: ballista_core::ConfigProducer = Arc::new(default_config_producer);
     let max_message = config_producer().ballista_grpc_client_max_message_size();
-    let cluster = BallistaCluster::new_memory(
-        "localhost:50050",
-        Arc::new(default_session_builder),
-        config_producer,
-    );
+    let cluster =
+        BallistaCluster::new_memory(&name, Arc::new(default_session_builder), config_producer);
     let mut config =
-        SchedulerConfig::default().with_scheduler_policy(TaskSchedulingPolicy::PullStaged);
+        SchedulerConfig::default().with_scheduler_policy(TaskSchedulingPolicy::PushStaged);
     config.executor_timeout_seconds = EXECUTOR_TIMEOUT_SECONDS;
     config.expire_dead_executor_interval_seconds = 2;
     // No second attempt of a task or a stage: a failure fails the query.
@@ -208,7 +268,7 @@ async fn start_scheduler() -> Result<u16, String> {
     config.task_max_failures = 1;
     config.stage_max_failures = 1;
     let mut server: SchedulerServer<LogicalPlanNode, PhysicalPlanNode> = SchedulerServer::new(
-        "localhost:50050".to_owned(),
+        name.clone(),
         cluster,
         BallistaCodec::default(),
         Arc::new(config),
@@ -219,20 +279,14 @@ async fn start_scheduler() -> Result<u16, String> {
         .init()
         .await
         .map_err(err("cannot start a scheduler"))?;
+    let handle = server.clone();
     let grpc = SchedulerGrpcServer::new(server)
         .max_decoding_message_size(max_message)
         .max_encoding_message_size(max_message);
-    let listener = tokio::net::TcpListener::bind("localhost:0")
-        .await
-        .map_err(|e| format!("cannot listen on localhost: {e}"))?;
-    let port = listener
-        .local_addr()
-        .map_err(|e| format!("cannot listen on localhost: {e}"))?
-        .port();
     tokio::spawn(
         create_grpc_server(&GrpcServerConfig::default())
             .add_service(grpc)
             .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
     );
-    Ok(port)
+    Ok((port, handle))
 }

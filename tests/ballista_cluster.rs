@@ -64,7 +64,7 @@ fn shipped_cohorts_and_dq_on_a_cluster_equal_local_runs() {
         .enable_all()
         .build()
         .unwrap();
-    let started = phm::session_ballista::start_local_cluster(&runtime, 2, 2).unwrap();
+    let started = phm::session_ballista::start_local_cluster(&runtime, 2, 2, None).unwrap();
     let cluster = started.engine().to_string();
 
     let work = tempfile::tempdir().unwrap();
@@ -111,7 +111,7 @@ fn an_executor_killed_mid_run_never_publishes_partial_results() {
         .enable_all()
         .build()
         .unwrap();
-    let mut cluster = phm::session_ballista::start_local_cluster(&runtime, 2, 1).unwrap();
+    let mut cluster = phm::session_ballista::start_local_cluster(&runtime, 2, 1, None).unwrap();
     let engine = cluster.engine().to_string();
     let work = tempfile::tempdir().unwrap();
     let (landing, store, release) = (
@@ -196,4 +196,54 @@ fn an_unreachable_scheduler_fails_before_anything_is_written() {
     let o = dq(&store, &release, &out, INDEX, &["--engine", &engine]);
     assert_eq!(o.status.code(), Some(6), "{}", stderr(&o));
     assert!(!out.exists(), "nothing is written");
+}
+
+/// Executors whose memory pools are too small for the plans: the run fails
+/// as a local run does (the stage, that memory ran out, what to raise) and
+/// leaves no completion marker, so nothing reads its folder.
+#[test]
+fn executors_out_of_memory_fail_the_run_and_publish_nothing() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let cluster =
+        phm::session_ballista::start_local_cluster(&runtime, 2, 1, Some(1 << 20)).unwrap();
+    let engine = cluster.engine().to_string();
+    let work = tempfile::tempdir().unwrap();
+    let (landing, store, release) = (
+        work.path().join("landing"),
+        work.path().join("store"),
+        work.path().join("release"),
+    );
+    small_network(&landing, 7);
+    assert!(import_fixture(&release).status.success());
+    assert_eq!(ingest(&landing, &store).status.code(), Some(0));
+
+    let out = work.path().join("out");
+    let o = cohort_run(&store, &release, &out, &engine);
+    let message = stderr(&o);
+    assert_eq!(o.status.code(), Some(2), "{message}");
+    assert!(
+        message.contains("the cohort stage ran out of memory")
+            && message.contains("executors' --memory-pool-size"),
+        "{message}"
+    );
+    assert!(
+        !out.join("run.json").exists(),
+        "a failed run left a completion marker"
+    );
+
+    let dq_out = work.path().join("dq");
+    let o = dq(&store, &release, &dq_out, INDEX, &["--engine", &engine]);
+    let message = stderr(&o);
+    assert_eq!(o.status.code(), Some(2), "{message}");
+    assert!(message.contains("ran out of memory"), "{message}");
+    assert!(
+        !dq_out.join("dq.json").exists(),
+        "a failed assessment left a report"
+    );
+    drop(cluster);
+    drop(runtime);
 }

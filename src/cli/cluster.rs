@@ -16,6 +16,11 @@ pub struct ClusterArgs {
     /// Task slots of each executor.
     #[arg(long, default_value_t = 2)]
     pub cores: usize,
+    /// Each executor's memory pool, shared by its task slots (e.g. 4GiB):
+    /// sorts and aggregates spill beyond it. Left out, Ballista sizes it
+    /// from the machine's memory.
+    #[arg(long, value_name = "SIZE")]
+    pub memory_limit: Option<crate::session::MemoryLimit>,
 }
 
 pub fn run(args: ClusterArgs) -> Result<u8, Failure> {
@@ -29,9 +34,13 @@ pub fn run(args: ClusterArgs) -> Result<u8, Failure> {
         .enable_all()
         .build()
         .map_err(|e| Failure::new(exit::INTERNAL, format!("cannot start a runtime: {e}")))?;
-    let cluster =
-        crate::session_ballista::start_local_cluster(&runtime, args.executors, args.cores)
-            .map_err(|e| Failure::new(exit::INFRASTRUCTURE, e))?;
+    let cluster = crate::session_ballista::start_local_cluster(
+        &runtime,
+        args.executors,
+        args.cores,
+        args.memory_limit.map(crate::session::MemoryLimit::bytes),
+    )
+    .map_err(|e| Failure::new(exit::INFRASTRUCTURE, e))?;
     emit(&format!(
         "a Ballista scheduler and {} executors of {} cores are listening: --engine {}\n",
         args.executors,

@@ -377,8 +377,9 @@ pub fn evaluate_then(
         cohort::Error::Engine(e) if session.distributed() => Failure::new(
             exit::INFRASTRUCTURE,
             format!(
-                "the query failed on {}: {e}; hint: check the scheduler's and executors' logs (a file an executor cannot open means the store or OUT is not on storage every executor reads), then rerun; nothing was published",
-                session.spec()
+                "the query failed on {}: {}; hint: check the scheduler's and executors' logs (a file an executor cannot open means the store or OUT is not on storage every executor reads), then rerun; nothing was published",
+                session.spec(),
+                crate::session::one_line(&e)
             ),
         ),
         e => failure(e),

@@ -121,8 +121,9 @@ pub fn run(args: DqArgs) -> Result<u8, Failure> {
             Failure::new(
                 exit::INFRASTRUCTURE,
                 format!(
-                    "the data-quality query failed on {}: {df}; hint: check the scheduler's and executors' logs (a file an executor cannot open means the store or OUT is not on storage every executor reads), then rerun; dq.json was not written",
-                    session.spec()
+                    "the data-quality query failed on {}: {}; hint: check the scheduler's and executors' logs (a file an executor cannot open means the store or OUT is not on storage every executor reads), then rerun; dq.json was not written",
+                    session.spec(),
+                    crate::session::one_line(&df)
                 ),
             )
         }
