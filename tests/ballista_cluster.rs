@@ -247,3 +247,39 @@ fn executors_out_of_memory_fail_the_run_and_publish_nothing() {
     drop(cluster);
     drop(runtime);
 }
+
+/// `phm cluster` serves until it is stopped, by Ctrl-C or by SIGTERM (its
+/// executors listen for both as well), and then exits cleanly.
+#[test]
+fn phm_cluster_stops_on_sigterm() {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_phm"))
+        .args(["cluster", "--executors", "1", "--cores", "1"])
+        .env_remove("PHM_LOG")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert!(line.contains("--engine ballista://localhost:"), "{line}");
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            assert_eq!(status.code(), Some(0));
+            break;
+        }
+        if std::time::Instant::now() > deadline {
+            child.kill().unwrap();
+            panic!("phm cluster still running 20 s after SIGTERM");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}

@@ -47,8 +47,21 @@ pub fn run(args: ClusterArgs) -> Result<u8, Failure> {
         args.cores,
         cluster.engine()
     ))?;
+    // The executors listen for these signals too, so neither ends the
+    // process by itself: wait for either here.
     runtime.block_on(async {
-        let _ = tokio::signal::ctrl_c().await;
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
     });
     drop(cluster);
     Ok(exit::OK)

@@ -373,14 +373,34 @@ pub(crate) async fn explain(
 
 /// Writes `df` to the one Parquet work file `path`.
 pub(crate) async fn write_work(df: datafusion::prelude::DataFrame, path: &Path) -> Result<()> {
+    let options = work_file_options(&df);
     let written = df
         .write_parquet(
             &url(path),
             datafusion::dataframe::DataFrameWriteOptions::new().with_single_file_output(true),
-            None,
+            Some(options),
         )
         .await?;
     check_written(path, &written)
+}
+
+/// The session's Parquet settings, given to a write explicitly: a write
+/// without them is sent to a cluster with DataFusion's defaults (zstd level
+/// 3 where the session asks for lz4), because the plan carries options left
+/// unset as the defaults rather than the session's.
+pub(crate) fn work_file_options(
+    df: &datafusion::prelude::DataFrame,
+) -> datafusion::config::TableParquetOptions {
+    datafusion::config::TableParquetOptions {
+        global: df
+            .task_ctx()
+            .session_config()
+            .options()
+            .execution
+            .parquet
+            .clone(),
+        ..Default::default()
+    }
 }
 
 /// Checks that the Parquet files at `path` (a file, or a folder of them)

@@ -752,8 +752,9 @@ pub async fn write_slice(
         if let Keep::Codes(..) = filter {
             options = options.with_partition_by(vec!["class".to_string()]);
         }
+        let parquet = super::work_file_options(&df);
         let written = df
-            .write_parquet(&format!("{}/", url(&out)), options, None)
+            .write_parquet(&format!("{}/", url(&out)), options, Some(parquet))
             .await?;
         super::check_written(&out, &written)?;
         tracing::debug!(part = part.name(), elapsed = ?t.elapsed(), "slice part written");
