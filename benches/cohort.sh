@@ -12,7 +12,9 @@
 # Environment: REPEATS (rounds; default 5), STORE (an ingested store to use
 # instead of building one in WORKDIR), PHM_FEATURES (cargo features; with
 # `ballista` the runs are also timed on a local cluster, `phm cluster`), PHM
-# (a binary to time instead of building one).
+# (a binary to time instead of building one), CLUSTER_MEMORY (each executor's
+# memory pool, e.g. 4GiB; without it Ballista sizes the pools from the
+# machine's memory).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scale=${1:?usage: benches/cohort.sh pcn|large|icb [WORKDIR]}
@@ -54,9 +56,10 @@ if [ ! -f "$release/release.json" ]; then
 fi
 
 cluster=()
-"$phm" cluster --help > /dev/null 2>&1 && cluster=(--cluster)
+"$phm" cluster --help > /dev/null 2>&1 && cluster=(--cluster ${CLUSTER_MEMORY:+--cluster-memory "$CLUSTER_MEMORY"})
 command="benches/cohort.sh $scale"
 [ -n "${PHM_FEATURES:-}" ] && command="PHM_FEATURES=$PHM_FEATURES $command"
 [ -n "${STORE:-}" ] && command="STORE=… $command"
+[ -n "${CLUSTER_MEMORY:-}" ] && command="CLUSTER_MEMORY=$CLUSTER_MEMORY $command"
 "$py" benches/cohort_bench.py --phm "$phm" --store "$store" --release "$release" --work "$work" \
   --scale "$scale" --repeats "$repeats" --duckdb-python "$py" --command "$command" "${cluster[@]}"

@@ -82,6 +82,7 @@ def main():
     a.add_argument("--scale", required=True)
     a.add_argument("--repeats", type=int, default=5)
     a.add_argument("--cluster", action="store_true")
+    a.add_argument("--cluster-memory", help="each executor's memory pool (phm cluster --memory-limit)")
     a.add_argument("--duckdb-python", default=sys.executable)
     a.add_argument("--command", default="benches/cohort.sh")
     o = a.parse_args()
@@ -109,7 +110,8 @@ def main():
     cluster = engine = None
     if o.cluster:
         log = open(f"{work}/cluster.out", "w+")
-        cluster = subprocess.Popen([o.phm, "cluster", "--executors", "2", "--cores", "1"],
+        memory = ["--memory-limit", o.cluster_memory] if o.cluster_memory else []
+        cluster = subprocess.Popen([o.phm, "cluster", "--executors", "2", "--cores", "1", *memory],
                                    stdout=log, stderr=subprocess.DEVNULL)
         for _ in range(300):
             log.seek(0)
@@ -167,15 +169,27 @@ def main():
             for name in order:
                 results[name].append(runs[name]())
             print(f"round {i + 1}: " + ", ".join(f"{n} {results[n][-1][0]:.2f} s" for n in names), flush=True)
+        cluster_rss = peak_rss(cluster.pid) if cluster else None
     finally:
         if cluster:
-            cluster.kill()
-            cluster.wait()
+            # SIGTERM: the cluster removes its executors' shuffle files.
+            cluster.terminate()
+            try:
+                cluster.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                cluster.kill()
+                cluster.wait()
 
-    block = report(o, results, engine is not None)
+    block = report(o, results, engine is not None, cluster_rss)
     print("\n" + block)
     with open(f"{REPO}/benches/RESULTS.md", "a") as f:
         f.write("\n" + block)
+
+
+def peak_rss(pid):
+    """Peak resident KiB of a running process (VmHWM)."""
+    with open(f"/proc/{pid}/status") as f:
+        return next(int(l.split()[1]) for l in f if l.startswith("VmHWM:"))
 
 
 def same_tree(d):
@@ -185,7 +199,7 @@ def same_tree(d):
     return not mismatch and not errors and all(same_tree(s) for s in d.subdirs.values())
 
 
-def report(o, results, cluster):
+def report(o, results, cluster, cluster_rss=None):
     import duckdb
     med = {k: statistics.median(w for w, _ in v) for k, v in results.items()}
     rss = {k: max(r for _, r in v) for k, v in results.items()}
@@ -224,7 +238,9 @@ def report(o, results, cluster):
     for name, value, target in ratios:
         lines.append(f"| {name} | {value:.2f} | {target} |")
     if cluster:
-        lines += ["", "The cluster runs' outputs were the local runs' bytes."]
+        lines += ["", "The cluster runs' outputs were the local runs' bytes. Their peak RSS is the "
+                  f"client's; the cluster's process (scheduler and executors) peaked at "
+                  f"{cluster_rss / 1048576:.2f} GiB over the whole benchmark."]
     lines.append("")
     return "\n".join(lines)
 
