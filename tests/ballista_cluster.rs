@@ -57,29 +57,55 @@ fn assert_same_tree(local: &Path, cluster: &Path) {
     );
 }
 
-#[test]
-fn shipped_cohorts_and_dq_on_a_cluster_equal_local_runs() {
+/// A cluster started in this process and an ingested small network with
+/// the fixture release, in a folder of their own.
+struct Setup {
+    cluster: phm::session_ballista::LocalCluster,
+    engine: String,
+    work: tempfile::TempDir,
+    store: std::path::PathBuf,
+    release: std::path::PathBuf,
+    /// The scheduler's; held, not read. Last: the executors' runtimes stop
+    /// before it.
+    _runtime: tokio::runtime::Runtime,
+}
+
+fn setup(cores: usize, memory: Option<usize>, seed: u64) -> Setup {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .unwrap();
-    let started = phm::session_ballista::start_local_cluster(&runtime, 2, 2, None).unwrap();
-    let cluster = started.engine().to_string();
-
+    let cluster = phm::session_ballista::start_local_cluster(&runtime, 2, cores, memory).unwrap();
+    let engine = cluster.engine().to_string();
     let work = tempfile::tempdir().unwrap();
     let (landing, store, release) = (
         work.path().join("landing"),
         work.path().join("store"),
         work.path().join("release"),
     );
-    small_network(&landing, 23);
+    small_network(&landing, seed);
     assert!(import_fixture(&release).status.success());
     assert_eq!(ingest(&landing, &store).status.code(), Some(0));
+    Setup {
+        cluster,
+        engine,
+        work,
+        store,
+        release,
+        _runtime: runtime,
+    }
+}
 
-    let (local, remote) = (work.path().join("local"), work.path().join("cluster"));
-    let l = cohort_run(&store, &release, &local, "local");
-    let r = cohort_run(&store, &release, &remote, &cluster);
+#[test]
+fn shipped_cohorts_and_dq_on_a_cluster_equal_local_runs() {
+    let setup = setup(2, None, 23);
+    let (store, release, cluster) = (&setup.store, &setup.release, &setup.engine);
+    let work = setup.work.path();
+
+    let (local, remote) = (work.join("local"), work.join("cluster"));
+    let l = cohort_run(store, release, &local, "local");
+    let r = cohort_run(store, release, &remote, cluster);
     assert_eq!(l.status.code(), Some(0), "local: {}", stderr(&l));
     assert_eq!(r.status.code(), Some(0), "cluster: {}", stderr(&r));
     assert_same_tree(&local, &remote);
@@ -91,13 +117,11 @@ fn shipped_cohorts_and_dq_on_a_cluster_equal_local_runs() {
     assert!(membership >= 10, "{membership} membership files");
     assert!(!remote.join(".work").exists(), "the work folder is removed");
 
-    let (local, remote) = (work.path().join("dq-local"), work.path().join("dq-cluster"));
-    let l = dq(&store, &release, &local, INDEX, &["--engine", "local"]);
-    let r = dq(&store, &release, &remote, INDEX, &["--engine", &cluster]);
+    let (local, remote) = (work.join("dq-local"), work.join("dq-cluster"));
+    let l = dq(store, release, &local, INDEX, &["--engine", "local"]);
+    let r = dq(store, release, &remote, INDEX, &["--engine", cluster]);
     assert_eq!(l.status.code(), r.status.code(), "cluster: {}", stderr(&r));
     assert_same_tree(&local, &remote);
-    drop(started);
-    drop(runtime);
 }
 
 /// An executor that dies under a run: Ballista hands its tasks to the other
@@ -106,30 +130,17 @@ fn shipped_cohorts_and_dq_on_a_cluster_equal_local_runs() {
 /// nothing reads it. Never a marker over partial results.
 #[test]
 fn an_executor_killed_mid_run_never_publishes_partial_results() {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let mut cluster = phm::session_ballista::start_local_cluster(&runtime, 2, 1, None).unwrap();
-    let engine = cluster.engine().to_string();
-    let work = tempfile::tempdir().unwrap();
-    let (landing, store, release) = (
-        work.path().join("landing"),
-        work.path().join("store"),
-        work.path().join("release"),
-    );
-    small_network(&landing, 11);
-    assert!(import_fixture(&release).status.success());
-    assert_eq!(ingest(&landing, &store).status.code(), Some(0));
-    let local = work.path().join("local");
+    let mut setup = setup(1, None, 11);
+    let (store, release, engine) = (&setup.store, &setup.release, setup.engine.clone());
+    let work = setup.work.path().to_path_buf();
+    let local = work.join("local");
     assert_eq!(
-        cohort_run(&store, &release, &local, "local").status.code(),
+        cohort_run(store, release, &local, "local").status.code(),
         Some(0)
     );
 
-    let out = work.path().join("cluster");
-    let args = cohort_args(&store, &release, &out, &engine);
+    let out = work.join("cluster");
+    let args = cohort_args(store, release, &out, &engine);
     let child = std::process::Command::new(env!("CARGO_BIN_EXE_phm"))
         .args(&args)
         .current_dir(env!("CARGO_MANIFEST_DIR"))
@@ -144,7 +155,7 @@ fn an_executor_killed_mid_run_never_publishes_partial_results() {
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
     std::thread::sleep(std::time::Duration::from_millis(500));
-    cluster.kill_executor(1);
+    setup.cluster.kill_executor(1);
     let o = child.wait_with_output().unwrap();
 
     match o.status.code() {
@@ -159,8 +170,6 @@ fn an_executor_killed_mid_run_never_publishes_partial_results() {
         other => panic!("exit {other:?}: {}", stderr(&o)),
     }
     eprintln!("after the kill: exit {:?}", o.status.code());
-    drop(cluster);
-    drop(runtime);
 }
 
 #[test]
@@ -203,26 +212,12 @@ fn an_unreachable_scheduler_fails_before_anything_is_written() {
 /// leaves no completion marker, so nothing reads its folder.
 #[test]
 fn executors_out_of_memory_fail_the_run_and_publish_nothing() {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let cluster =
-        phm::session_ballista::start_local_cluster(&runtime, 2, 1, Some(1 << 20)).unwrap();
-    let engine = cluster.engine().to_string();
-    let work = tempfile::tempdir().unwrap();
-    let (landing, store, release) = (
-        work.path().join("landing"),
-        work.path().join("store"),
-        work.path().join("release"),
-    );
-    small_network(&landing, 7);
-    assert!(import_fixture(&release).status.success());
-    assert_eq!(ingest(&landing, &store).status.code(), Some(0));
+    let setup = setup(1, Some(1 << 20), 7);
+    let (store, release, engine) = (&setup.store, &setup.release, &setup.engine);
+    let work = setup.work.path();
 
-    let out = work.path().join("out");
-    let o = cohort_run(&store, &release, &out, &engine);
+    let out = work.join("out");
+    let o = cohort_run(store, release, &out, engine);
     let message = stderr(&o);
     assert_eq!(o.status.code(), Some(2), "{message}");
     assert!(
@@ -235,8 +230,8 @@ fn executors_out_of_memory_fail_the_run_and_publish_nothing() {
         "a failed run left a completion marker"
     );
 
-    let dq_out = work.path().join("dq");
-    let o = dq(&store, &release, &dq_out, INDEX, &["--engine", &engine]);
+    let dq_out = work.join("dq");
+    let o = dq(store, release, &dq_out, INDEX, &["--engine", engine]);
     let message = stderr(&o);
     assert_eq!(o.status.code(), Some(2), "{message}");
     assert!(message.contains("ran out of memory"), "{message}");
@@ -244,8 +239,6 @@ fn executors_out_of_memory_fail_the_run_and_publish_nothing() {
         !dq_out.join("dq.json").exists(),
         "a failed assessment left a report"
     );
-    drop(cluster);
-    drop(runtime);
 }
 
 /// `phm cluster` serves until it is stopped, by Ctrl-C or by SIGTERM (its
