@@ -101,7 +101,8 @@ fn remote_out_of_memory(text: &str) -> Option<String> {
     Some(first_line(what))
 }
 
-fn first_line(text: &str) -> String {
+/// The first line of `text`, trimmed.
+pub(crate) fn first_line(text: &str) -> String {
     text.lines().next().unwrap_or_default().trim().to_string()
 }
 

@@ -75,16 +75,12 @@ async fn probe(ctx: &SessionContext) -> Result<(), String> {
     let df = datafusion::dataframe::DataFrame::new(ctx.state(), plan);
     match tokio::time::timeout(PROBE, df.collect()).await {
         Ok(Ok(_)) => Ok(()),
-        Ok(Err(e)) => Err(first_line(&e.to_string())),
+        Ok(Err(e)) => Err(crate::session::first_line(&e.to_string())),
         Err(_) => Err(format!(
             "no answer to a first query within {} s (is an executor registered with the scheduler?)",
             PROBE.as_secs()
         )),
     }
-}
-
-fn first_line(s: &str) -> String {
-    s.lines().next().unwrap_or_default().to_string()
 }
 
 /// How soon the in-process scheduler gives up on a silent executor and
@@ -111,7 +107,7 @@ pub struct LocalCluster {
     pub port: u16,
     executors: Vec<Option<tokio::runtime::Runtime>>,
     /// The executors' shuffle files and spills; removed with the cluster.
-    _work: tempfile::TempDir,
+    work: tempfile::TempDir,
 }
 
 impl LocalCluster {
@@ -158,7 +154,7 @@ pub fn start_local_cluster(
     let mut cluster = LocalCluster {
         port,
         executors: Vec::new(),
-        _work: work,
+        work,
     };
     for i in 0..executors {
         let rt = tokio::runtime::Builder::new_multi_thread()
@@ -166,7 +162,7 @@ pub fn start_local_cluster(
             .enable_all()
             .build()
             .map_err(|e| format!("cannot start a runtime: {e}"))?;
-        let dir = cluster._work.path().join(format!("executor-{i}"));
+        let dir = cluster.work.path().join(format!("executor-{i}"));
         std::fs::create_dir_all(&dir).map_err(|e| format!("cannot make {}: {e}", dir.display()))?;
         let config = ExecutorProcessConfig {
             bind_host: "127.0.0.1".into(),
@@ -241,7 +237,6 @@ async fn start_scheduler() -> Result<(u16, Scheduler), String> {
     use ballista_scheduler::cluster::BallistaCluster;
     use ballista_scheduler::config::SchedulerConfig;
     use ballista_scheduler::scheduler_server::SchedulerServer;
-    use datafusion_proto::protobuf::{LogicalPlanNode, PhysicalPlanNode};
     let err = |what: &str| {
         let what = what.to_string();
         move |e: ballista_core::error::BallistaError| format!("{what}: {e}")
@@ -267,7 +262,7 @@ async fn start_scheduler() -> Result<(u16, Scheduler), String> {
     // rows counted twice (tests/ballista_cluster.rs).
     config.task_max_failures = 1;
     config.stage_max_failures = 1;
-    let mut server: SchedulerServer<LogicalPlanNode, PhysicalPlanNode> = SchedulerServer::new(
+    let mut server: Scheduler = SchedulerServer::new(
         name.clone(),
         cluster,
         BallistaCodec::default(),
